@@ -1,0 +1,204 @@
+"""The landing-zone contract (SPEC §4) as data: which fields each dataset has and what makes a
+record valid. Validation SQL, raw table DDL and the documentation of the raw tables are all derived
+from these declarations, so a new field is one line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analytics_pipeline.resources.warehouse import Column, Table
+
+ACTIVITY_CATALOGUE = (
+    "login", "logout", "view_content", "complete_lesson", "submit_assignment", "generate_report",
+    "download_report", "share_report", "delete_report", "create_client", "update_client",
+    "delete_client", "csv_upload", "search",
+)  # fmt: skip
+
+SQL_TYPES = {
+    "text": "varchar",
+    "int": "bigint",
+    "decimal": "numeric(18,4)",
+    "timestamp": "timestamp",
+    "date": "date",
+    "bool": "boolean",
+    "json": "varchar",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # one of SQL_TYPES
+    required: bool = False
+    minimum: int | None = None  # for int / decimal: the smallest allowed value
+    choices: tuple[str, ...] = ()  # allowed values, compared lower-cased
+    lower: bool = False  # stored lower-cased
+    default: str | None = None  # used when the field is absent or empty
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    fields: tuple[Field, ...]
+    key: tuple[str, ...]
+    daily: bool
+    # daily datasets: the field whose UTC date must equal the folder date
+    partition_field: str | None = None
+    # dimensions: the field deciding which version of a key wins
+    version_field: str | None = None
+
+    @property
+    def table(self) -> Table:
+        meta = (
+            (Column("_partition_date", "date"),) if self.daily else ()
+        ) + (
+            Column("_source_file", "varchar"),
+            Column("_source_line", "bigint"),
+            Column("_loaded_at", "timestamp"),
+        )
+        columns = tuple(Column(f.name, SQL_TYPES[f.kind]) for f in self.fields) + meta
+        return Table(f"raw.{self.name}", columns)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+ACTIVITY_EVENTS = Dataset(
+    name="activity_events",
+    fields=(
+        Field("event_id", "text", required=True),
+        Field("occurred_at", "timestamp", required=True),
+        Field("user_id", "text", required=True),
+        Field("org_id", "text", required=True),
+        Field("activity_type", "text", required=True, lower=True),
+        Field("session_id", "text"),
+        Field("request_id", "text"),
+        Field("ip_address", "text"),
+        Field("user_agent", "text"),
+        Field("duration_ms", "int", minimum=0),
+        Field("properties", "json"),
+    ),
+    key=("event_id",),
+    daily=True,
+    partition_field="occurred_at",
+)
+
+ORDER_LINES = Dataset(
+    name="order_lines",
+    fields=(
+        Field("order_id", "text", required=True),
+        Field("line_no", "int", required=True, minimum=1),
+        Field("ordered_at", "timestamp", required=True),
+        Field("org_id", "text", required=True),
+        Field("user_id", "text"),
+        Field("item_id", "text", required=True),
+        Field("quantity", "int", required=True, minimum=1),
+        Field("unit_price", "decimal", required=True, minimum=0),
+        Field("unit_cost", "decimal", required=True, minimum=0),
+        Field("currency", "text", default="USD"),
+        Field(
+            "status", "text", required=True, lower=True,
+            choices=("completed", "refunded", "cancelled"),
+        ),
+    ),
+    key=("order_id", "line_no"),
+    daily=True,
+    partition_field="ordered_at",
+)
+
+INVENTORY_SNAPSHOTS = Dataset(
+    name="inventory_snapshots",
+    fields=(
+        Field("snapshot_date", "date", required=True),
+        Field("item_id", "text", required=True),
+        Field("on_hand", "int", required=True, minimum=0),
+        Field("on_order", "int", minimum=0),
+        Field("reorder_point", "int", minimum=0),
+    ),
+    key=("snapshot_date", "item_id"),
+    daily=True,
+    partition_field="snapshot_date",
+)
+
+ORGANIZATIONS = Dataset(
+    name="organizations",
+    fields=(
+        Field("org_id", "text", required=True),
+        Field("name", "text"),
+        Field("plan", "text", lower=True),
+        Field("region", "text", lower=True),
+        Field("created_at", "timestamp"),
+        Field("updated_at", "timestamp", required=True),
+    ),
+    key=("org_id",),
+    daily=False,
+    version_field="updated_at",
+)
+
+USERS = Dataset(
+    name="users",
+    fields=(
+        Field("user_id", "text", required=True),
+        Field("org_id", "text", required=True),
+        Field("role", "text", lower=True, choices=("student", "teacher", "staff", "admin")),
+        Field("created_at", "timestamp"),
+        Field("updated_at", "timestamp", required=True),
+    ),
+    key=("user_id",),
+    daily=False,
+    version_field="updated_at",
+)
+
+ITEMS = Dataset(
+    name="items",
+    fields=(
+        Field("item_id", "text", required=True),
+        Field("name", "text"),
+        Field("category", "text", lower=True),
+        Field("unit_cost", "decimal", minimum=0),
+        Field("list_price", "decimal", minimum=0),
+        Field("active", "bool", default="true"),
+        Field("updated_at", "timestamp", required=True),
+    ),
+    key=("item_id",),
+    daily=False,
+    version_field="updated_at",
+)
+
+DAILY_DATASETS = (ACTIVITY_EVENTS, ORDER_LINES, INVENTORY_SNAPSHOTS)
+DIMENSIONS = (ORGANIZATIONS, USERS, ITEMS)
+ALL_DATASETS = DAILY_DATASETS + DIMENSIONS
+
+REJECTED_RECORDS = Table(
+    "raw.rejected_records",
+    (
+        Column("dataset", "varchar"),
+        Column("partition_date", "date"),
+        Column("file", "varchar"),
+        Column("line_no", "bigint"),
+        Column("reason", "varchar"),
+        Column("raw_text", "varchar"),
+        Column("rejected_at", "timestamp"),
+    ),
+)
+
+INGESTED_FILES = Table(
+    "raw.ingested_files",
+    (
+        Column("dataset", "varchar"),
+        Column("partition_date", "date"),
+        Column("file", "varchar"),
+        Column("size_bytes", "bigint"),
+        Column("modified_at", "timestamp"),
+        Column("lines_read", "bigint"),
+        Column("rows_loaded", "bigint"),
+        Column("rows_rejected", "bigint"),
+        Column("duplicates_dropped", "bigint"),
+        Column("file_error", "varchar"),
+        Column("loaded_at", "timestamp"),
+    ),
+)
+
+RAW_TABLES = tuple(dataset.table for dataset in ALL_DATASETS) + (REJECTED_RECORDS, INGESTED_FILES)

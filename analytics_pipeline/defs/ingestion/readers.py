@@ -1,0 +1,236 @@
+"""Landing-zone readers: turn one file of any accepted format into a table of raw records.
+
+Every reader returns the same shape, whatever the format, so validation is one SQL statement over
+all files of a partition:
+
+    _line  (int64)   1-based line number in the file (row number for Parquet)
+    _raw   (string)  the record's original text, kept for ``raw.rejected_records``
+    _error (string)  why the record could not even be parsed, else null
+    <field> (string) one column per contract field, as text; null when absent
+
+Files are split and parsed by Arrow and DuckDB, never line by line in Python. A file that cannot be
+read at all (bad gzip, not UTF-8, not the format its name says, empty) raises
+:class:`UnreadableFile` with a reason; the caller rejects it whole and carries on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".parquet": "parquet",
+}
+
+
+class UnreadableFile(Exception):
+    """The whole file is unusable; ``str(error)`` is the reason recorded for it."""
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    relative: str  # path relative to the landing root, as recorded in the warehouse
+    size_bytes: int
+    modified_at: datetime
+
+    @classmethod
+    def at(cls, path: Path, landing_root: Path) -> LandingFile:
+        stat = path.stat()
+        return cls(
+            path=path,
+            relative=path.relative_to(landing_root).as_posix(),
+            size_bytes=stat.st_size,
+            modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC).replace(tzinfo=None),
+        )
+
+    @property
+    def format(self) -> str | None:
+        name = self.path.name.lower()
+        for suffix, kind in sorted(FORMATS.items(), key=lambda item: -len(item[0])):
+            if name.endswith(suffix):
+                return kind
+        return None
+
+    @property
+    def compressed(self) -> bool:
+        return self.path.name.lower().endswith(".gz")
+
+
+def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
+    """Files of one landing folder in a stable order (hidden and temporary files are skipped)."""
+    if not folder.is_dir():
+        return []
+    paths = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_", "~"))
+    )
+    return [LandingFile.at(path, landing_root) for path in paths]
+
+
+def read_records(
+    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
+) -> pa.Table:
+    """Read ``file`` into the common raw-record shape (see module docstring)."""
+    kind = file.format
+    if kind is None:
+        raise UnreadableFile(
+            f"unsupported file type {file.path.name!r}; expected one of "
+            + ", ".join(sorted(FORMATS))
+        )
+    if kind == "parquet":
+        return _read_parquet(file, fields, connection)
+    data, text = _decoded_text(file)
+    if kind == "jsonl":
+        return _read_jsonl(text, fields, connection)
+    return _read_csv(data, text, fields)
+
+
+def _decoded_text(file: LandingFile) -> tuple[bytes, pa.Array]:
+    """The file's bytes (decompressed) and the same bytes as a one-element UTF-8 string array."""
+    data = file.path.read_bytes()
+    if file.compressed:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise UnreadableFile(f"not a valid gzip file ({error})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise UnreadableFile("empty file")
+    try:
+        return data, pa.array([data], pa.large_binary()).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        raise UnreadableFile("not UTF-8 text") from None
+
+
+def _lines(text: pa.Array) -> pa.Array:
+    lines = pc.split_pattern(text, "\n").flatten()
+    if len(lines) and lines[-1].as_py() == "":
+        lines = lines.slice(0, len(lines) - 1)  # the newline ending the last line
+    return pc.utf8_rtrim(lines, characters="\r")
+
+
+def _read_jsonl(
+    text: pa.Array, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
+) -> pa.Table:
+    lines = _lines(text)
+    batch = pa.table({"_line": pa.array(range(1, len(lines) + 1), pa.int64()), "_raw": lines})
+    struct = json.dumps({name: "VARCHAR" for name in fields})
+    projections = ", ".join(f'_parsed."{name}" as "{name}"' for name in fields)
+    connection.register("_jsonl_lines", batch)
+    try:
+        return connection.execute(
+            f"""
+            with parsed as (
+                select
+                    _line,
+                    _raw,
+                    case
+                        when trim(_raw) = '' then 'blank line'
+                        when not json_valid(_raw) then 'invalid JSON'
+                        when json_type(_raw) <> 'OBJECT' then 'not a JSON object'
+                    end as _error,
+                    case when json_valid(_raw) and json_type(_raw) = 'OBJECT'
+                        then from_json(_raw, '{struct}') end as _parsed
+                from _jsonl_lines
+            )
+            select _line, _raw, _error, {projections} from parsed order by _line
+            """
+        ).to_arrow_table()
+    finally:
+        connection.unregister("_jsonl_lines")
+
+
+def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
+    lines = _lines(text)
+    header = [name.strip().strip('"').strip().lower() for name in lines[0].as_py().split(",")]
+    invalid: dict[int, str] = {}
+
+    def note_invalid(row: pacsv.InvalidRow) -> str:
+        invalid[row.number] = (
+            f"wrong number of CSV fields (expected {row.expected_columns}, got {row.actual_columns})"
+        )
+        return "skip"
+
+    try:
+        parsed = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=note_invalid, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.large_string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise UnreadableFile(f"not a readable CSV file ({error})") from None
+
+    data_lines = len(lines) - 1
+    # pyarrow numbers invalid rows by physical line (header = line 1); valid rows fill the rest.
+    valid_line_numbers = [n for n in range(2, data_lines + 2) if n not in invalid]
+    if len(valid_line_numbers) != parsed.num_rows:
+        raise UnreadableFile("CSV rows do not line up with lines (a quoted field spans lines?)")
+    line_numbers = pa.array(valid_line_numbers + sorted(invalid), pa.int64())
+    raw_text = lines.take(pc.subtract(line_numbers, 1))
+    blank = pc.equal(pc.utf8_trim_whitespace(raw_text), "")
+    errors = pa.array([None] * parsed.num_rows + [invalid[n] for n in sorted(invalid)], pa.string())
+    errors = pc.if_else(blank, pa.scalar("blank line"), errors)
+    columns: dict[str, pa.Array] = {"_line": line_numbers, "_raw": raw_text, "_error": errors}
+    for name in fields:
+        if name in parsed.column_names:
+            values = parsed.column(name).combine_chunks()
+            padded = pa.concat_arrays([values, pa.nulls(len(invalid), pa.large_string())])
+            columns[name] = pc.if_else(pc.equal(padded, ""), pa.scalar(None, pa.large_string()), padded)
+        else:
+            columns[name] = pa.nulls(len(line_numbers), pa.large_string())
+    return pa.table(columns).sort_by("_line")
+
+
+def _read_parquet(
+    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
+) -> pa.Table:
+    try:
+        described = connection.execute(
+            "select column_name, column_type from (describe select * from read_parquet(?))",
+            [str(file.path)],
+        ).fetchall()
+    except duckdb.Error as error:
+        raise UnreadableFile(f"not a readable Parquet file ({str(error).splitlines()[0]})") from None
+    types = {name.lower(): (name, kind.upper()) for name, kind in described}
+
+    def as_text(field: str) -> str:
+        if field not in types:
+            return f"null::varchar as \"{field}\""
+        name, kind = types[field]
+        if kind.startswith("TIMESTAMP"):
+            # naive Parquet timestamps are UTC by convention; render them as ISO-8601 with Z
+            return f"strftime(\"{name}\"::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ') as \"{field}\""
+        return f"\"{name}\"::varchar as \"{field}\""
+
+    projections = ", ".join(as_text(field) for field in fields)
+    table = connection.execute(
+        f"""
+        select row_number() over () as _line, to_json(src)::varchar as _raw,
+               null::varchar as _error, {projections}
+        from read_parquet(?) as src
+        """,
+        [str(file.path)],
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        raise UnreadableFile("empty file")
+    return table

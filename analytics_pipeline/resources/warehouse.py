@@ -1,0 +1,307 @@
+"""One warehouse interface, two engines.
+
+DuckDB (an embedded file) and PostgreSQL differ in how they connect, how they bulk-load (DuckDB scans
+an Arrow table in place, PostgreSQL takes ``COPY``) and in their placeholder style. Those differences
+live here and nowhere else: assets call :class:`Warehouse` and never branch on the engine.
+
+SQL handed to :meth:`Warehouse.query` and friends uses ``?`` placeholders and is written in the
+dialect both engines share.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dagster as dg
+import duckdb
+import psycopg2
+import psycopg2.errors
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from analytics_pipeline.settings import Settings, get_settings
+
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "forecast", "ops")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be used; the message says which setting or command fixes it."""
+
+
+class TransientWarehouseError(WarehouseError):
+    """A failure worth retrying (lock held by another process, connection dropped)."""
+
+
+class MissingDatabaseError(WarehouseError):
+    """The PostgreSQL server answers but the warehouse database has not been created yet."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # a type name both engines accept: varchar, bigint, date, timestamp, ...
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table this package writes (as opposed to tables dbt builds)."""
+
+    name: str  # schema-qualified, e.g. raw.activity_events
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def ddl(self) -> str:
+        body = ",\n  ".join(f"{column.name} {column.sql_type}" for column in self.columns)
+        return f"create table if not exists {self.name} (\n  {body}\n)"
+
+
+def _checked_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid table identifier")
+    return name
+
+
+class Session(Protocol):
+    """An open transaction on one engine."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None: ...
+
+
+class _DuckDBSession:
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._connection.execute(sql, list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self._connection.execute(sql, list(params)).to_arrow_table()
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        columns = ", ".join(data.column_names)
+        self._connection.register("_arrow_batch", data)
+        try:
+            self._connection.execute(
+                f"insert into {_checked_identifier(table)} ({columns}) select {columns} from _arrow_batch"
+            )
+        finally:
+            self._connection.unregister("_arrow_batch")
+
+
+class _PostgresSession:
+    def __init__(self, connection: Any):
+        self._connection = connection
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.execute(self._sql(sql), tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self._connection.cursor() as cursor:
+            cursor.execute(self._sql(sql), tuple(params))
+            names = [description[0] for description in cursor.description]
+            rows = cursor.fetchall()
+        return pa.Table.from_pylist([dict(zip(names, row)) for row in rows]) if rows else (
+            pa.table({name: pa.array([], pa.null()) for name in names})
+        )
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        buffer = io.BytesIO()
+        pacsv.write_csv(data, buffer)
+        buffer.seek(0)
+        columns = ", ".join(data.column_names)
+        with self._connection.cursor() as cursor:
+            cursor.copy_expert(
+                f"copy {_checked_identifier(table)} ({columns}) from stdin with (format csv, header true)",
+                buffer,
+            )
+
+
+class Warehouse:
+    """The analytics warehouse behind one small interface."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = settings.warehouse
+
+    # -- connections -------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        s = self.settings
+        if self.engine == "duckdb":
+            return f"DuckDB file {s.duckdb_path}"
+        return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
+
+    def _connect_duckdb(self) -> duckdb.DuckDBPyConnection:
+        path = self.settings.duckdb_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = duckdb.connect(str(path))
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise TransientWarehouseError(
+                    f"The DuckDB file {path} is in use by another process (one writer at a time); "
+                    "wait for the other run to finish or point ANALYTICS_DUCKDB_PATH elsewhere."
+                ) from error
+            raise WarehouseError(
+                f"Cannot open the DuckDB file {path}: {error}. Check ANALYTICS_DUCKDB_PATH."
+            ) from error
+        connection.execute("set TimeZone = 'UTC'")
+        return connection
+
+    def _pg_params(self, database: str) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "host": s.pg_host,
+            "port": s.pg_port,
+            "user": s.pg_user,
+            "password": s.pg_password or None,
+            "dbname": database,
+            "connect_timeout": 5,
+            "options": "-c timezone=UTC",
+        }
+
+    def _connect_postgres(self, database: str | None = None) -> Any:
+        s = self.settings
+        try:
+            return psycopg2.connect(**self._pg_params(database or s.pg_database))
+        except psycopg2.OperationalError as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
+            if "does not exist" in reason:
+                raise MissingDatabaseError(
+                    f"PostgreSQL database {database or s.pg_database!r} does not exist; run any "
+                    "analytics-pipeline command to create it or fix ANALYTICS_PG_DATABASE."
+                ) from error
+            raise TransientWarehouseError(
+                f"Cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port} as {s.pg_user!r} ({reason}); "
+                "start the server or fix ANALYTICS_PG_HOST / ANALYTICS_PG_PORT / ANALYTICS_PG_USER / "
+                "ANALYTICS_PG_PASSWORD."
+            ) from error
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: everything inside commits together or not at all."""
+        if self.engine == "duckdb":
+            connection = self._connect_duckdb()
+            try:
+                connection.execute("begin transaction")
+                yield _DuckDBSession(connection)
+                connection.execute("commit")
+            except BaseException:
+                connection.execute("rollback")
+                raise
+            finally:
+                connection.close()
+        else:
+            connection = self._connect_postgres()
+            try:
+                yield _PostgresSession(connection)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
+
+    # -- convenience -------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self.transaction() as session:
+            return session.query(sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.transaction() as session:
+            session.execute(sql, params)
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        table = self.query(sql, params)
+        return table.column(0)[0].as_py() if table.num_rows else None
+
+    def ping(self) -> float:
+        """Round-trip time of a trivial query in seconds; raises :class:`WarehouseError` when down."""
+        started = time.perf_counter()
+        self.scalar("select 1")
+        return time.perf_counter() - started
+
+    def table_exists(self, name: str) -> bool:
+        schema, table = _checked_identifier(name).split(".")
+        return bool(
+            self.scalar(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                (schema, table),
+            )
+        )
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def ensure_ready(self, tables: Sequence[Table] = ()) -> None:
+        """Create the database (PostgreSQL), the schemas and ``tables`` when they are missing."""
+        if self.engine == "postgres":
+            self._ensure_postgres_database()
+        with self.transaction() as session:
+            for schema in SCHEMAS:
+                session.execute(f"create schema if not exists {schema}")
+            for table in tables:
+                session.execute(table.ddl())
+
+    def _ensure_postgres_database(self) -> None:
+        database = self.settings.pg_database
+        try:
+            self._connect_postgres().close()
+            return
+        except MissingDatabaseError:
+            pass  # create it from the maintenance database
+        connection = self._connect_postgres("postgres")
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'create database "{database}"')
+        except psycopg2.errors.DuplicateDatabase:
+            pass
+        finally:
+            connection.close()
+
+    # -- partitioned writes ------------------------------------------------------------------
+
+    def replace_rows(
+        self, writes: Sequence[tuple[Table, Mapping[str, Any], pa.Table]]
+    ) -> None:
+        """For each (table, filter, rows): delete the rows matching ``filter``, insert ``rows``.
+
+        All writes share one transaction, so a partition and its rejected records are replaced
+        together: re-running a partition changes nothing, and a failure leaves the old rows.
+        """
+        with self.transaction() as session:
+            for table, where, rows in writes:
+                clause = " and ".join(f"{column} = ?" for column in where) or "true"
+                session.execute(f"delete from {table.name} where {clause}", list(where.values()))
+                session.insert_arrow(table.name, rows.select(table.column_names))
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Dagster resource giving assets the warehouse chosen by ``ANALYTICS_WAREHOUSE``."""
+
+    def get_client(self) -> Warehouse:
+        return Warehouse(get_settings())

@@ -1,0 +1,116 @@
+"""The one place that reads the environment.
+
+Every other module asks :func:`get_settings` instead of ``os.environ`` so that the names of SPEC §3
+stay in one file and relative paths are resolved the same way everywhere (against the project root,
+whatever the current directory of the process is: webserver, daemon, run worker or test).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+WAREHOUSES = ("duckdb", "postgres")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot use; the message names the variable to fix."""
+
+
+def _resolve(path: str) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else (PROJECT_ROOT / candidate).resolve()
+
+
+def _parse_date(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a date; use the form YYYY-MM-DD.") from None
+
+
+def _parse_float(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: str = "duckdb"
+    duckdb_path: Path = field(default_factory=lambda: _resolve("data/warehouse.duckdb"))
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "postgres"
+    pg_password: str = ""
+    pg_database: str = "analytics"
+    landing_dir: Path = field(default_factory=lambda: _resolve("data/landing"))
+    output_dir: Path = field(default_factory=lambda: _resolve("data/output"))
+    start_date: date = date(2025, 1, 1)
+    dagster_home: Path = field(default_factory=lambda: _resolve("data/dagster_home"))
+    max_reject_rate: float = 0.01
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: the process environment plus the project's ``.env``)."""
+        if env is None:
+            load_dotenv(PROJECT_ROOT / ".env", override=False)
+            env = dict(os.environ)
+        warehouse = env.get("ANALYTICS_WAREHOUSE", "duckdb").strip().lower()
+        if warehouse not in WAREHOUSES:
+            raise SettingsError(
+                f"ANALYTICS_WAREHOUSE={warehouse!r} is not supported; set it to 'duckdb' or 'postgres'."
+            )
+        port = env.get("ANALYTICS_PG_PORT", "5432")
+        if not port.isdigit():
+            raise SettingsError(f"ANALYTICS_PG_PORT={port!r} is not a port number.")
+        max_reject_rate = _parse_float(
+            "ANALYTICS_MAX_REJECT_RATE", env.get("ANALYTICS_MAX_REJECT_RATE", "0.01")
+        )
+        if not 0 <= max_reject_rate <= 1:
+            raise SettingsError("ANALYTICS_MAX_REJECT_RATE must be a share between 0 and 1.")
+        return cls(
+            warehouse=warehouse,
+            duckdb_path=_resolve(env.get("ANALYTICS_DUCKDB_PATH", "data/warehouse.duckdb")),
+            pg_host=env.get("ANALYTICS_PG_HOST", "127.0.0.1"),
+            pg_port=int(port),
+            pg_user=env.get("ANALYTICS_PG_USER", "postgres"),
+            pg_password=env.get("ANALYTICS_PG_PASSWORD", ""),
+            pg_database=env.get("ANALYTICS_PG_DATABASE", "analytics"),
+            landing_dir=_resolve(env.get("ANALYTICS_LANDING_DIR", "data/landing")),
+            output_dir=_resolve(env.get("ANALYTICS_OUTPUT_DIR", "data/output")),
+            start_date=_parse_date(
+                "ANALYTICS_START_DATE", env.get("ANALYTICS_START_DATE", "2025-01-01")
+            ),
+            dagster_home=_resolve(env.get("DAGSTER_HOME", "data/dagster_home")),
+            max_reject_rate=max_reject_rate,
+        )
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for a dbt subprocess: the same settings with every path made absolute.
+
+        ``dbt_project/profiles.yml`` reads these names, so dbt run by Dagster, by the CLI or by hand
+        inside ``dbt_project/`` talks to the same warehouse.
+        """
+        return {
+            "ANALYTICS_WAREHOUSE": self.warehouse,
+            "ANALYTICS_DUCKDB_PATH": str(self.duckdb_path),
+            "ANALYTICS_PG_HOST": self.pg_host,
+            "ANALYTICS_PG_PORT": str(self.pg_port),
+            "ANALYTICS_PG_USER": self.pg_user,
+            "ANALYTICS_PG_PASSWORD": self.pg_password,
+            "ANALYTICS_PG_DATABASE": self.pg_database,
+        }
+
+
+def get_settings() -> Settings:
+    """Current settings, read afresh so a changed environment (tests, CLI flags) is always seen."""
+    return Settings.from_env()
