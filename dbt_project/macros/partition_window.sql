@@ -1,0 +1,21 @@
+{#- The partition window Dagster is materializing, as SQL date literals. -#}
+{% macro window_start() -%}
+    cast('{{ var("min_date") }}' as date)
+{%- endmacro %}
+
+{% macro window_end() -%}
+    cast('{{ var("max_date") }}' as date)
+{%- endmacro %}
+
+{#- One row per date from start_date to end_date (SQL expressions), column date_day. -#}
+{% macro date_series(start_date, end_date) -%}
+    select cast(series.day_ts as date) as date_day
+    from generate_series(
+        cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp), interval '1 day'
+    ) as series(day_ts)
+{%- endmacro %}
+
+{#- Shift a date by a whole number of days and keep it a date (dbt.dateadd returns a timestamp). -#}
+{% macro add_days(date_expr, days) -%}
+    cast({{ dbt.dateadd('day', days, date_expr) }} as date)
+{%- endmacro %}

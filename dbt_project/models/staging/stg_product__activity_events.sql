@@ -1,0 +1,37 @@
+with
+
+source as (
+
+    select * from {{ source('product', 'activity_events') }}
+
+),
+
+renamed as (
+
+    select
+        event_id,
+        occurred_at,
+        _partition_date as activity_date,
+        {{ dbt.date_trunc('hour', 'occurred_at') }} as activity_hour,
+        user_id,
+        org_id,
+        activity_type,
+        activity_type in (
+            'login', 'logout', 'view_content', 'complete_lesson', 'submit_assignment',
+            'generate_report', 'download_report', 'share_report', 'delete_report',
+            'create_client', 'update_client', 'delete_client', 'csv_upload', 'search'
+        ) as is_catalogued_activity,
+        session_id,
+        request_id,
+        ip_address,
+        user_agent,
+        duration_ms,
+        properties,
+        _source_file as source_file,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed
