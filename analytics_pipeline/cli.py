@@ -1,0 +1,92 @@
+"""``analytics-pipeline``: the operator's command line. Thin: parses arguments, calls the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+import time
+from datetime import date
+from pathlib import Path
+
+from analytics_pipeline.resources.warehouse import WarehouseError
+from analytics_pipeline.settings import SettingsError, get_settings
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from analytics_pipeline.defs.ingestion.sample_data import generate
+
+    landing = Path(args.landing_dir) if args.landing_dir else get_settings().landing_dir
+    summary = generate(
+        landing, args.start, args.end, events_per_day=args.events_per_day, orgs=args.orgs,
+        users=args.users, items=args.items, seed=args.seed, bad_rate=args.bad_rate,
+    )  # fmt: skip
+    print(f"wrote {summary.files_written} files to {landing} in {summary.seconds:.1f}s")
+    for dataset, rows in summary.rows.items():
+        print(f"  {dataset:<20} {rows:>10} records  ({summary.bad_records.get(dataset, 0)} deliberately bad)")
+    return 0
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from analytics_pipeline.defs.operations.backfill import resolve_window, run_backfill
+
+    start, end = resolve_window(args.days, args.start, args.end)
+    started = time.perf_counter()
+    outcome = run_backfill(start, end, args.select)
+    seconds = time.perf_counter() - started
+    days = (end - start).days + 1
+    if outcome.success:
+        print(f"backfill {outcome.backfill_id} succeeded: {days} days in {seconds:.1f}s, runs {', '.join(outcome.run_ids)}")
+        return 0
+    print(f"backfill {outcome.backfill_id} FAILED after {seconds:.1f}s (runs {', '.join(outcome.run_ids)}):", file=sys.stderr)
+    for failure in outcome.failed_steps:
+        print(f"  {failure}", file=sys.stderr)
+    print("Open the run in the Dagster UI for its logs.", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analytics-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write realistic sample data into the landing zone")
+    generate.add_argument("--start", type=_date, required=True)
+    generate.add_argument("--end", type=_date, required=True)
+    generate.add_argument("--events-per-day", type=int, default=20_000)
+    generate.add_argument("--orgs", type=int, default=12)
+    generate.add_argument("--users", type=int, default=2_000)
+    generate.add_argument("--items", type=int, default=60)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--bad-rate", type=float, default=0.002)
+    generate.add_argument("--landing-dir", help="default: ANALYTICS_LANDING_DIR")
+    generate.set_defaults(handler=_cmd_generate)
+
+    backfill = commands.add_parser("backfill", help="materialize daily partitions for a range of days")
+    backfill.add_argument("--days", type=int, help="the last N complete UTC days")
+    backfill.add_argument("--start", type=_date)
+    backfill.add_argument("--end", type=_date, help="inclusive")
+    backfill.add_argument("--select", help="Dagster asset selection (default: every daily-partitioned asset)")
+    backfill.set_defaults(handler=_cmd_backfill)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Dagster flags beta parameters (backfill policies) on every import; operators need not see it.
+    warnings.filterwarnings("ignore", module="dagster")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (SettingsError, ValueError, FileNotFoundError, WarehouseError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

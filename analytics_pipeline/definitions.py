@@ -1,0 +1,15 @@
+"""The code location: every domain's assets, checks, jobs, schedules, sensors and resources."""
+
+import dagster as dg
+
+from analytics_pipeline.defs.ingestion.assets import ingestion_assets
+from analytics_pipeline.defs.transform.assets import daily_dbt_models, dbt_models
+from analytics_pipeline.jobs import daily_pipeline_job
+from analytics_pipeline.resources.dbt import dbt_resource
+from analytics_pipeline.resources.warehouse import WarehouseResource
+
+defs = dg.Definitions(
+    assets=[*ingestion_assets, daily_dbt_models, dbt_models],
+    jobs=[daily_pipeline_job],
+    resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
+)

@@ -1,0 +1,147 @@
+"""dbt models as Dagster assets, and dbt tests as asset checks.
+
+Two sets, split by the dbt tag ``daily``: models that hold days (incremental, one partition = one
+UTC day, window passed as dbt vars) and models that do not (views over dimensions, full-rebuild
+tables such as retention cohorts). Backfills of the daily set run as one dbt invocation over the
+whole range (``BackfillPolicy.single_run()``).
+"""
+
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from analytics_pipeline.defs.transform.previews import partition_preview
+from analytics_pipeline.partitions import daily_partitions
+from analytics_pipeline.resources.dbt import dbt_project
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.resources.warehouse import WarehouseResource
+from analytics_pipeline.settings import get_settings
+
+DAILY_TAG = "daily"
+# Far enough back to mean "every earlier day" for history-dependent models.
+_ALL_HISTORY_DAYS = 36_500
+
+
+def _widest_lookbacks(manifest_path: Path) -> dict[str, int]:
+    """Parent model -> the most days before a partition that any daily child declares it reads.
+
+    A model declares ``meta.dagster.lookback_days: {parent: N | all}``. Dagster keeps one partition
+    mapping per parent for the whole dbt op, so every daily child shares the widest one.
+    """
+    manifest = json.loads(manifest_path.read_text())
+    widest: dict[str, int] = {}
+    for node in manifest["nodes"].values():
+        declared = node.get("meta", {}).get("dagster", {}).get("lookback_days", {})
+        for parent, days in declared.items():
+            days = _ALL_HISTORY_DAYS if days == "all" else int(days)
+            widest[parent] = max(days, widest.get(parent, 0))
+    return widest
+
+
+class AnalyticsDbtTranslator(DagsterDbtTranslator):
+    """Asset keys mirror warehouse tables (``raw/activity_events``, ``marts/fct_daily_engagement``);
+    history-dependent models declare the earlier days they read (``meta.dagster.lookback_days``),
+    so Dagster knows which partitions a late or re-run day makes stale."""
+
+    def __init__(self, lookbacks: Mapping[str, int], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._lookbacks = dict(lookbacks)
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
+        return dg.AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_partition_mapping(
+        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionMapping | None:
+        days = self._lookbacks.get(dbt_parent_resource_props["name"])
+        if days is None or DAILY_TAG not in dbt_resource_props.get("tags", []):
+            return None
+        return dg.TimeWindowPartitionMapping(
+            start_offset=-days, end_offset=0, allow_nonexistent_upstream_partitions=True
+        )
+
+
+translator = AnalyticsDbtTranslator(
+    _widest_lookbacks(dbt_project.manifest_path),
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=False)
+)
+
+
+def _dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
+    window = context.partition_time_window
+    return {
+        "min_date": window.start.date().isoformat(),
+        "max_date": (window.end - timedelta(days=1)).date().isoformat(),
+    }
+
+
+def _run_dbt(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    dbt_vars: Mapping[str, str] | None,
+) -> Iterator[Any]:
+    os.environ.update(get_settings().dbt_env())
+    args = ["build"]
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
+        context.log.info(f"dbt window {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
+    # Collected before previews are queried: a DuckDB file takes one writer process at a time, and
+    # dbt holds it until it exits.
+    events = list(dbt.cli(args, context=context).stream())
+    client = warehouse.get_client()
+    for event in events:
+        if isinstance(event, dg.Output | dg.AssetMaterialization) and dbt_vars:
+            key = (
+                event.asset_key
+                if isinstance(event, dg.AssetMaterialization)
+                else context.asset_key_for_output(event.output_name)
+            )
+            preview = partition_preview(client, key, dbt_vars["min_date"], dbt_vars["max_date"])
+            if preview:
+                event = event.with_metadata({**event.metadata, **preview})
+        yield event
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=f"tag:{DAILY_TAG}",
+    name="daily_dbt_models",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=translator,
+    retry_policy=WAREHOUSE_RETRY_POLICY,
+    pool=WAREHOUSE_POOL,
+)
+def daily_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """Daily dbt models for the partition window (one run covers a whole backfill range)."""
+    yield from _run_dbt(context, dbt, warehouse, _dbt_vars(context))
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=f"tag:{DAILY_TAG}",
+    name="dbt_models",
+    dagster_dbt_translator=translator,
+    retry_policy=WAREHOUSE_RETRY_POLICY,
+    pool=WAREHOUSE_POOL,
+)
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """Unpartitioned dbt models: dimension views and full-rebuild tables."""
+    yield from _run_dbt(context, dbt, warehouse, None)

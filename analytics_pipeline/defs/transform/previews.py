@@ -1,0 +1,67 @@
+"""Headline numbers of a mart's partition window, attached to its materialization.
+
+An operator looking at a run in the UI should see what the partition says (active users, events,
+stickiness) without opening a SQL client; numeric values are also plotted over time by the UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from analytics_pipeline.resources.warehouse import Warehouse
+
+# asset key path -> (preview query over [?, ?] dates, columns plotted as numbers when one day)
+PREVIEWS: dict[tuple[str, ...], str] = {
+    ("marts", "fct_daily_engagement"): """
+        select activity_date, count(*) as schools, sum(active_users) as active_users,
+               sum(new_users) as new_users, sum(returning_users) as returning_users,
+               sum(events) as events, sum(sessions) as sessions
+        from marts.fct_daily_engagement where activity_date between ? and ?
+        group by activity_date order by activity_date desc limit 14
+    """,
+    ("marts", "fct_engagement_rolling"): """
+        select activity_date, dau, wau, mau, round(cast(stickiness as numeric(12,6)), 4) as stickiness
+        from marts.fct_engagement_rolling
+        where org_id = '__all__' and activity_date between ? and ?
+        order by activity_date desc limit 14
+    """,
+    ("marts", "fct_activity_summary"): """
+        select activity_type, sum(events) as events, max(users) as max_daily_users_per_school
+        from marts.fct_activity_summary where activity_date between ? and ?
+        group by activity_type order by events desc limit 15
+    """,
+    ("marts", "fct_hourly_usage"): """
+        select activity_hour, sum(events) as events, sum(users) as users_summed_over_types
+        from marts.fct_hourly_usage where activity_date between ? and ?
+        group by activity_hour order by events desc limit 5
+    """,
+}
+
+
+def _markdown(table: pa.Table) -> str:
+    header = "| " + " | ".join(table.column_names) + " |"
+    rule = "|" + "---|" * table.num_columns
+    rows = ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in table.to_pylist()]
+    return "\n".join([header, rule, *rows])
+
+
+def partition_preview(
+    warehouse: Warehouse, asset_key: dg.AssetKey, min_date: str, max_date: str
+) -> dict[str, Any]:
+    """Preview metadata for ``asset_key`` over the window, or ``{}`` for assets without one."""
+    sql = PREVIEWS.get(tuple(asset_key.path))
+    if sql is None:
+        return {}
+    table = warehouse.query(sql, (min_date, max_date))
+    metadata: dict[str, Any] = {
+        "partition_window": f"{min_date} .. {max_date}",
+        "preview": dg.MetadataValue.md(_markdown(table)) if table.num_rows else "no rows in window",
+    }
+    if min_date == max_date and table.num_rows == 1 and "activity_date" in table.column_names:
+        for name, value in table.to_pylist()[0].items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                metadata[name] = float(value) if isinstance(value, float) else int(value)
+    return metadata
