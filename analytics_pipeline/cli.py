@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import warnings
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from analytics_pipeline.resources.warehouse import WarehouseError
@@ -20,9 +21,20 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
+def _last_complete_days(days: int) -> tuple[date, date]:
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    return end - timedelta(days=days - 1), end
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from analytics_pipeline.defs.ingestion.sample_data import generate
 
+    if args.days is not None:
+        if args.start or args.end:
+            raise ValueError("Give either --days or --start/--end, not both.")
+        args.start, args.end = _last_complete_days(args.days)
+    elif not (args.start and args.end):
+        raise ValueError("Give --days N, or both --start and --end (YYYY-MM-DD).")
     landing = Path(args.landing_dir) if args.landing_dir else get_settings().landing_dir
     summary = generate(
         landing, args.start, args.end, events_per_day=args.events_per_day, orgs=args.orgs,
@@ -52,13 +64,26 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from analytics_pipeline.instance import prepare_dagster_home
+    from analytics_pipeline.settings import PROJECT_ROOT
+
+    home = prepare_dagster_home()
+    dagster = Path(sys.executable).parent / "dagster"
+    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+               "--host", args.host, "--port", str(args.port)]  # fmt: skip
+    print(f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)")
+    return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analytics-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write realistic sample data into the landing zone")
-    generate.add_argument("--start", type=_date, required=True)
-    generate.add_argument("--end", type=_date, required=True)
+    generate.add_argument("--start", type=_date)
+    generate.add_argument("--end", type=_date, help="inclusive")
+    generate.add_argument("--days", type=int, help="instead of --start/--end: the last N complete UTC days")
     generate.add_argument("--events-per-day", type=int, default=20_000)
     generate.add_argument("--orgs", type=int, default=12)
     generate.add_argument("--users", type=int, default=2_000)
@@ -74,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", type=_date, help="inclusive")
     backfill.add_argument("--select", help="Dagster asset selection (default: every daily-partitioned asset)")
     backfill.set_defaults(handler=_cmd_backfill)
+
+    ui = commands.add_parser("ui", help="start the Dagster UI with the daemon (schedules, sensors, backfills)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.set_defaults(handler=_cmd_ui)
     return parser
 
 

@@ -139,6 +139,13 @@ class _PostgresSession:
             )
 
 
+def _rollback_quietly(connection: Any) -> None:
+    try:
+        connection.rollback()
+    except psycopg2.Error:
+        pass  # the connection is already gone; the server discards the transaction
+
+
 class Warehouse:
     """The analytics warehouse behind one small interface."""
 
@@ -219,8 +226,13 @@ class Warehouse:
             try:
                 yield _PostgresSession(connection)
                 connection.commit()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                _rollback_quietly(connection)
+                raise TransientWarehouseError(
+                    f"The PostgreSQL connection failed mid-transaction ({str(error).strip()}); nothing was committed."
+                ) from error
             except BaseException:
-                connection.rollback()
+                _rollback_quietly(connection)
                 raise
             finally:
                 connection.close()

@@ -68,6 +68,10 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, datas
         raise  # the retry policy backs off and tries again
     except (LandingZoneMissing, WarehouseError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
+    except Exception as error:  # a bug or a schema conflict: retrying would only repeat it
+        raise dg.Failure(
+            description=f"Loading {dataset.name} {partition or 'snapshot'} failed: {error}", allow_retries=False
+        ) from error
     context.log.info(
         f"{dataset.name} {partition or 'snapshot'}: {report.lines_read} lines, {report.rows_loaded} loaded, "
         f"{report.rows_rejected} rejected, {report.duplicates_dropped} duplicates, "

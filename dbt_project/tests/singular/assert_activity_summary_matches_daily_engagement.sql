@@ -1,4 +1,5 @@
 {#- The activity mix of a school-day adds up to that school-day's events and to 100 percent. -#}
+{{ config(meta={'dagster': {'ref': {'name': 'fct_activity_summary'}}}) }}
 with
 
 summary as (

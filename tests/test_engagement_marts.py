@@ -1,0 +1,170 @@
+"""Engagement marts on a small hand-made history whose numbers are worked out by hand below.
+
+History (UTC):
+  2025-01-01  u1@A login 08:10, view_content 08:40 (session s1); u2@A login 09:05 (no session);
+              u3@B VIEW_CONTENT 10:15+02:00 = 08:15Z (s3)
+  2025-01-02  u1@A complete_lesson (s4); u4@A login + export_grades (s5, an uncatalogued type)
+  2025-01-03  u2@A logout (s6); u3@B search (s7); u5@B search (s8)
+
+Every load order must end with exactly these tables: in order, reversed, re-run, late file.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from conftest import Landing, event, run_pipeline, run_unpartitioned, table_rows
+import dagster as dg
+
+D1, D2, D3 = date(2025, 1, 1), date(2025, 1, 2), date(2025, 1, 3)
+
+
+def write_history(landing: Landing) -> None:
+    landing.jsonl("activity_events", D1, "part-1.jsonl", [
+        event("e1", "2025-01-01T08:10:00Z", "u1", "A", "login", "s1"),
+        event("e2", "2025-01-01T08:40:00Z", "u1", "A", "view_content", "s1"),
+        event("e3", "2025-01-01T09:05:00Z", "u2", "A", "login", None),
+        event("e4", "2025-01-01T10:15:00+02:00", "u3", "B", "VIEW_CONTENT", "s3"),
+    ])  # fmt: skip
+    landing.jsonl("activity_events", D2, "part-1.jsonl", [
+        event("e5", "2025-01-02T10:00:00Z", "u1", "A", "complete_lesson", "s4"),
+        event("e6", "2025-01-02T11:00:00Z", "u4", "A", "login", "s5"),
+        event("e7", "2025-01-02T11:30:00Z", "u4", "A", "export_grades", "s5"),
+    ])  # fmt: skip
+    landing.jsonl("activity_events", D3, "part-1.jsonl", [
+        event("e8", "2025-01-03T12:00:00Z", "u2", "A", "logout", "s6"),
+        event("e9", "2025-01-03T12:00:00Z", "u3", "B", "search", "s7"),
+        event("e10", "2025-01-03T13:00:00Z", "u5", "B", "search", "s8"),
+    ])  # fmt: skip
+
+
+# (activity_date, org_id, active, new, returning, events, sessions, events_per_active_user)
+DAILY_ENGAGEMENT = [
+    (D1, "A", 2, 2, 0, 3, 1, 1.5),
+    (D1, "B", 1, 1, 0, 1, 1, 1.0),
+    (D2, "A", 2, 1, 1, 3, 2, 1.5),
+    (D3, "A", 1, 0, 1, 1, 1, 1.0),
+    (D3, "B", 2, 1, 1, 2, 2, 1.0),
+]
+
+# (activity_date, org_id, dau, wau, mau, stickiness)
+ROLLING = [
+    (D1, "A", 2, 2, 2, 1.0),
+    (D1, "B", 1, 1, 1, 1.0),
+    (D1, "__all__", 3, 3, 3, 1.0),
+    (D2, "A", 2, 3, 3, 2 / 3),
+    (D2, "B", 0, 1, 1, 0.0),
+    (D2, "__all__", 2, 4, 4, 0.5),
+    (D3, "A", 1, 3, 3, 1 / 3),
+    (D3, "B", 2, 2, 2, 1.0),
+    (D3, "__all__", 3, 5, 5, 0.6),
+]
+
+# (activity_date, org_id, activity_type, events, users, share_of_events, is_catalogued_activity)
+ACTIVITY_SUMMARY = [
+    (D1, "A", "login", 2, 2, 200 / 3, True),
+    (D1, "A", "view_content", 1, 1, 100 / 3, True),
+    (D1, "B", "view_content", 1, 1, 100.0, True),
+    (D2, "A", "complete_lesson", 1, 1, 100 / 3, True),
+    (D2, "A", "export_grades", 1, 1, 100 / 3, False),
+    (D2, "A", "login", 1, 1, 100 / 3, True),
+    (D3, "A", "logout", 1, 1, 100.0, True),
+    (D3, "B", "search", 2, 2, 100.0, True),
+]
+
+
+def daily_engagement(warehouse) -> list[tuple]:  # noqa: ANN001
+    return [
+        (r["activity_date"], r["org_id"], r["active_users"], r["new_users"], r["returning_users"],
+         r["events"], r["sessions"], pytest.approx(r["events_per_active_user"]))  # fmt: skip
+        for r in table_rows(warehouse, "marts.fct_daily_engagement", "activity_date, org_id")
+    ]
+
+
+def rolling(warehouse) -> list[tuple]:  # noqa: ANN001
+    return [
+        (r["activity_date"], r["org_id"], r["dau"], r["wau"], r["mau"], r["stickiness"])
+        for r in table_rows(warehouse, "marts.fct_engagement_rolling", "activity_date, org_id")
+    ]
+
+
+def assert_history_marts(warehouse) -> None:  # noqa: ANN001
+    assert daily_engagement(warehouse) == DAILY_ENGAGEMENT
+    assert rolling(warehouse) == [row[:5] + (pytest.approx(row[5]),) for row in ROLLING]
+    summary = [
+        (r["activity_date"], r["org_id"], r["activity_type"], r["events"], r["users"],
+         pytest.approx(float(r["share_of_events"])), r["is_catalogued_activity"])  # fmt: skip
+        for r in table_rows(warehouse, "marts.fct_activity_summary", "activity_date, org_id, activity_type")
+    ]
+    assert summary == [row[:5] + (pytest.approx(row[5]),) + row[6:] for row in ACTIVITY_SUMMARY]
+
+
+def test_marts_match_hand_computed_numbers(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    write_history(landing)
+    result = run_pipeline(D1, D3)
+    assert result.success
+
+    assert_history_marts(warehouse)
+    hourly = [
+        (r["activity_hour"].isoformat(), r["activity_type"], r["events"], r["users"])
+        for r in table_rows(warehouse, "marts.fct_hourly_usage", "activity_hour, activity_type")
+    ]
+    assert hourly[:3] == [
+        ("2025-01-01T08:00:00", "login", 1, 1),
+        ("2025-01-01T08:00:00", "view_content", 2, 2),
+        ("2025-01-01T09:00:00", "login", 1, 1),
+    ]
+    assert len(hourly) == 3 + 3 + 3  # day 2: 10h lesson, 11h export + login; day 3: 12h logout + search, 13h search
+    # every dbt test ran as an asset check and passed
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    assert {c.asset_key.to_user_string() for c in checks} >= {
+        "marts/fct_daily_engagement", "marts/fct_engagement_rolling", "raw/activity_events"
+    }
+
+
+def test_any_load_order_and_reruns_end_with_the_same_tables(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    write_history(landing)
+    for day in (D3, D1, D2):  # the last day first, then the first: history arrives out of order
+        assert run_pipeline(day).success
+    assert_history_marts(warehouse)
+
+    raw_before = table_rows(warehouse, "raw.activity_events", "event_id")
+    assert run_pipeline(D2).success  # re-running a day changes nothing
+    assert_history_marts(warehouse)
+    after = table_rows(warehouse, "raw.activity_events", "event_id")
+    assert [r["event_id"] for r in after] == [r["event_id"] for r in raw_before]
+    assert len(after) == 10
+
+
+def test_a_late_file_for_an_old_day_updates_history_dependent_metrics(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    write_history(landing)
+    assert run_pipeline(D1, D3).success
+    # u5's first event turns out to be on day 1 (a late file): u5 is new on day 1, not on day 3
+    landing.jsonl("activity_events", D1, "late.jsonl", [event("e11", "2025-01-01T20:00:00Z", "u5", "B", "search", "s9")])
+    assert run_pipeline(D1).success
+
+    engagement = {(r[0], r[1]): r[2:6] for r in daily_engagement(warehouse)}
+    assert engagement[(D1, "B")] == (2, 2, 0, 2)  # active, new, returning, events
+    assert engagement[(D3, "B")] == (2, 0, 2, 2)  # u5 no longer new on day 3
+    rolled = {(r[0], r[1]): r[2:5] for r in rolling(warehouse)}
+    assert rolled[(D1, "B")] == (2, 2, 2)
+    assert rolled[(D2, "B")] == (0, 2, 2)
+    assert rolled[(D3, "__all__")] == (3, 5, 5)
+    assert rolled[(D1, "__all__")] == (4, 4, 4)
+
+
+def test_retention_cohorts_follow_first_activity(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    write_history(landing)
+    assert run_pipeline(D1, D3).success
+    assert run_unpartitioned(dg.AssetSelection.assets(["marts", "fct_retention_cohorts"])).success
+    rows = table_rows(warehouse, "marts.fct_retention_cohorts", "cohort_week, org_id, weeks_since_first_activity")
+    # all five users first appear in the week starting Monday 2024-12-30; everyone is in week 0
+    assert [(r["cohort_week"], r["org_id"], r["weeks_since_first_activity"], r["cohort_users"], r["retained_users"])
+            for r in rows] == [
+        (date(2024, 12, 30), "A", 0, 3, 3),
+        (date(2024, 12, 30), "B", 0, 2, 2),
+        (date(2024, 12, 30), "__all__", 0, 5, 5),
+    ]  # fmt: skip
