@@ -166,7 +166,7 @@ def _constant(value: object, rows: int) -> pa.Array:
 
 
 def _whole_file_reject(landing_file: LandingFile, reason: str) -> dict[str, object]:
-    head = landing_file.path.read_bytes()[:200].decode("utf-8", errors="replace")
+    head = landing_file.path.read_bytes()[:200].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     return {"file": landing_file.relative, "line_no": None, "reason": reason, "raw_text": head}
 
 

@@ -206,11 +206,12 @@ def _read_parquet(
 ) -> pa.Table:
     try:
         described = connection.execute(
-            "select column_name, column_type from (describe select * from read_parquet(?))",
+            "select column_name, column_type from (describe select * from read_parquet(?, hive_partitioning = false))",
             [str(file.path)],
         ).fetchall()
     except duckdb.Error as error:
-        raise UnreadableFile(f"not a readable Parquet file ({str(error).splitlines()[0]})") from None
+        detail = str(error).splitlines()[0].replace(str(file.path), file.path.name)
+        raise UnreadableFile(f"not a readable Parquet file ({detail})") from None
     types = {name.lower(): (name, kind.upper()) for name, kind in described}
 
     def as_text(field: str) -> str:
@@ -220,6 +221,8 @@ def _read_parquet(
         if kind.startswith("TIMESTAMP"):
             # naive Parquet timestamps are UTC by convention; render them as ISO-8601 with Z
             return f"strftime(\"{name}\"::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ') as \"{field}\""
+        if kind.startswith(("STRUCT", "MAP")) or kind.endswith("[]"):
+            return f"to_json(\"{name}\")::varchar as \"{field}\""
         return f"\"{name}\"::varchar as \"{field}\""
 
     projections = ", ".join(as_text(field) for field in fields)
@@ -227,7 +230,7 @@ def _read_parquet(
         f"""
         select row_number() over () as _line, to_json(src)::varchar as _raw,
                null::varchar as _error, {projections}
-        from read_parquet(?) as src
+        from read_parquet(?, hive_partitioning = false) as src
         """,
         [str(file.path)],
     ).to_arrow_table()

@@ -32,6 +32,14 @@ def _value(field: Field) -> str:
     return f"trim(\"{field.name}\")"
 
 
+def _timestamp_text(field: Field) -> str:
+    """ISO-8601 text DuckDB can cast: a time without seconds gets ':00', a lower-case 'z' is upper-cased."""
+    return (
+        f"regexp_replace(upper({_value(field)}), "
+        r"'^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})([Z+-])', '\1:00\2')"
+    )
+
+
 def _shown(field: Field) -> str:
     """The offending value as it appears in a reason, cut to a readable length."""
     return f"'''' || left({_value(field)}, 80) || ''''"
@@ -47,7 +55,7 @@ def _typed(field: Field) -> str:
     if field.kind == "decimal":
         return f"try_cast({value} as decimal(18,4))"
     if field.kind == "timestamp":
-        return f"try_cast(try_cast({value} as timestamptz) as timestamp)"
+        return f"try_cast(try_cast({_timestamp_text(field)} as timestamptz) as timestamp)"
     if field.kind == "date":
         return f"try_cast({value} as date)"
     if field.kind == "bool":
@@ -68,7 +76,7 @@ def _type_error(field: Field) -> str | None:
     if field.kind == "timestamp":
         return (
             f"not regexp_full_match({value}, '{_TIMESTAMP_PATTERN}') "
-            f"or try_cast({value} as timestamptz) is null"
+            f"or try_cast({_timestamp_text(field)} as timestamptz) is null"
         )
     if field.kind == "date":
         return f"not regexp_full_match({value}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') or try_cast({value} as date) is null"
@@ -93,6 +101,9 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
     """SQL ``case`` yielding the first rule a record breaks, or null for a valid record."""
     present = lambda f: f"nullif({_value(f)}, '') is not null"  # noqa: E731
     rules: list[tuple[str, str]] = [("_error is not null", "_error")]
+    # PostgreSQL text cannot hold NUL, and no contract field has a use for it
+    any_text = " || ".join(f"coalesce(\"{f.name}\", '')" for f in dataset.fields)
+    rules.append((f"contains({any_text}, chr(0))", _quote("a value contains a NUL character")))
     for field in dataset.fields:
         if field.required and field.default is None:
             rules.append((f"not ({present(field)})", _quote(f"missing required field: {field.name}")))
@@ -185,7 +196,7 @@ def validate(
         "from _checked where _rank = 1 order by _file, _line"
     ).to_arrow_table()
     rejected = connection.execute(
-        "select _file as file, _line as line_no, _reason as reason, _raw as raw_text "
+        "select _file as file, _line as line_no, _reason as reason, replace(_raw, chr(0), '\ufffd') as raw_text "
         "from _checked where _reason is not null order by _file, _line"
     ).to_arrow_table()
     counts = connection.execute(
