@@ -117,6 +117,16 @@ def test_marts_match_hand_computed_numbers(env, warehouse, landing: Landing) -> 
         ("2025-01-01T09:00:00", "login", 1, 1),
     ]
     assert len(hourly) == 3 + 3 + 3  # day 2: 10h lesson, 11h export + login; day 3: 12h logout + search, 13h search
+    metadata = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    engagement = metadata["marts/fct_daily_engagement"]
+    assert engagement["rows_in_window"].value == 5
+    assert engagement["partition_window"].value == "2025-01-01 .. 2025-01-03"
+    assert "| 2025-01-02 | 1 | 2 | 1 | 1 | 3 | 2 |" in engagement["preview"].value  # day 2: one school
+    assert metadata["intermediate/int_user_activity_daily"]["rows_in_window"].value == 8
+    assert metadata["raw/activity_events"]["rows_loaded"].value == 10
     # every dbt test ran as an asset check and passed
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)

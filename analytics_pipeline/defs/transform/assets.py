@@ -45,6 +45,16 @@ def _widest_lookbacks(manifest_path: Path) -> dict[str, int]:
     return widest
 
 
+def _window_columns(manifest_path: Path) -> dict[tuple[str, ...], str]:
+    """Asset key path -> the date column a window-replacing model is partitioned on."""
+    manifest = json.loads(manifest_path.read_text())
+    return {
+        (node["config"].get("schema") or node["schema"], node["name"]): node["config"]["window_column"]
+        for node in manifest["nodes"].values()
+        if node.get("resource_type") == "model" and node.get("config", {}).get("window_column")
+    }
+
+
 class AnalyticsDbtTranslator(DagsterDbtTranslator):
     """Asset keys mirror warehouse tables (``raw/activity_events``, ``marts/fct_daily_engagement``);
     history-dependent models declare the earlier days they read (``meta.dagster.lookback_days``),
@@ -70,6 +80,8 @@ class AnalyticsDbtTranslator(DagsterDbtTranslator):
             start_offset=-days, end_offset=0, allow_nonexistent_upstream_partitions=True
         )
 
+
+WINDOW_COLUMNS = _window_columns(dbt_project.manifest_path)
 
 translator = AnalyticsDbtTranslator(
     _widest_lookbacks(dbt_project.manifest_path),
@@ -107,7 +119,9 @@ def _run_dbt(
                 if isinstance(event, dg.AssetMaterialization)
                 else context.asset_key_for_output(event.output_name)
             )
-            preview = partition_preview(client, key, dbt_vars["min_date"], dbt_vars["max_date"])
+            preview = partition_preview(
+                client, key, WINDOW_COLUMNS.get(tuple(key.path)), dbt_vars["min_date"], dbt_vars["max_date"]
+            )
             if preview:
                 event = event.with_metadata({**event.metadata, **preview})
         yield event

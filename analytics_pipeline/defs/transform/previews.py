@@ -49,17 +49,20 @@ def _markdown(table: pa.Table) -> str:
 
 
 def partition_preview(
-    warehouse: Warehouse, asset_key: dg.AssetKey, min_date: str, max_date: str
+    warehouse: Warehouse, asset_key: dg.AssetKey, window_column: str | None, min_date: str, max_date: str
 ) -> dict[str, Any]:
-    """Preview metadata for ``asset_key`` over the window, or ``{}`` for assets without one."""
+    """Window metadata for a dbt model: rows in the window and, for marts, the headline numbers."""
+    metadata: dict[str, Any] = {"partition_window": f"{min_date} .. {max_date}"}
+    if window_column:
+        table_name = ".".join(asset_key.path)
+        metadata["rows_in_window"] = int(warehouse.scalar(
+            f"select count(*) from {table_name} where {window_column} between ? and ?", (min_date, max_date)
+        ))  # fmt: skip
     sql = PREVIEWS.get(tuple(asset_key.path))
     if sql is None:
-        return {}
+        return metadata
     table = warehouse.query(sql, (min_date, max_date))
-    metadata: dict[str, Any] = {
-        "partition_window": f"{min_date} .. {max_date}",
-        "preview": dg.MetadataValue.md(_markdown(table)) if table.num_rows else "no rows in window",
-    }
+    metadata["preview"] = dg.MetadataValue.md(_markdown(table)) if table.num_rows else "no rows in window"
     if min_date == max_date and table.num_rows == 1 and "activity_date" in table.column_names:
         for name, value in table.to_pylist()[0].items():
             if isinstance(value, int | float) and not isinstance(value, bool):
