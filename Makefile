@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	$(MAKE) dbt-parse
 	touch $@
 
+# Parsed with the same settings the pipeline passes to dbt, so dbt's partial parsing can reuse it.
 dbt-parse:
-	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+	$(BIN)/python -m analytics_pipeline.resources.dbt
 
 demo: install data backfill ui
 

@@ -38,5 +38,6 @@ def prepare_manifest() -> None:
     dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
 
-if not dbt_project.manifest_path.exists() or os.getenv("DAGSTER_IS_DEV_CLI"):
+# `python -m analytics_pipeline.resources.dbt` (make install) always re-parses.
+if __name__ == "__main__" or not dbt_project.manifest_path.exists() or os.getenv("DAGSTER_IS_DEV_CLI"):
     prepare_manifest()

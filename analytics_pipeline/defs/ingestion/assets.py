@@ -17,7 +17,12 @@ from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSION
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
-from analytics_pipeline.resources.warehouse import TransientWarehouseError, WarehouseError, WarehouseResource
+from analytics_pipeline.resources.warehouse import (
+    TransientWarehouseError,
+    Warehouse,
+    WarehouseError,
+    WarehouseResource,
+)
 from analytics_pipeline.settings import get_settings
 
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
@@ -57,13 +62,10 @@ def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(["| reason | records |", "|---|---|", *body]))
 
 
-def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, dataset: Dataset,
+def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset,
           partition: date | None) -> LoadReport:  # fmt: skip
-    settings = get_settings()
-    client = warehouse.get_client()
     try:
-        client.ensure_ready(RAW_TABLES)
-        report = load_partition(client, settings.landing_dir, dataset, partition)
+        report = load_partition(client, get_settings().landing_dir, dataset, partition)
     except TransientWarehouseError:
         raise  # the retry policy backs off and tries again
     except (LandingZoneMissing, WarehouseError) as error:
@@ -78,6 +80,18 @@ def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource, datas
         f"{report.files_rejected} unreadable files"
     )
     return report
+
+
+def _ready_client(warehouse: WarehouseResource) -> Warehouse:
+    """The warehouse, with the raw schema and tables created if this is its first load."""
+    client = warehouse.get_client()
+    try:
+        client.ensure_ready(RAW_TABLES)
+    except TransientWarehouseError:
+        raise
+    except WarehouseError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    return client
 
 
 def _reject_rate_check(reports: list[LoadReport]) -> dg.AssetCheckResult:
@@ -119,9 +133,9 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         ],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        reports = []
+        client, reports = _ready_client(warehouse), []
         for partition_key in context.partition_keys:
-            report = _load(context, warehouse, dataset, date.fromisoformat(partition_key))
+            report = _load(context, client, dataset, date.fromisoformat(partition_key))
             reports.append(report)
             context.log_event(
                 dg.AssetObservation(asset_key=key, partition=partition_key, metadata=_report_metadata(report))
@@ -155,7 +169,7 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=key)],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        report = _load(context, warehouse, dataset, None)
+        report = _load(context, _ready_client(warehouse), dataset, None)
         return dg.MaterializeResult(
             metadata={**_report_metadata(report), "file_accounting": _files_table([report])},
             check_results=[_reject_rate_check([report])],
