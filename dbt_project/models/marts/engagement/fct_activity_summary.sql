@@ -42,7 +42,8 @@ final as (
         is_catalogued_activity,
         events,
         users,
-        100.0 * events / sum(events) over (partition by activity_date, org_id) as share_of_events
+        100.0 * cast(events as {{ type_double() }})
+            / sum(events) over (partition by activity_date, org_id) as share_of_events
 
     from per_type
 

@@ -93,10 +93,10 @@ users_per_org_day as (
         affected_user_days.activity_date,
         affected_user_days.org_id,
         count(*) as active_users,
-        sum(
+        cast(sum(
             case when first_seen.first_activity_date = affected_user_days.activity_date then 1 else 0 end
-        ) as new_users,
-        sum(affected_user_days.events) as events
+        ) as {{ dbt.type_bigint() }}) as new_users,
+        cast(sum(affected_user_days.events) as {{ dbt.type_bigint() }}) as events
 
     from affected_user_days
     inner join first_seen on affected_user_days.user_id = first_seen.user_id
@@ -127,7 +127,7 @@ final as (
         users_per_org_day.active_users - users_per_org_day.new_users as returning_users,
         users_per_org_day.events,
         coalesce(sessions_per_org_day.sessions, 0) as sessions,
-        cast(users_per_org_day.events as {{ dbt.type_float() }})
+        cast(users_per_org_day.events as {{ type_double() }})
             / users_per_org_day.active_users as events_per_active_user
 
     from users_per_org_day

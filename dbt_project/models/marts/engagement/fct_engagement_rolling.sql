@@ -96,7 +96,7 @@ final as (
         dau,
         wau,
         mau,
-        case when mau > 0 then cast(dau as {{ dbt.type_float() }}) / mau end as stickiness
+        case when mau > 0 then cast(dau as {{ type_double() }}) / mau end as stickiness
 
     from unioned
 

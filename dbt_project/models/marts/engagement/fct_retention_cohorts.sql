@@ -103,7 +103,7 @@ final as (
         unioned.weeks_since_first_activity,
         cohort_sizes.cohort_users,
         unioned.active_users as retained_users,
-        cast(unioned.active_users as {{ dbt.type_float() }}) / cohort_sizes.cohort_users as retention_rate
+        cast(unioned.active_users as {{ type_double() }}) / cohort_sizes.cohort_users as retention_rate
 
     from unioned
     inner join cohort_sizes
