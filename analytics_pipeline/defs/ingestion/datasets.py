@@ -58,7 +58,7 @@ class Dataset:
             Column("_loaded_at", "timestamp"),
         )
         columns = tuple(Column(f.name, SQL_TYPES[f.kind]) for f in self.fields) + meta
-        return Table(f"raw.{self.name}", columns)
+        return Table(f"raw.{self.name}", columns, indexed_columns=("_partition_date",) if self.daily else ())
 
     @property
     def field_names(self) -> list[str]:
@@ -182,6 +182,7 @@ REJECTED_RECORDS = Table(
         Column("raw_text", "varchar"),
         Column("rejected_at", "timestamp"),
     ),
+    indexed_columns=("partition_date",),
 )
 
 INGESTED_FILES = Table(
