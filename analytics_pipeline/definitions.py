@@ -4,12 +4,14 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.transform.assets import daily_dbt_models, dbt_models
+from analytics_pipeline.defs.transform.kpi_checks import kpi_threshold_checks
 from analytics_pipeline.jobs import daily_pipeline_job
 from analytics_pipeline.resources.dbt import dbt_resource
 from analytics_pipeline.resources.warehouse import WarehouseResource
 
 defs = dg.Definitions(
     assets=[*ingestion_assets, daily_dbt_models, dbt_models],
+    asset_checks=[kpi_threshold_checks],
     jobs=[daily_pipeline_job],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

@@ -147,7 +147,7 @@ def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelect
         k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and graph.get(k).partitions_def
     }  # fmt: skip
     return dg.materialize(
-        assets=list(defs.assets),
+        assets=[*defs.assets, *defs.asset_checks],
         resources=dict(defs.resources),
         selection=sorted(keys),
         instance=instance or dg.DagsterInstance.ephemeral(),
@@ -159,7 +159,7 @@ def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelect
 def run_unpartitioned(selection: dg.AssetSelection, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
     defs = definitions()
     keys = selection.resolve(defs.resolve_asset_graph())
-    return dg.materialize(assets=list(defs.assets), resources=dict(defs.resources), selection=sorted(keys),
+    return dg.materialize(assets=[*defs.assets, *defs.asset_checks], resources=dict(defs.resources), selection=sorted(keys),
                           instance=instance or dg.DagsterInstance.ephemeral())  # fmt: skip
 
 

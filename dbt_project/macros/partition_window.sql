@@ -19,3 +19,8 @@
 {% macro add_days(date_expr, days) -%}
     cast({{ dbt.dateadd('day', days, date_expr) }} as date)
 {%- endmacro %}
+
+{#- True when no window was passed (a plain `dbt build`): models then cover every loaded day. -#}
+{% macro is_full_window() -%}
+    {{ return(var("min_date") == "1900-01-01" and var("max_date") == "2999-12-31") }}
+{%- endmacro %}

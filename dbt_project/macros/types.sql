@@ -3,3 +3,8 @@
 {% macro type_double() -%}
     double precision
 {%- endmacro %}
+
+{#- Money: exact decimals with 4 places on every adapter. -#}
+{% macro money(expression) -%}
+    cast({{ expression }} as numeric(18,4))
+{%- endmacro %}

@@ -178,4 +178,5 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
     return _asset
 
 
-ingestion_assets = [_daily_ingestion_asset(d) for d in DAILY_DATASETS] + [_dimension_asset(d) for d in DIMENSIONS]
+daily_ingestion_assets = [_daily_ingestion_asset(d) for d in DAILY_DATASETS]
+ingestion_assets = daily_ingestion_assets + [_dimension_asset(d) for d in DIMENSIONS]

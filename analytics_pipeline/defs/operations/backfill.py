@@ -117,7 +117,7 @@ def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list
 def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: BackfillOutcome) -> dg.ExecuteInProcessResult:
     defs = _definitions()
     result = dg.materialize(
-        assets=list(defs.assets or []),
+        assets=[*(defs.assets or []), *(defs.asset_checks or [])],
         resources=dict(defs.resources or {}),
         selection=list(keys),
         instance=get_instance(),

@@ -33,6 +33,26 @@ PREVIEWS: dict[tuple[str, ...], str] = {
         from marts.fct_activity_summary where activity_date between ? and ?
         group by activity_type order by events desc limit 15
     """,
+    ("marts", "fct_kpi_daily"): """
+        select kpi_date, revenue, refunds, net_revenue, orders, units,
+               round(cast(gross_margin_pct as numeric(12,6)), 2) as gross_margin_pct,
+               new_customers, active_customers_30d, stockout_items,
+               round(cast(stockout_rate as numeric(12,6)), 4) as stockout_rate
+        from marts.fct_kpi_daily where kpi_date between ? and ?
+        order by kpi_date desc limit 14
+    """,
+    ("marts", "kpi_snapshots"): """
+        select kpi_name, grain, period_start, round(cast(value as numeric(20,6)), 4) as value, trend, status
+        from marts.kpi_snapshots
+        where status <> 'ok' and period_start between ? and ?
+        order by status, kpi_name, grain, period_start desc limit 20
+    """,
+    ("marts", "fct_item_daily_demand"): """
+        select item_id, sum(units) as units, sum(revenue) as revenue,
+               sum(case when stockout then 1 else 0 end) as stockout_days
+        from marts.fct_item_daily_demand where demand_date between ? and ?
+        group by item_id order by units desc limit 10
+    """,
     ("marts", "fct_hourly_usage"): """
         select activity_hour, sum(events) as events, sum(users) as users_summed_over_types
         from marts.fct_hourly_usage where activity_date between ? and ?

@@ -25,7 +25,7 @@ bounds as (
 
     select
         greatest({{ window_start() }}, min(activity_date)) as first_date,
-        least({{ add_days(window_end(), 29) }}, max(activity_date)) as last_date
+        least({{ add_days(window_end(), 29) }}, coalesce(max(activity_date), {{ window_end() }})) as last_date
 
     from user_days
 
