@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

@@ -111,17 +111,13 @@ def load_partition(
             record_tables.append(
                 records.append_column("_file", pa.array([landing_file.relative] * records.num_rows, pa.string()))
             )
-        accepted, rejected = _empty_accepted(dataset), pa.table(
-            {"file": pa.array([], pa.string()), "line_no": pa.array([], pa.int64()),
-             "reason": pa.array([], pa.string()), "raw_text": pa.array([], pa.string())}
-        )  # fmt: skip
-        if record_tables:
-            result = validate(_concat(record_tables), dataset, partition, connection)
-            accepted, rejected = result.accepted, result.rejected
-            for file_report in report.files:
-                for name, value in result.per_file.get(file_report.file, {}).items():
-                    setattr(file_report, name, value)
-        rejected = _with_file_rejects(rejected, file_rejects)
+        records = _concat(record_tables) if record_tables else _no_records(dataset)
+        result = validate(records, dataset, partition, connection)
+        for file_report in report.files:
+            for name, value in result.per_file.get(file_report.file, {}).items():
+                setattr(file_report, name, value)
+        accepted = result.accepted
+        rejected = _with_file_rejects(result.rejected, file_rejects)
         report.top_reasons = _top_reasons(rejected, connection)
     finally:
         connection.close()
@@ -144,21 +140,14 @@ def load_partition(
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
-    unified = [t.cast(pa.schema([(n, pa.large_string()) if t.schema.field(n).type in (pa.string(), pa.large_string())
-                                 else t.schema.field(n) for n in t.column_names])) for t in tables]  # fmt: skip
-    return pa.concat_tables(unified, promote_options="permissive")
+    """One table from every file's records; a column missing from a file's format is null there."""
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _empty_accepted(dataset: Dataset) -> pa.Table:
-    connection = _validation_connection()
-    try:
-        columns = ", ".join(f"null::{c.sql_type} as {c.name}" for c in dataset.table.columns
-                            if not c.name.startswith("_"))  # fmt: skip
-        return connection.execute(
-            f"select {columns}, null::varchar as _source_file, null::bigint as _source_line limit 0"
-        ).to_arrow_table()
-    finally:
-        connection.close()
+def _no_records(dataset: Dataset) -> pa.Table:
+    """The reader shape with no rows: a partition without readable files still replaces its rows."""
+    names = ["_raw", "_error", *dataset.field_names, "_file"]
+    return pa.table({"_line": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in names}})
 
 
 def _constant(value: object, rows: int) -> pa.Array:
