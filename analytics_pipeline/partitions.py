@@ -1,7 +1,8 @@
 """Partition definitions shared by every domain.
 
-Days are UTC dates starting at ``ANALYTICS_START_DATE``; the current (incomplete) day is not a
-partition until it is over, so a "daily" partition always means a complete day of data.
+Days are UTC dates starting at ``ANALYTICS_START_DATE``. Today is a partition as well (the hourly
+schedule refreshes it while the day is in progress); the daily schedule and ``backfill --days``
+work on complete days only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from analytics_pipeline.settings import get_settings
 
 _START = get_settings().start_date
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=_START.isoformat(), timezone="UTC")
+# end_offset=1: today is a partition too, refreshed hourly while the day is in progress.
+daily_partitions = dg.DailyPartitionsDefinition(start_date=_START.isoformat(), timezone="UTC", end_offset=1)
 
 # Weeks run Monday to Sunday, the way school reports are read.
 weekly_partitions = dg.WeeklyPartitionsDefinition(

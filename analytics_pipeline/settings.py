@@ -57,6 +57,11 @@ class Settings:
     start_date: date = date(2025, 1, 1)
     dagster_home: Path = field(default_factory=lambda: _resolve("data/dagster_home"))
     max_reject_rate: float = 0.01
+    alert_webhook_url: str = ""
+    alert_smtp_host: str = ""
+    alert_smtp_port: int = 25
+    alert_email_from: str = "analytics-pipeline@localhost"
+    alert_email_to: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -92,6 +97,11 @@ class Settings:
             ),
             dagster_home=_resolve(env.get("DAGSTER_HOME", "data/dagster_home")),
             max_reject_rate=max_reject_rate,
+            alert_webhook_url=env.get("ANALYTICS_ALERT_WEBHOOK_URL", ""),
+            alert_smtp_host=env.get("ANALYTICS_ALERT_SMTP_HOST", ""),
+            alert_smtp_port=int(env.get("ANALYTICS_ALERT_SMTP_PORT", "25") or 25),
+            alert_email_from=env.get("ANALYTICS_ALERT_EMAIL_FROM", "analytics-pipeline@localhost"),
+            alert_email_to=tuple(a.strip() for a in env.get("ANALYTICS_ALERT_EMAIL_TO", "").split(",") if a.strip()),
         )
 
     def dbt_env(self) -> dict[str, str]:

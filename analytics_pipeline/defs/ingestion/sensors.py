@@ -1,0 +1,195 @@
+"""The landing-file sensor: what "polling for new data" did under beat.
+
+Every tick lists the landing zone (``os.scandir`` and one ``stat`` per file: cheap for many thousands
+of files) and compares it with a high-water mark kept in the cursor: the newest modification time
+already handled and the files at exactly that time. A file newer than the mark is new or changed,
+including a late file written into an old day folder. Its day (and only its day) is re-run, for its
+dataset and every daily model downstream, once per file version: the run key is a digest of the
+files' (path, size, mtime) versions, so a tick that is retried never launches the same run twice.
+
+On its very first tick the sensor treats files of days Dagster has already materialized as handled,
+so turning it on after a backfill does not redo the backfill.
+"""
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
+from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS
+from analytics_pipeline.defs.ingestion.readers import FORMATS
+from analytics_pipeline.jobs import DAILY_DBT_KEYS, daily_pipeline_job
+from analytics_pipeline.settings import get_settings
+
+# A file modified more recently than this may still be being written; the next tick takes it.
+SETTLE_SECONDS = 10
+DIMENSION_JOB = dg.define_asset_job(
+    "dimension_refresh",
+    selection=dg.AssetSelection.assets(*[["raw", d.name] for d in DIMENSIONS]),
+    description="Reload the dimension snapshots (organizations, users, items) from the landing zone.",
+)
+
+
+@dataclass(frozen=True)
+class LandingVersion:
+    path: str  # relative to the landing root
+    dataset: str
+    day: date | None  # None for dimension snapshots
+    size: int
+    mtime_ns: int
+
+    @property
+    def token(self) -> str:
+        return f"{self.path}:{self.size}:{self.mtime_ns}"
+
+
+def _is_landing_file(name: str) -> bool:
+    lowered = name.lower()
+    return not name.startswith((".", "_", "~")) and any(lowered.endswith(suffix) for suffix in FORMATS)
+
+
+def _files_in(folder: str, relative: str, dataset: str, day: date | None) -> Iterator[LandingVersion]:
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file() and _is_landing_file(entry.name):
+                stat = entry.stat()
+                yield LandingVersion(f"{relative}/{entry.name}", dataset, day, stat.st_size, stat.st_mtime_ns)
+
+
+def scan_landing(root: Path) -> list[LandingVersion]:
+    """Every landing file with its version; unknown folders and malformed day folders are skipped."""
+    found: list[LandingVersion] = []
+    for dataset in DAILY_DATASETS:
+        base = root / dataset.name
+        if not base.is_dir():
+            continue
+        with os.scandir(base) as folders:
+            for folder in folders:
+                if not (folder.is_dir() and folder.name.startswith("date=")):
+                    continue
+                try:
+                    day = date.fromisoformat(folder.name.removeprefix("date="))
+                except ValueError:
+                    continue
+                found.extend(_files_in(folder.path, f"{dataset.name}/{folder.name}", dataset.name, day))
+    for dimension in DIMENSIONS:
+        base = root / dimension.name
+        if base.is_dir():
+            found.extend(_files_in(str(base), dimension.name, dimension.name, None))
+    return found
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The newest modification time already handled.
+
+    Only settled files (older than ``SETTLE_SECONDS`` at the tick) are handled, so the mark is
+    always in the past: anything written after a tick is newer than it, however many files share
+    one timestamp. A file copied in with an older, preserved mtime would be missed.
+    """
+
+    high_water_ns: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Cursor | None":
+        return cls(int(json.loads(text)["high_water_ns"])) if text else None
+
+    def dump(self) -> str:
+        return json.dumps({"high_water_ns": self.high_water_ns})
+
+    def is_new(self, version: LandingVersion) -> bool:
+        return version.mtime_ns > self.high_water_ns
+
+    def advanced(self, handled: list[LandingVersion]) -> "Cursor":
+        return Cursor(max([self.high_water_ns, *(v.mtime_ns for v in handled)]))
+
+
+def contiguous_ranges(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days grouped into inclusive runs of consecutive dates."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def _run_key(kind: str, versions: list[LandingVersion]) -> str:
+    digest = hashlib.sha1("\n".join(sorted(v.token for v in versions)).encode()).hexdigest()[:16]
+    return f"{kind}:{digest}"
+
+
+def run_requests(new: list[LandingVersion]) -> list[dg.RunRequest]:
+    """One run per contiguous range of affected days, plus one for changed dimensions."""
+    requests: list[dg.RunRequest] = []
+    daily = [v for v in new if v.day is not None]
+    for start, end in contiguous_ranges([v.day for v in daily if v.day is not None]):
+        in_range = [v for v in daily if v.day is not None and start <= v.day <= end]
+        datasets = {v.dataset for v in in_range}
+        tags = {"analytics/trigger": "landing_file_sensor", "analytics/files": str(len(in_range))}
+        # the affected raw datasets and every daily dbt model: the models recompute the later days
+        # whose windows (rolling, first-seen) the new files change
+        selection = [dg.AssetKey(["raw", name]) for name in sorted(datasets)] + DAILY_DBT_KEYS
+        if start == end:
+            request = dg.RunRequest(run_key=_run_key(f"{start}", in_range), job_name=daily_pipeline_job.name,
+                                    partition_key=start.isoformat(), asset_selection=selection, tags=tags)  # fmt: skip
+        else:
+            tags |= {"dagster/asset_partition_range_start": start.isoformat(),
+                     "dagster/asset_partition_range_end": end.isoformat()}  # fmt: skip
+            request = dg.RunRequest(run_key=_run_key(f"{start}..{end}", in_range), job_name=daily_pipeline_job.name,
+                                    asset_selection=selection, tags=tags)  # fmt: skip
+        requests.append(request)
+    dimensions = [v for v in new if v.day is None]
+    if dimensions:
+        requests.append(
+            dg.RunRequest(
+                run_key=_run_key("dimensions", dimensions),
+                job_name=DIMENSION_JOB.name,
+                asset_selection=[dg.AssetKey(["raw", name]) for name in sorted({v.dataset for v in dimensions})],
+                tags={"analytics/trigger": "landing_file_sensor"},
+            )
+        )
+    return requests
+
+
+def _already_materialized(instance: dg.DagsterInstance) -> dict[str, set[str]]:
+    return {
+        asset.key.path[-1]: instance.get_materialized_partitions(asset.key) for asset in daily_ingestion_assets
+    }
+
+
+@dg.sensor(
+    name="landing_file_sensor",
+    description="New or changed landing files -> a run of exactly the affected days (raw dataset and the daily "
+    "dbt models), once per file version.",
+    jobs=[daily_pipeline_job, DIMENSION_JOB],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    root = get_settings().landing_dir
+    if not root.is_dir():
+        return dg.SensorResult(skip_reason=f"landing directory {root} does not exist (ANALYTICS_LANDING_DIR)")
+    settled_before = time.time_ns() - SETTLE_SECONDS * 1_000_000_000
+    versions = [v for v in scan_landing(root) if v.mtime_ns <= settled_before]
+    cursor = Cursor.parse(context.cursor)
+    if cursor is None:
+        done = _already_materialized(context.instance)
+        new = [v for v in versions if v.day is None or v.day.isoformat() not in done.get(v.dataset, set())]
+        cursor = Cursor().advanced(versions)
+    else:
+        new = [v for v in versions if cursor.is_new(v)]
+        cursor = cursor.advanced(new)
+    if not new:
+        return dg.SensorResult(skip_reason="no new or changed landing files", cursor=cursor.dump())
+    requests = run_requests(new)
+    context.log.info(f"{len(new)} new or changed files -> {len(requests)} runs")
+    return dg.SensorResult(run_requests=requests, cursor=cursor.dump())

@@ -1,0 +1,115 @@
+"""Run-failure alerting: an alert is raised when a job's run fails and cleared when the same job
+later succeeds.
+
+An alert is always a structured log line and a JSON file under ``<ANALYTICS_OUTPUT_DIR>/alerts/open/``
+(one per job, holding the latest failure); clearing moves it to ``alerts/resolved/``. Optionally it
+is also POSTed to ``ANALYTICS_ALERT_WEBHOOK_URL`` and mailed through ``ANALYTICS_ALERT_SMTP_HOST`` to
+``ANALYTICS_ALERT_EMAIL_TO``. A delivery that fails is logged; the alert file is written regardless.
+"""
+
+import json
+import logging
+import smtplib
+import urllib.request
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from analytics_pipeline.settings import Settings, get_settings
+
+log = logging.getLogger("analytics_pipeline.alerts")
+
+
+def alerts_dir(settings: Settings) -> Path:
+    return settings.output_dir / "alerts"
+
+
+def _safe_name(job_name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in job_name)
+
+
+def _deliver(settings: Settings, alert: dict[str, Any]) -> list[str]:
+    """Send the alert to the configured channels; returns the delivery errors (never raises)."""
+    errors: list[str] = []
+    subject = f"[analytics-pipeline] {alert['state']}: {alert['job_name']}"
+    if settings.alert_webhook_url:
+        request = urllib.request.Request(
+            settings.alert_webhook_url, data=json.dumps(alert).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except OSError as error:
+            errors.append(f"webhook {settings.alert_webhook_url}: {error}")
+    if settings.alert_smtp_host and settings.alert_email_to:
+        message = EmailMessage()
+        message["Subject"], message["From"] = subject, settings.alert_email_from
+        message["To"] = ", ".join(settings.alert_email_to)
+        message.set_content(json.dumps(alert, indent=2))
+        try:
+            with smtplib.SMTP(settings.alert_smtp_host, settings.alert_smtp_port, timeout=10) as smtp:
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as error:
+            errors.append(f"smtp {settings.alert_smtp_host}:{settings.alert_smtp_port}: {error}")
+    return errors
+
+
+def raise_alert(job_name: str, run_id: str, error: str, tags: dict[str, str] | None = None) -> Path:
+    settings = get_settings()
+    alert = {
+        "state": "open",
+        "job_name": job_name,
+        "run_id": run_id,
+        "error": error,
+        "partition": (tags or {}).get("dagster/partition")
+        or (tags or {}).get("dagster/asset_partition_range_start"),
+        "raised_at": datetime.now(UTC).isoformat(),
+    }
+    path = alerts_dir(settings) / "open" / f"{_safe_name(job_name)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    alert["delivery_errors"] = _deliver(settings, alert)
+    path.write_text(json.dumps(alert, indent=2))
+    log.error("ALERT %s", json.dumps(alert))
+    return path
+
+
+def clear_alert(job_name: str, run_id: str) -> Path | None:
+    """Resolve the job's open alert, if any; returns where the resolved alert was filed."""
+    settings = get_settings()
+    path = alerts_dir(settings) / "open" / f"{_safe_name(job_name)}.json"
+    if not path.exists():
+        return None
+    alert = json.loads(path.read_text())
+    alert |= {"state": "resolved", "resolved_by_run_id": run_id, "resolved_at": datetime.now(UTC).isoformat()}
+    resolved = alerts_dir(settings) / "resolved" / f"{_safe_name(job_name)}-{alert['resolved_at'][:19].replace(':', '')}.json"
+    resolved.parent.mkdir(parents=True, exist_ok=True)
+    alert["delivery_errors"] = _deliver(settings, alert)
+    resolved.write_text(json.dumps(alert, indent=2))
+    path.unlink()
+    log.warning("ALERT CLEARED %s", json.dumps(alert))
+    return resolved
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alert",
+    description="A failed run raises an alert (log line, file under the output dir, optional webhook / SMTP).",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+    error = context.failure_event.message or "run failed"
+    path = raise_alert(context.dagster_run.job_name, context.dagster_run.run_id, error, dict(context.dagster_run.tags))
+    context.log.info(f"alert raised: {path}")
+
+
+@dg.run_status_sensor(
+    name="run_success_clears_alert",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    description="A successful run of a job clears that job's open alert.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def run_success_clears_alert(context: dg.RunStatusSensorContext) -> None:
+    resolved = clear_alert(context.dagster_run.job_name, context.dagster_run.run_id)
+    if resolved:
+        context.log.info(f"alert cleared: {resolved}")
