@@ -178,3 +178,67 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
         assert _Hook.received[-1]["state"] == "resolved"
     finally:
         server.shutdown()
+
+
+def _freshness_results(instance: dg.DagsterInstance) -> dict[str, bool]:
+    from analytics_pipeline.definitions import defs
+    from analytics_pipeline.defs.operations.freshness import freshness_checks
+
+    result = dg.materialize([*defs.assets, *freshness_checks], resources=dict(defs.resources), instance=instance,
+                            selection=dg.AssetSelection.checks(*freshness_checks))  # fmt: skip
+    return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_freshness_checks_fail_until_the_mart_is_updated(env) -> None:  # noqa: ANN001
+    instance = dg.DagsterInstance.ephemeral()
+    assert _freshness_results(instance)["marts/fct_daily_engagement"] is False
+    instance.report_runless_asset_event(dg.AssetMaterialization(["marts", "fct_daily_engagement"], partition="2025-03-01"))
+    results = _freshness_results(instance)
+    assert results["marts/fct_daily_engagement"] is True
+    assert results["marts/fct_kpi_daily"] is False
+
+
+def _materialize_users(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    from analytics_pipeline.defs.ingestion.assets import ingestion_assets
+    from analytics_pipeline.resources.warehouse import WarehouseResource
+
+    users = next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", "users"]))
+    return dg.materialize([users], resources={"warehouse": WarehouseResource()}, instance=instance, raise_on_error=False)
+
+
+def _events(result: dg.ExecuteInProcessResult, kind: str) -> int:
+    return sum(1 for event in result.all_events if event.event_type_value == kind)
+
+
+def test_transient_warehouse_errors_are_retried_with_backoff(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import analytics_pipeline.defs.ingestion.assets as ingestion
+    from analytics_pipeline.resources.warehouse import TransientWarehouseError
+
+    real_load, calls = ingestion.load_partition, []
+
+    def flaky_load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            raise TransientWarehouseError("The DuckDB file is in use by another process")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(ingestion, "load_partition", flaky_load)
+    result = _materialize_users(dg.DagsterInstance.ephemeral())
+
+    assert result.success
+    assert len(calls) == 3 and _events(result, "STEP_UP_FOR_RETRY") == 2
+    first_wait, second_wait = calls[1] - calls[0], calls[2] - calls[1]
+    # exponential backoff with jitter: 2 s ± 2 s, then 6 s ± 2 s
+    assert first_wait <= 5 and 3.9 <= second_wait <= 9 and second_wait >= first_wait - 0.1
+
+
+def test_errors_a_retry_cannot_fix_fail_at_once(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import analytics_pipeline.defs.ingestion.assets as ingestion
+
+    def broken_load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(ingestion, "load_partition", broken_load)
+    result = _materialize_users(dg.DagsterInstance.ephemeral())
+
+    assert not result.success and _events(result, "STEP_UP_FOR_RETRY") == 0
