@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import urllib.request
 import pytest
 
 from analytics_pipeline.settings import PROJECT_ROOT
+from tests_support import free_port
 
 QUERY = """
 {
@@ -23,12 +23,6 @@ QUERY = """
   instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def graphql(port: int) -> dict:
