@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -29,5 +30,12 @@ def prepare_dagster_home() -> Path:
 
 
 def get_instance() -> dg.DagsterInstance:
-    prepare_dagster_home()
-    return dg.DagsterInstance.get()
+    """The instance of ``DAGSTER_HOME``. Opening it is serialized across processes: two commands
+    started at once on a new home would otherwise race to create the SQLite schema."""
+    home = prepare_dagster_home()
+    with (home / ".instance.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -116,3 +116,30 @@ def test_missing_landing_zone_and_unreachable_postgres_name_the_setting(env: dic
     down = cli("backfill", "--days", "1", env={**env, "ANALYTICS_WAREHOUSE": "postgres", "ANALYTICS_PG_PORT": "1"})
     assert down.returncode == 2
     assert "ANALYTICS_PG_PORT" in down.stderr and "Traceback" not in down.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
+def test_parallel_backfills_queue_on_the_warehouse_pool_instead_of_failing(env: dict[str, str]) -> None:
+    """Two operators backfill different days at once on one DuckDB file (one writer process at a time):
+    the instance's `warehouse` pool (dagster.yaml) makes the steps wait for each other."""
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+    generate_small(env)
+    processes = [
+        subprocess.Popen([*CLI, "backfill", "--start", day, "--end", day], env={**os.environ, **env},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)  # fmt: skip
+        for day in ("2025-03-03", "2025-03-05")
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    warehouse = Warehouse(get_settings())
+    days = warehouse.query("select distinct activity_date from marts.fct_daily_engagement order by 1").to_pylist()
+    assert [r["activity_date"] for r in days] == [START, END]
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    retries = [
+        record.event_log_entry.step_key
+        for run in instance.get_runs()
+        for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+    ]
+    assert retries == []  # the pool kept the writers apart; no step needed a lock retry
