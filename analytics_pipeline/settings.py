@@ -43,6 +43,13 @@ def _parse_float(name: str, value: str) -> float:
         raise SettingsError(f"{name}={value!r} is not a number.") from None
 
 
+def _parse_days(name: str, env: dict[str, str], default: int) -> int:
+    value = env.get(name, str(default)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name}={value!r} must be a whole number of days, at least 1.")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse: str = "duckdb"
@@ -57,6 +64,9 @@ class Settings:
     start_date: date = date(2025, 1, 1)
     dagster_home: Path = field(default_factory=lambda: _resolve("data/dagster_home"))
     max_reject_rate: float = 0.01
+    retention_activity_days: int = 90
+    retention_ops_days: int = 30
+    retention_report_days: int = 180
     alert_webhook_url: str = ""
     alert_smtp_host: str = ""
     alert_smtp_port: int = 25
@@ -97,6 +107,9 @@ class Settings:
             ),
             dagster_home=_resolve(env.get("DAGSTER_HOME", "data/dagster_home")),
             max_reject_rate=max_reject_rate,
+            retention_activity_days=_parse_days("ANALYTICS_RETENTION_ACTIVITY_DAYS", env, 90),
+            retention_ops_days=_parse_days("ANALYTICS_RETENTION_OPS_DAYS", env, 30),
+            retention_report_days=_parse_days("ANALYTICS_RETENTION_REPORT_DAYS", env, 180),
             alert_webhook_url=env.get("ANALYTICS_ALERT_WEBHOOK_URL", ""),
             alert_smtp_host=env.get("ANALYTICS_ALERT_SMTP_HOST", ""),
             alert_smtp_port=int(env.get("ANALYTICS_ALERT_SMTP_PORT", "25") or 25),

@@ -23,9 +23,9 @@ user_days as (
 
 ),
 
-events as (
+org_days as (
 
-    select * from {{ ref('stg_product__activity_events') }}
+    select * from {{ ref('int_org_activity_daily') }}
 
 ),
 
@@ -106,14 +106,9 @@ users_per_org_day as (
 
 sessions_per_org_day as (
 
-    select
-        events.activity_date,
-        events.org_id,
-        count(distinct events.session_id) as sessions
-
-    from events
-    inner join affected_dates on events.activity_date = affected_dates.activity_date
-    group by events.activity_date, events.org_id
+    select org_days.activity_date, org_days.org_id, org_days.sessions
+    from org_days
+    inner join affected_dates on org_days.activity_date = affected_dates.activity_date
 
 ),
 

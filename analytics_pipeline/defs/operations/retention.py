@@ -1,0 +1,108 @@
+"""Weekly retention: what the old cleanup tasks did, with the periods in configuration.
+
+- raw activity events (and their rejected records and file ledger) older than
+  ``ANALYTICS_RETENTION_ACTIVITY_DAYS`` (default 90) are deleted from the warehouse. The derived
+  history is kept: ``int_user_activity_daily`` and the marts still know every user's first day, and
+  the landing files are left alone, so an old day can always be re-loaded.
+- pipeline operations data older than ``ANALYTICS_RETENTION_OPS_DAYS`` (default 30): the
+  ``ops`` schema's tables with a ``recorded_at`` column and resolved alert files.
+- report folders (``<ANALYTICS_OUTPUT_DIR>/reports/<YYYY-MM-DD>/``, one per week) older than
+  ``ANALYTICS_RETENTION_REPORT_DAYS`` (default 180).
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL
+from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
+from analytics_pipeline.settings import Settings, get_settings
+
+
+@dataclass
+class RetentionReport:
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+    files_deleted: list[str] = field(default_factory=list)
+
+
+def _count_and_delete(warehouse: Warehouse, table: str, where: str, params: tuple) -> int:
+    with warehouse.transaction() as session:
+        count = session.query(f"select count(*) as n from {table} where {where}", params).column(0)[0].as_py()
+        session.execute(f"delete from {table} where {where}", params)
+    return int(count)
+
+
+def _ops_tables(warehouse: Warehouse) -> list[str]:
+    rows = warehouse.query(
+        "select table_schema || '.' || table_name as name from information_schema.columns "
+        "where table_schema = 'ops' and column_name = 'recorded_at' order by 1"
+    ).to_pylist()
+    return [row["name"] for row in rows]
+
+
+def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> RetentionReport:
+    report = RetentionReport()
+    activity_cutoff = today - timedelta(days=settings.retention_activity_days)
+    if warehouse.table_exists("raw.activity_events"):
+        report.rows_deleted["raw.activity_events"] = _count_and_delete(
+            warehouse, "raw.activity_events", "_partition_date < ?", (activity_cutoff,)
+        )
+        for table in ("raw.rejected_records", "raw.ingested_files"):
+            report.rows_deleted[table] = _count_and_delete(
+                warehouse, table, "dataset = 'activity_events' and partition_date < ?", (activity_cutoff,)
+            )
+    ops_cutoff = datetime.combine(today - timedelta(days=settings.retention_ops_days), datetime.min.time())
+    for table in _ops_tables(warehouse):
+        report.rows_deleted[table] = _count_and_delete(warehouse, table, "recorded_at < ?", (ops_cutoff,))
+    resolved = settings.output_dir / "alerts" / "resolved"
+    if resolved.is_dir():
+        for path in sorted(resolved.glob("*.json")):
+            if datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date() < ops_cutoff.date():
+                path.unlink()
+                report.files_deleted.append(str(path.relative_to(settings.output_dir)))
+    report_cutoff = today - timedelta(days=settings.retention_report_days)
+    reports = settings.output_dir / "reports"
+    if reports.is_dir():
+        for folder in sorted(p for p in reports.iterdir() if p.is_dir()):
+            try:
+                week = date.fromisoformat(folder.name)
+            except ValueError:
+                continue  # not a week folder: never delete what we did not write
+            if week < report_cutoff:
+                shutil.rmtree(folder)
+                report.files_deleted.append(str(folder.relative_to(settings.output_dir)) + "/")
+    return report
+
+
+@dg.op(description="Delete data past its retention period (see analytics_pipeline/defs/operations/retention.py).",
+       pool=WAREHOUSE_POOL)
+def apply_retention_policies(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+    settings = get_settings()
+    report = apply_retention(warehouse.get_client(), settings, datetime.now(UTC).date())
+    context.log.info(f"retention: {report.rows_deleted}, {len(report.files_deleted)} files")
+    context.add_output_metadata(
+        {
+            **{f"rows_deleted.{table}": count for table, count in report.rows_deleted.items()},
+            "files_deleted": len(report.files_deleted),
+            "activity_days": settings.retention_activity_days,
+            "ops_days": settings.retention_ops_days,
+            "report_days": settings.retention_report_days,
+        }
+    )
+
+
+@dg.job(description="Weekly retention of raw activity, operations data and report files.")
+def retention_job() -> None:
+    apply_retention_policies()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="weekly_retention_schedule",
+    job=retention_job,
+    cron_schedule="0 3 * * 0",
+    execution_timezone="UTC",
+    description="Sundays 03:00 UTC: delete data past its retention period (periods are settings).",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
