@@ -76,6 +76,28 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=PROJECT_ROOT)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from analytics_pipeline.defs.reporting.exports import default_output, export, resolve
+    from analytics_pipeline.resources.warehouse import Warehouse
+
+    settings = get_settings()
+    mart = resolve(args.table)  # refuse a table off the allow-list before touching the warehouse
+    output = Path(args.output) if args.output else default_output(
+        settings.output_dir, mart, args.start, args.end, args.org, args.format
+    )  # fmt: skip
+    written = 0
+
+    def progress(rows: int) -> None:
+        nonlocal written
+        written += rows
+        print(f"\r  {written:,} rows written", end="", file=sys.stderr, flush=True)
+
+    rows = export(Warehouse(settings), mart.table, args.start, args.end, args.format, output, args.org, progress)
+    print(file=sys.stderr)
+    print(f"exported {rows} rows of {mart.table} ({args.start} .. {args.end}) to {output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analytics-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", type=_date, help="inclusive")
     backfill.add_argument("--select", help="Dagster asset selection (default: every daily-partitioned asset)")
     backfill.set_defaults(handler=_cmd_backfill)
+
+    export = commands.add_parser("export", help="export a mart for a window to CSV, Parquet, XLSX or JSON")
+    export.add_argument("table", help="e.g. fct_daily_engagement or marts.fct_kpi_daily")
+    export.add_argument("--start", type=_date, required=True)
+    export.add_argument("--end", type=_date, required=True, help="inclusive")
+    export.add_argument("--org", help="one school (org_id)")
+    export.add_argument("--format", choices=["csv", "parquet", "xlsx", "json"], default="csv")
+    export.add_argument("--output", help="file to write (default: ANALYTICS_OUTPUT_DIR/exports/...)")
+    export.set_defaults(handler=_cmd_export)
 
     ui = commands.add_parser("ui", help="start the Dagster UI with the daemon (schedules, sensors, backfills)")
     ui.add_argument("--port", type=int, default=3000)

@@ -1,26 +1,13 @@
 """Jobs spanning domains."""
 
-from collections.abc import Iterable
-
 import dagster as dg
 
 from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
-from analytics_pipeline.defs.operations.freshness import freshness_checks
 from analytics_pipeline.defs.transform.assets import daily_dbt_models
 from analytics_pipeline.partitions import daily_partitions
 
-# Freshness checks are evaluated by their sensor against the clock, not inside the runs that
-# materialize (a backfill of last year would otherwise report itself overdue).
-FRESHNESS_CHECKS = dg.AssetSelection.checks(*freshness_checks)
-
-
-def materialization_selection(keys: Iterable[dg.AssetKey]) -> dg.AssetSelection:
-    """``keys`` with their asset checks, except the freshness checks."""
-    return dg.AssetSelection.assets(*keys) - FRESHNESS_CHECKS
-
-
 DAILY_DBT_KEYS = sorted(daily_dbt_models.keys)
-DAILY_ASSETS = dg.AssetSelection.assets(*daily_ingestion_assets, daily_dbt_models) - FRESHNESS_CHECKS
+DAILY_ASSETS = dg.AssetSelection.assets(*daily_ingestion_assets, daily_dbt_models)
 
 # Everything that holds days: raw daily datasets and the daily dbt models, for one partition
 # window. Schedules, the backfill command and UI backfills all target it.

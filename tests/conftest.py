@@ -20,7 +20,6 @@ import psycopg2
 import pytest
 
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
-from analytics_pipeline.jobs import materialization_selection
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 
@@ -150,7 +149,7 @@ def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelect
     return dg.materialize(
         assets=[*defs.assets, *defs.asset_checks],
         resources=dict(defs.resources),
-        selection=materialization_selection(keys),
+        selection=sorted(keys),
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={"dagster/asset_partition_range_start": start.isoformat(),
               "dagster/asset_partition_range_end": end.isoformat()},  # fmt: skip
@@ -161,7 +160,7 @@ def run_unpartitioned(selection: dg.AssetSelection, instance: dg.DagsterInstance
     defs = definitions()
     keys = selection.resolve(defs.resolve_asset_graph())
     return dg.materialize(assets=[*defs.assets, *defs.asset_checks], resources=dict(defs.resources),
-                          selection=materialization_selection(keys),
+                          selection=sorted(keys),
                           instance=instance or dg.DagsterInstance.ephemeral())  # fmt: skip
 
 

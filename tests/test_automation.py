@@ -180,24 +180,6 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
         server.shutdown()
 
 
-def _freshness_results(instance: dg.DagsterInstance) -> dict[str, bool]:
-    from analytics_pipeline.definitions import defs
-    from analytics_pipeline.defs.operations.freshness import freshness_checks
-
-    result = dg.materialize([*defs.assets, *freshness_checks], resources=dict(defs.resources), instance=instance,
-                            selection=dg.AssetSelection.checks(*freshness_checks))  # fmt: skip
-    return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
-
-
-def test_freshness_checks_fail_until_the_mart_is_updated(env) -> None:  # noqa: ANN001
-    instance = dg.DagsterInstance.ephemeral()
-    assert _freshness_results(instance)["marts/fct_daily_engagement"] is False
-    instance.report_runless_asset_event(dg.AssetMaterialization(["marts", "fct_daily_engagement"], partition="2025-03-01"))
-    results = _freshness_results(instance)
-    assert results["marts/fct_daily_engagement"] is True
-    assert results["marts/fct_kpi_daily"] is False
-
-
 def _materialize_users(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
     from analytics_pipeline.resources.warehouse import WarehouseResource

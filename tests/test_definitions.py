@@ -54,3 +54,15 @@ def test_history_dependent_models_declare_their_lookback() -> None:
         rolling.partitions_def.subset_with_partition_keys(["2025-03-30"]), rolling.partitions_def, rolling.partitions_def,
     ).partitions_subset  # fmt: skip
     assert "2025-03-01" in upstream.get_partition_keys()
+
+
+def test_key_marts_carry_a_freshness_policy() -> None:
+    from analytics_pipeline.definitions import defs
+    from analytics_pipeline.defs.operations.freshness import KEY_MARTS
+
+    graph = defs.resolve_asset_graph()
+    for key in KEY_MARTS:
+        policy = graph.get(key).freshness_policy
+        assert type(policy).__name__ == "TimeWindowFreshnessPolicy", key
+        assert policy.fail_window.to_timedelta().total_seconds() == 26 * 3600
+    assert graph.get(dg.AssetKey(["marts", "fct_activity_summary"])).freshness_policy is None

@@ -19,7 +19,7 @@ from tests_support import free_port
 
 QUERY = """
 {
-  assetNodes { assetKey { path } groupName isPartitioned hasAssetChecks }
+  assetNodes { assetKey { path } groupName isPartitioned hasAssetChecks internalFreshnessPolicy { __typename } }
   instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
 }
 """
@@ -61,6 +61,8 @@ def test_ui_serves_the_asset_graph_and_the_daemon_runs(env: dict[str, str]) -> N
         assert nodes["raw/activity_events"]["isPartitioned"]
         assert nodes["marts/fct_daily_engagement"]["isPartitioned"] and nodes["marts/fct_daily_engagement"]["hasAssetChecks"]
         assert daemons.get("SCHEDULER") and daemons.get("SENSOR") and daemons.get("BACKFILL")
+        # freshness is a policy on the key marts, evaluated by the daemon and shown with each asset
+        assert nodes["marts/fct_kpi_daily"]["internalFreshnessPolicy"]["__typename"] == "TimeWindowFreshnessPolicy"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -16,7 +16,6 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.instance import get_instance
-from analytics_pipeline.jobs import materialization_selection
 from analytics_pipeline.partitions import partition_dates
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError
 from analytics_pipeline.settings import get_settings
@@ -120,7 +119,7 @@ def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: Backfil
     result = dg.materialize(
         assets=[*(defs.assets or []), *(defs.asset_checks or [])],
         resources=dict(defs.resources or {}),
-        selection=materialization_selection(keys),
+        selection=list(keys),
         instance=get_instance(),
         tags={BACKFILL_TAG: outcome.backfill_id, **tags},
         run_config=QUIET_CONSOLE,
