@@ -24,3 +24,14 @@
 {% macro is_full_window() -%}
     {{ return(var("min_date") == "1900-01-01" and var("max_date") == "2999-12-31") }}
 {%- endmacro %}
+
+{#- First and last date present in the given (relation, date column) pairs: the loaded range. -#}
+{% macro loaded_range(sources) -%}
+    select min(first_date) as first_date, max(last_date) as last_date
+    from (
+        {% for relation, column in sources -%}
+        select min({{ column }}) as first_date, max({{ column }}) as last_date from {{ relation }}
+        {% if not loop.last %}union all{% endif %}
+        {% endfor -%}
+    ) as dataset_ranges
+{%- endmacro %}

@@ -43,12 +43,7 @@ org_days as (
 
 loaded_range as (
 
-    select min(first_date) as first_date, max(last_date) as last_date
-    from (
-        select min(order_date) as first_date, max(order_date) as last_date from order_lines
-        union all
-        select min(snapshot_date), max(snapshot_date) from snapshots
-    ) as dataset_ranges
+    {{ loaded_range([('order_lines', 'order_date'), ('snapshots', 'snapshot_date')]) }}
 
 ),
 
