@@ -100,7 +100,6 @@ def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list
         selected = {key for key in materializable if _is_daily(graph, key)}
     daily = sorted(key for key in selected if _is_daily(graph, key))
     unpartitioned = {key for key in materializable if not _is_daily(graph, key)}
-    downstream_of_daily = dg.AssetSelection.assets(*daily).downstream().resolve(graph) if daily else set()
     if select:
         parents = dg.AssetSelection.assets(*daily).upstream().resolve(graph) if daily else set()
         instance = get_instance()
@@ -109,6 +108,7 @@ def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list
         }
         after = {key for key in selected if not _is_daily(graph, key)}
     else:
+        downstream_of_daily = dg.AssetSelection.assets(*daily).downstream().resolve(graph) if daily else set()
         before = unpartitioned - downstream_of_daily
         after = unpartitioned & downstream_of_daily
     return sorted(before), daily, sorted(after)
