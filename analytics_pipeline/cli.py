@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import warnings
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -139,8 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Dagster flags beta parameters (backfill policies) on every import; operators need not see it.
-    warnings.filterwarnings("ignore", module="dagster")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

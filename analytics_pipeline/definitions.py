@@ -5,7 +5,6 @@ import dagster as dg
 from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.ingestion.sensors import DIMENSION_JOB, landing_file_sensor
 from analytics_pipeline.defs.operations.alerts import run_failure_alert, run_success_clears_alert
-from analytics_pipeline.defs.operations.freshness import with_freshness_policies
 from analytics_pipeline.defs.operations.retention import retention_job, retention_schedule
 from analytics_pipeline.defs.transform.assets import daily_dbt_models, dbt_models
 from analytics_pipeline.defs.transform.kpi_checks import kpi_threshold_checks
@@ -18,11 +17,11 @@ from analytics_pipeline.jobs import daily_pipeline_job
 from analytics_pipeline.resources.dbt import dbt_resource
 from analytics_pipeline.resources.warehouse import WarehouseResource
 
-defs = with_freshness_policies(dg.Definitions(
+defs = dg.Definitions(
     assets=[*ingestion_assets, daily_dbt_models, dbt_models],
     asset_checks=[kpi_threshold_checks],
     jobs=[daily_pipeline_job, hourly_refresh_job, DIMENSION_JOB, retention_job],
     schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule],
     sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
-))
+)

@@ -4,7 +4,6 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
 from analytics_pipeline.defs.transform.assets import daily_dbt_models
-from analytics_pipeline.partitions import daily_partitions
 
 DAILY_DBT_KEYS = sorted(daily_dbt_models.keys)
 DAILY_ASSETS = dg.AssetSelection.assets(*daily_ingestion_assets, daily_dbt_models)
@@ -14,6 +13,5 @@ DAILY_ASSETS = dg.AssetSelection.assets(*daily_ingestion_assets, daily_dbt_model
 daily_pipeline_job = dg.define_asset_job(
     name="daily_pipeline",
     selection=DAILY_ASSETS,
-    partitions_def=daily_partitions,
     description="The daily pipeline for a partition window: load the landing zone, then build the daily dbt models.",
 )

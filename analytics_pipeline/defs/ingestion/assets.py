@@ -15,6 +15,7 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS, RAW_TABLES, Dataset
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
+from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import (
@@ -122,6 +123,7 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         retry_policy=WAREHOUSE_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
         kinds={"python"},
+        freshness_policy=freshness_policy_for(key),
         description=f"Validated {dataset.name} from the landing zone (one partition per UTC day); "
         "rejects go to raw.rejected_records.",
         check_specs=[

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.transform.previews import partition_preview
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import dbt_project
@@ -63,6 +64,11 @@ class AnalyticsDbtTranslator(DagsterDbtTranslator):
     def __init__(self, lookbacks: Mapping[str, int], **kwargs: Any):
         super().__init__(**kwargs)
         self._lookbacks = dict(lookbacks)
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        policy = freshness_policy_for(spec.key)
+        return spec.replace_attributes(freshness_policy=policy) if policy else spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

@@ -5,13 +5,11 @@ from datetime import timedelta
 import dagster as dg
 
 from analytics_pipeline.jobs import DAILY_ASSETS, daily_pipeline_job
-from analytics_pipeline.partitions import daily_partitions
 
 hourly_refresh_job = dg.define_asset_job(
     name="hourly_refresh",
     selection=dg.AssetSelection.assets(["marts", "fct_hourly_usage"], ["marts", "kpi_snapshots"]).upstream()
     & DAILY_ASSETS,
-    partitions_def=daily_partitions,
     description="Today's partition of hourly usage and the KPI snapshots, with what they are built from.",
 )
 
