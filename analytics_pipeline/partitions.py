@@ -18,13 +18,6 @@ _START = get_settings().start_date
 # end_offset=1: today is a partition too, refreshed hourly while the day is in progress.
 daily_partitions = dg.DailyPartitionsDefinition(start_date=_START.isoformat(), timezone="UTC", end_offset=1)
 
-# Weeks run Monday to Sunday, the way school reports are read.
-weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=(_START + timedelta(days=(7 - _START.weekday()) % 7)).isoformat(),
-    day_offset=1,
-    timezone="UTC",
-)
-
 
 def partition_dates(start: date, end: date) -> list[date]:
     """Every date from ``start`` to ``end`` inclusive."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -253,12 +252,6 @@ class Warehouse:
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         table = self.query(sql, params)
         return table.column(0)[0].as_py() if table.num_rows else None
-
-    def ping(self) -> float:
-        """Round-trip time of a trivial query in seconds; raises :class:`WarehouseError` when down."""
-        started = time.perf_counter()
-        self.scalar("select 1")
-        return time.perf_counter() - started
 
     def table_exists(self, name: str) -> bool:
         schema, table = _checked_identifier(name).split(".")
