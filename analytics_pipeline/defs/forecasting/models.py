@@ -1,0 +1,428 @@
+"""Demand models: the candidates, rolling-origin model selection and the forecast with intervals.
+
+Pure functions over pandas frames in statsforecast's long format (``unique_id``, ``ds``, ``y``), no
+Dagster and no warehouse, so the selection logic is tested on synthetic series directly.
+
+Cost is what shapes the choices here (SPEC targets: 1,000 items x 2 years, selection in minutes,
+forecast in under a minute on 2 cores):
+
+- every series is cut to its last ``HISTORY_DAYS``: a year holds all the weekly and trend structure
+  the candidates can use, and AutoETS/AutoARIMA cost grows with length;
+- cross-validation fits the state-space candidates once per series and rolls the later origins
+  forward with the fitted parameters (statsforecast's ``refit=False``); the intermittent-demand
+  candidates are cheap enough to refit at every origin (and have no forward step);
+- AutoARIMA searches a small, approximated space (orders up to 2, seasonal orders up to 1);
+- the forecast refits only each item's selected model, not every candidate.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from statsforecast import StatsForecast
+from statsforecast.models import ADIDA, TSB, AutoARIMA, AutoETS, CrostonSBA, HistoricAverage, SeasonalNaive, _TS
+from statsforecast.utils import ConformalIntervals
+from utilsforecast.losses import mase, rmse, smape
+
+SEASON = 7  # days: demand follows the school week
+HORIZON = 28  # days ahead in every forecast vintage
+LEVELS = (80, 95)
+HISTORY_DAYS = 365
+CV_WINDOWS = 4  # rolling origins, one week apart, the last one ending on the as-of date
+CV_STEP = 7
+MIN_TRAIN_DAYS = 8 * SEASON
+# The shortest series cross-validation accepts: the training part before the first origin plus the
+# windows' span.
+MIN_CV_DAYS = MIN_TRAIN_DAYS + HORIZON + (CV_WINDOWS - 1) * CV_STEP
+MIN_SEASONAL_DAYS = 2 * SEASON
+
+SEASONAL_NAIVE = "SeasonalNaive"
+FALLBACK_ZERO = "ZeroDemand"
+
+
+class LinearTrendWeekday(_TS):
+    """Least squares on a linear trend plus day-of-week effects, with the textbook OLS prediction
+    intervals (they widen as the forecast leaves the fitted range).
+
+    Positions stand for days (series are gap-free and daily), so ``t mod 7`` is the weekday up to a
+    shift that is the same for fitting and forecasting.
+    """
+
+    def __init__(self, season_length: int = SEASON, alias: str = "LinearTrendWeekday"):
+        self.season_length = season_length
+        self.alias = alias
+        self.prediction_intervals = None
+
+    def _design(self, positions: np.ndarray) -> np.ndarray:
+        weekday = positions % self.season_length
+        dummies = (weekday[:, None] == np.arange(1, self.season_length)[None, :]).astype(float)
+        return np.column_stack([np.ones(len(positions)), positions.astype(float), dummies])
+
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> LinearTrendWeekday:
+        y = np.asarray(y, dtype=float)
+        design = self._design(np.arange(len(y)))
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        residuals = y - design @ coef
+        dof = max(len(y) - design.shape[1], 1)
+        self.model_ = {
+            "coef": coef,
+            "sigma": float(np.sqrt(residuals @ residuals / dof)),
+            "xtx_inv": np.linalg.pinv(design.T @ design),
+            "fitted": design @ coef,
+        }
+        return self
+
+    def _predict_at(self, positions: np.ndarray, level: Sequence[int] | None) -> dict[str, np.ndarray]:
+        design = self._design(positions)
+        mean = design @ self.model_["coef"]
+        result = {"mean": mean}
+        if level:
+            leverage = np.einsum("ij,jk,ik->i", design, self.model_["xtx_inv"], design)
+            sigma_h = self.model_["sigma"] * np.sqrt(1.0 + leverage)
+            for lv in sorted(level):
+                z = _normal_quantile(lv)
+                result[f"lo-{lv}"] = mean - z * sigma_h
+                result[f"hi-{lv}"] = mean + z * sigma_h
+        return result
+
+    def predict(self, h: int, X: np.ndarray | None = None, level: Sequence[int] | None = None) -> dict:
+        n = len(self.model_["fitted"])
+        return self._predict_at(np.arange(n, n + h), level)
+
+    def predict_in_sample(self, level: Sequence[int] | None = None) -> dict:
+        return {"fitted": self.model_["fitted"]}
+
+    def forecast(
+        self,
+        y: np.ndarray,
+        h: int,
+        X: np.ndarray | None = None,
+        X_future: np.ndarray | None = None,
+        level: Sequence[int] | None = None,
+        fitted: bool = False,
+    ) -> dict:
+        self.fit(y)
+        result = self.predict(h, level=level)
+        if fitted:
+            result["fitted"] = self.model_["fitted"]
+        return result
+
+    def forward(
+        self,
+        y: np.ndarray,
+        h: int,
+        X: np.ndarray | None = None,
+        X_future: np.ndarray | None = None,
+        level: Sequence[int] | None = None,
+        fitted: bool = False,
+    ) -> dict:
+        """The fitted line and weekday effects, continued past the end of the longer ``y``."""
+        n = len(y)
+        result = self._predict_at(np.arange(n, n + h), level)
+        if fitted:
+            result["fitted"] = self._design(np.arange(n)) @ self.model_["coef"]
+        return result
+
+
+def _normal_quantile(level: int) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 200))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    family: str  # seasonal | smoothing | arima | trend | intermittent
+    build: Callable[[], _TS]
+    rolls_forward: bool  # has a forward step: fitted once per series in cross-validation
+
+
+def _intermittent_intervals() -> ConformalIntervals:
+    # Croston-type models have no error model of their own; conformal intervals from two
+    # horizon-long windows of their own past errors give them one.
+    return ConformalIntervals(h=HORIZON, n_windows=2)
+
+
+# In order of simplicity: equal scores go to the simpler model.
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate(SEASONAL_NAIVE, "seasonal", lambda: SeasonalNaive(season_length=SEASON), True),
+    Candidate("LinearTrendWeekday", "trend", lambda: LinearTrendWeekday(SEASON), True),
+    Candidate("ADIDA", "intermittent", lambda: ADIDA(prediction_intervals=_intermittent_intervals()), False),
+    Candidate("CrostonSBA", "intermittent", lambda: CrostonSBA(prediction_intervals=_intermittent_intervals()), False),
+    Candidate(
+        "TSB",
+        "intermittent",
+        lambda: TSB(alpha_d=0.1, alpha_p=0.1, prediction_intervals=_intermittent_intervals()),
+        False,
+    ),
+    Candidate("AutoETS", "smoothing", lambda: AutoETS(season_length=SEASON), True),
+    Candidate(
+        "AutoARIMA",
+        "arima",
+        lambda: AutoARIMA(
+            season_length=SEASON, approximation=True, max_p=2, max_q=2, max_P=1, max_Q=1, nmodels=20
+        ),
+        True,
+    ),
+)
+CANDIDATE_BY_NAME = {candidate.name: candidate for candidate in CANDIDATES}
+SIMPLICITY = {candidate.name: rank for rank, candidate in enumerate(CANDIDATES)}
+FAMILIES = {candidate.name: candidate.family for candidate in CANDIDATES} | {
+    FALLBACK_ZERO: "fallback",
+    "HistoricAverage": "fallback",
+}
+
+# Syntetos-Boylan-Croston: demand arriving on average less often than every 1.32 days is
+# intermittent, and only Croston-type models (plus the seasonal-naive benchmark) compete for it;
+# smooth demand gets the trend, smoothing and ARIMA models. Intermittent series are also where
+# ARIMA is slowest and least useful.
+INTERMITTENT_ADI = 1.32
+CLASS_CANDIDATES = {
+    "smooth": tuple(c for c in CANDIDATES if c.family in ("seasonal", "trend", "smoothing", "arima")),
+    "intermittent": tuple(c for c in CANDIDATES if c.family in ("seasonal", "intermittent")),
+}
+
+
+def demand_classes(series: pd.DataFrame) -> pd.Series:
+    """``unique_id`` -> ``smooth`` or ``intermittent`` by the average inter-demand interval."""
+    stats = series.assign(nonzero=series["y"] > 0).groupby("unique_id")["nonzero"].agg(["size", "sum"])
+    adi = stats["size"] / stats["sum"].where(stats["sum"] > 0)
+    return pd.Series(np.where(adi > INTERMITTENT_ADI, "intermittent", "smooth"), index=stats.index, name="demand_class")
+
+
+def prepare_series(demand: pd.DataFrame, as_of: pd.Timestamp, history_days: int = HISTORY_DAYS) -> pd.DataFrame:
+    """Daily demand (``item_id``, ``demand_date``, ``units``) -> gap-free series ending on ``as_of``.
+
+    Each item's series starts on its first day in the window and runs to ``as_of``; days without a
+    row (an inactive item with no demand that day) are zero demand.
+    """
+    window_start = as_of - pd.Timedelta(days=history_days - 1)
+    frame = demand.rename(columns={"item_id": "unique_id", "demand_date": "ds", "units": "y"})
+    frame = frame.assign(ds=pd.to_datetime(frame["ds"]), y=frame["y"].astype(float))
+    frame = frame[(frame["ds"] >= window_start) & (frame["ds"] <= as_of)]
+    if frame.empty:
+        return pd.DataFrame({"unique_id": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]"), "y": 0.0})
+    first = frame.groupby("unique_id")["ds"].min()
+    lengths = ((as_of - first).dt.days + 1).to_numpy()
+    ids = np.repeat(first.index.to_numpy(), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    dates = np.repeat(first.to_numpy(), lengths) + pd.to_timedelta(offsets, unit="D")
+    grid = pd.DataFrame({"unique_id": ids, "ds": dates})
+    series = grid.merge(frame[["unique_id", "ds", "y"]], on=["unique_id", "ds"], how="left")
+    return series.fillna({"y": 0.0}).sort_values(["unique_id", "ds"], ignore_index=True)
+
+
+@dataclass
+class Selection:
+    scores: pd.DataFrame  # item_id, demand_class, model, family, mase, smape, rmse, selected
+    skipped: dict[str, str]  # item_id -> why it was not evaluated
+
+    @property
+    def selected(self) -> dict[str, str]:
+        chosen = self.scores[self.scores["selected"]]
+        return dict(zip(chosen["item_id"], chosen["model"], strict=True))
+
+
+SCORE_COLUMNS = ["item_id", "demand_class", "model", "family", "mase", "smape", "rmse", "selected"]
+
+
+def _cross_validate(series: pd.DataFrame, candidates: Sequence[Candidate], refit: bool, n_jobs: int) -> pd.DataFrame:
+    models = [candidate.build() for candidate in candidates]
+    engine = StatsForecast(models=models, freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(SEASON))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return engine.cross_validation(
+            df=series, h=HORIZON, step_size=CV_STEP, n_windows=CV_WINDOWS, refit=refit
+        )
+
+
+def _score(series: pd.DataFrame, candidates: Sequence[Candidate], n_jobs: int) -> pd.DataFrame:
+    """MASE, sMAPE and RMSE of each candidate over every window, per series."""
+    rolling = [c for c in candidates if c.rolls_forward]
+    refitted = [c for c in candidates if not c.rolls_forward]
+    parts = []
+    if rolling:
+        parts.append(_cross_validate(series, rolling, refit=False, n_jobs=n_jobs))
+    if refitted:
+        part = _cross_validate(series, refitted, refit=True, n_jobs=n_jobs)
+        parts.append(part.drop(columns=["y"]) if parts else part)
+    cv = parts[0] if len(parts) == 1 else parts[0].merge(parts[1], on=["unique_id", "ds", "cutoff"])
+    names = [c.name for c in candidates]
+    cv[names] = cv[names].clip(lower=0).fillna(0.0)
+    # Each window is scored on its own (MASE scaled by the seasonal-naive error of the history
+    # before its origin), then the windows are averaged.
+    per_window = {
+        "mase": mase(cv, names, seasonality=SEASON, train_df=series),
+        "smape": smape(cv, names),
+        "rmse": rmse(cv, names),
+    }
+    long = [
+        frame.melt(id_vars=["unique_id", "cutoff"], var_name="model", value_name=metric)
+        .replace([np.inf, -np.inf], np.nan)
+        .groupby(["unique_id", "model"])[metric]
+        .mean()
+        for metric, frame in per_window.items()
+    ]
+    return pd.concat(long, axis=1).reset_index()
+
+
+def select_models(series: pd.DataFrame, n_jobs: int = 2) -> Selection:
+    """Rolling-origin cross-validation of the candidates for each series' demand class.
+
+    ``CV_WINDOWS`` origins one week apart, each forecasting ``HORIZON`` days; MASE (scaled by the
+    in-sample seasonal-naive error before the first origin), sMAPE and RMSE pooled over the windows.
+    The lowest MASE is selected (the lowest RMSE for intermittent demand); RMSE, then simplicity,
+    break ties.
+    """
+    lengths = series.groupby("unique_id").size()
+    totals = series.groupby("unique_id")["y"].sum()
+    skipped = {
+        item: f"{n} days of history; cross-validation needs {MIN_CV_DAYS}"
+        for item, n in lengths.items()
+        if n < MIN_CV_DAYS
+    }
+    skipped |= {
+        item: "no demand in the history window"
+        for item, total in totals.items()
+        if total == 0 and item not in skipped
+    }
+    usable = series[~series["unique_id"].isin(list(skipped))]
+    classes = demand_classes(usable) if not usable.empty else pd.Series(dtype=str)
+    frames = []
+    for demand_class, members in classes.groupby(classes):
+        scores = _score(usable[usable["unique_id"].isin(members.index)], CLASS_CANDIDATES[demand_class], n_jobs)
+        frames.append(scores.assign(demand_class=demand_class))
+    if not frames:
+        return Selection(pd.DataFrame(columns=SCORE_COLUMNS), skipped)
+    scores = pd.concat(frames, ignore_index=True).rename(columns={"unique_id": "item_id"})
+    # A flat history before the first origin has no seasonal-naive error to scale by: MASE is
+    # undefined there and RMSE decides.
+    scores["family"] = scores["model"].map(FAMILIES)
+    # MAE-based scores reward forecasting zero on intermittent demand (most days are zero), which is
+    # useless for stocking; intermittent series are ranked by squared error instead, which rewards
+    # the right mean rate (Kolassa, 2016).
+    primary = np.where(scores["demand_class"] == "intermittent", scores["rmse"], scores["mase"])
+    ranked = scores.assign(
+        _primary=pd.Series(primary, index=scores.index).round(9),
+        _rmse=scores["rmse"].round(9),
+        _simplicity=scores["model"].map(SIMPLICITY),
+    ).sort_values(["item_id", "_primary", "_rmse", "_simplicity"], na_position="last")
+    scores["selected"] = scores.index.isin(ranked.groupby("item_id").head(1).index)
+    return Selection(scores[SCORE_COLUMNS].sort_values(["item_id", "model"], ignore_index=True), skipped)
+
+
+@dataclass
+class ForecastResult:
+    forecasts: pd.DataFrame  # item_id, forecast_date, model, yhat, yhat_lo_80, ... yhat_hi_95
+    fallbacks: dict[str, str]  # item_id -> why it did not get its selected model
+
+
+def fallback_model_for(series_length: int, total_demand: float) -> tuple[str, str]:
+    """The model used without a selection, and why."""
+    if total_demand == 0:
+        return FALLBACK_ZERO, "no demand in the history window: zero forecast"
+    if series_length < MIN_SEASONAL_DAYS:
+        return "HistoricAverage", f"only {series_length} days of history: mean demand"
+    return SEASONAL_NAIVE, "no model selected yet: seasonal naive"
+
+
+def _model_instance(name: str) -> _TS:
+    if name == "HistoricAverage":
+        return HistoricAverage()
+    return CANDIDATE_BY_NAME[name].build()
+
+
+def _forecast_group(series: pd.DataFrame, model_name: str, n_jobs: int) -> pd.DataFrame:
+    if model_name == FALLBACK_ZERO:
+        last = series.groupby("unique_id")["ds"].max()
+        horizon = np.tile(np.arange(1, HORIZON + 1), len(last))
+        frame = pd.DataFrame({
+            "unique_id": np.repeat(last.index.to_numpy(), HORIZON),
+            "ds": np.repeat(last.to_numpy(), HORIZON) + pd.to_timedelta(horizon, unit="D"),
+        })
+        for column in ["yhat", *_interval_columns()]:
+            frame[column] = 0.0
+        return frame
+    model = _model_instance(model_name)
+    engine = StatsForecast(models=[model], freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(SEASON))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = engine.forecast(df=series, h=HORIZON, level=list(LEVELS))
+    alias = repr(model)
+    renamed = {alias: "yhat"} | {f"{alias}-{side}-{lv}": f"yhat_{side}_{lv}" for lv in LEVELS for side in ("lo", "hi")}
+    return raw.rename(columns=renamed)[["unique_id", "ds", "yhat", *_interval_columns()]]
+
+
+def _interval_columns() -> list[str]:
+    return [f"yhat_{side}_{lv}" for lv in LEVELS for side in ("lo", "hi")]
+
+
+def forecast(series: pd.DataFrame, selected: dict[str, str], n_jobs: int = 2) -> ForecastResult:
+    """``HORIZON`` days of point forecasts with 80% and 95% intervals for every series.
+
+    Each item gets its selected model; items without one get :func:`fallback_model_for`'s. Demand is
+    never negative, so forecasts and bounds are clipped at zero, and an interval never narrows
+    further ahead (each half-width is the running maximum over the horizon).
+    """
+    lengths = series.groupby("unique_id").size()
+    totals = series.groupby("unique_id")["y"].sum()
+    fallbacks: dict[str, str] = {}
+    model_of: dict[str, str] = {}
+    for item, length in lengths.items():
+        chosen = selected.get(item)
+        if chosen is not None and (chosen in CANDIDATE_BY_NAME) and totals[item] > 0 and length >= MIN_SEASONAL_DAYS:
+            model_of[item] = chosen
+        else:
+            model_of[item], fallbacks[item] = fallback_model_for(int(length), float(totals[item]))
+            if chosen is not None and chosen not in CANDIDATE_BY_NAME:
+                fallbacks[item] = f"selected model {chosen!r} is unknown; " + fallbacks[item]
+
+    groups = pd.Series(model_of, name="model").rename_axis("unique_id").reset_index()
+    frames = []
+    for model_name, members in groups.groupby("model")["unique_id"]:
+        part = _forecast_group(series[series["unique_id"].isin(members)], model_name, n_jobs)
+        frames.append(part.assign(model=model_name))
+    if not frames:
+        return ForecastResult(pd.DataFrame(columns=["item_id", "forecast_date", "model", "yhat", *_interval_columns()]), fallbacks)
+    result = pd.concat(frames, ignore_index=True)
+    result = _repair_bad_values(result, series, fallbacks)
+    result = _tidy_intervals(result)
+    result = result.rename(columns={"unique_id": "item_id", "ds": "forecast_date"})
+    columns = ["item_id", "forecast_date", "model", "yhat", *_interval_columns()]
+    return ForecastResult(result[columns].sort_values(["item_id", "forecast_date"], ignore_index=True), fallbacks)
+
+
+def _repair_bad_values(result: pd.DataFrame, series: pd.DataFrame, fallbacks: dict[str, str]) -> pd.DataFrame:
+    """A series whose model produced NaN or infinite values gets the seasonal-naive forecast."""
+    values = result[["yhat", *_interval_columns()]].to_numpy()
+    bad_items = result.loc[~np.isfinite(values).all(axis=1), "unique_id"].unique()
+    if len(bad_items) == 0:
+        return result
+    replacement = _forecast_group(series[series["unique_id"].isin(bad_items)], SEASONAL_NAIVE, n_jobs=1)
+    for item in bad_items:
+        fallbacks[item] = "the selected model gave no finite forecast: seasonal naive"
+    kept = result[~result["unique_id"].isin(bad_items)]
+    return pd.concat([kept, replacement.assign(model=SEASONAL_NAIVE)], ignore_index=True)
+
+
+def _tidy_intervals(result: pd.DataFrame) -> pd.DataFrame:
+    result = result.sort_values(["unique_id", "ds"], ignore_index=True)
+    yhat = result["yhat"].clip(lower=0)
+    for lv in LEVELS:
+        half = (result[f"yhat_hi_{lv}"] - result[f"yhat_lo_{lv}"]).abs() / 2
+        half = half.groupby(result["unique_id"], sort=False).cummax()
+        centre = (result[f"yhat_hi_{lv}"] + result[f"yhat_lo_{lv}"]) / 2
+        result[f"yhat_lo_{lv}"] = (centre - half).clip(lower=0)
+        result[f"yhat_hi_{lv}"] = (centre + half).clip(lower=0)
+    result["yhat"] = yhat
+    # The point forecast stays inside its interval after clipping (and the 80% inside the 95%).
+    result["yhat_lo_95"] = np.minimum(result["yhat_lo_95"], np.minimum(result["yhat_lo_80"], result["yhat"]))
+    result["yhat_hi_95"] = np.maximum(result["yhat_hi_95"], np.maximum(result["yhat_hi_80"], result["yhat"]))
+    result["yhat_lo_80"] = np.minimum(result["yhat_lo_80"], result["yhat"])
+    result["yhat_hi_80"] = np.maximum(result["yhat_hi_80"], result["yhat"])
+    return result
