@@ -49,6 +49,8 @@ MODEL_EVALUATIONS_TABLE = Table(
         Column("smape", "double precision"),
         Column("rmse", "double precision"),
         Column("selected", "boolean"),
+        # the selected automatic model's structure (JSON: ETS components, ARIMA orders)
+        Column("model_spec", "varchar"),
         Column("windows", "integer"),
         Column("horizon_days", "integer"),
         Column("created_at", "timestamp"),
@@ -125,7 +127,7 @@ def _read_demand(client: Warehouse, as_of: date) -> pd.DataFrame:
     return demand
 
 
-SELECTION_COLUMNS = ["item_id", "evaluated_at", "model", "mase", "selected"]
+SELECTION_COLUMNS = ["item_id", "evaluated_at", "model", "mase", "selected", "model_spec"]
 
 
 def _selections_as_of(client: Warehouse, as_of: date) -> pd.DataFrame:
@@ -139,7 +141,7 @@ def _selections_as_of(client: Warehouse, as_of: date) -> pd.DataFrame:
             group by item_id
         )
         select evaluations.item_id, evaluations.evaluated_at, evaluations.model, evaluations.mase,
-               evaluations.selected
+               evaluations.selected, evaluations.model_spec
         from forecast.model_evaluations as evaluations
         inner join latest
             on evaluations.item_id = latest.item_id and evaluations.evaluated_at = latest.evaluated_at
@@ -238,7 +240,11 @@ def _forecast(client: Warehouse, as_of: date, n_jobs: int) -> dict[str, Any]:
     series = models.prepare_series(_read_demand(client, as_of), pd.Timestamp(as_of))
     evaluations = _selections_as_of(client, as_of)
     selected = evaluations[evaluations["selected"].astype(bool)]
-    result = models.forecast(series, dict(zip(selected["item_id"], selected["model"], strict=True)), n_jobs=n_jobs)
+    choices = {
+        item: models.Choice(model, spec if isinstance(spec, str) else None)
+        for item, model, spec in zip(selected["item_id"], selected["model"], selected["model_spec"], strict=True)
+    }
+    result = models.forecast(series, choices, n_jobs=n_jobs)
     rows = result.forecasts.assign(
         as_of_date=as_of,
         forecast_date=result.forecasts["forecast_date"].dt.date,

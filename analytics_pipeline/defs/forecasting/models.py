@@ -12,19 +12,25 @@ forecast in under a minute on 2 cores):
   forward with the fitted parameters (statsforecast's ``refit=False``); the intermittent-demand
   candidates are cheap enough to refit at every origin (and have no forward step);
 - AutoARIMA searches a small, approximated space (orders up to 2, seasonal orders up to 1);
-- the forecast refits only each item's selected model, not every candidate.
+- the selection also records the structure of each selected automatic model (ETS components,
+  ARIMA orders), so the forecast re-estimates only its parameters instead of searching again;
+- the forecast fits one model per item, spread over worker processes.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
-from statsforecast.models import ADIDA, TSB, AutoARIMA, AutoETS, CrostonSBA, HistoricAverage, SeasonalNaive, _TS
+from statsforecast.models import ADIDA, ARIMA, TSB, AutoARIMA, AutoETS, CrostonSBA, HistoricAverage, SeasonalNaive, _TS
 from statsforecast.utils import ConformalIntervals
 from utilsforecast.losses import mase, rmse, smape
 
@@ -219,16 +225,28 @@ def prepare_series(demand: pd.DataFrame, as_of: pd.Timestamp, history_days: int 
 
 @dataclass
 class Selection:
-    scores: pd.DataFrame  # item_id, demand_class, model, family, mase, smape, rmse, selected
+    scores: pd.DataFrame  # SCORE_COLUMNS
     skipped: dict[str, str]  # item_id -> why it was not evaluated
 
     @property
-    def selected(self) -> dict[str, str]:
+    def selected(self) -> dict[str, Choice]:
         chosen = self.scores[self.scores["selected"]]
-        return dict(zip(chosen["item_id"], chosen["model"], strict=True))
+        return {
+            item: Choice(model, spec or None)
+            for item, model, spec in zip(chosen["item_id"], chosen["model"], chosen["model_spec"], strict=True)
+        }
 
 
-SCORE_COLUMNS = ["item_id", "demand_class", "model", "family", "mase", "smape", "rmse", "selected"]
+@dataclass(frozen=True)
+class Choice:
+    """An item's model, and for the automatic ones the structure found at selection (JSON), so the
+    forecast only re-estimates parameters instead of searching again."""
+
+    model: str
+    spec: str | None = None
+
+
+SCORE_COLUMNS = ["item_id", "demand_class", "model", "family", "mase", "smape", "rmse", "selected", "model_spec"]
 
 
 def _cross_validate(series: pd.DataFrame, candidates: Sequence[Candidate], refit: bool, n_jobs: int) -> pd.DataFrame:
@@ -313,7 +331,70 @@ def select_models(series: pd.DataFrame, n_jobs: int = 2) -> Selection:
         _simplicity=scores["model"].map(SIMPLICITY),
     ).sort_values(["item_id", "_primary", "_rmse", "_simplicity"], na_position="last")
     scores["selected"] = scores.index.isin(ranked.groupby("item_id").head(1).index)
+    scores["model_spec"] = None
+    searched = scores[scores["selected"] & scores["model"].isin(list(_SPEC_OF))]
+    if not searched.empty:
+        ys = _arrays(usable, searched["item_id"])
+        tasks = [(item, model, ys[item]) for item, model in zip(searched["item_id"], searched["model"], strict=True)]
+        scores.loc[searched.index, "model_spec"] = _map(_spec_task, tasks, n_jobs)
     return Selection(scores[SCORE_COLUMNS].sort_values(["item_id", "model"], ignore_index=True), skipped)
+
+
+# -- model structures found at selection, reused by the forecast --------------------------------------
+
+
+def _ets_spec(model: Any) -> str:
+    components = model.model_["components"]  # error, trend, season, damped: e.g. ['A', 'A', 'N', 'N']
+    return json.dumps({"model": "".join(components[:3]), "damped": components[3] == "D"})
+
+
+def _arima_spec(model: Any) -> str:
+    p, q, seasonal_p, seasonal_q, _, d, seasonal_d = (int(v) for v in model.model_["arma"])
+    coefficients = model.model_["coef"]
+    return json.dumps({
+        "order": [p, d, q], "seasonal_order": [seasonal_p, seasonal_d, seasonal_q],
+        "include_mean": "intercept" in coefficients, "include_drift": "drift" in coefficients,
+    })  # fmt: skip
+
+
+_SPEC_OF: dict[str, Callable[[Any], str]] = {"AutoETS": _ets_spec, "AutoARIMA": _arima_spec}
+
+
+def _spec_task(task: tuple[str, str, np.ndarray]) -> str | None:
+    _, model_name, y = task
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _SPEC_OF[model_name](CANDIDATE_BY_NAME[model_name].build().fit(y))
+    except Exception:  # the forecast then searches again; one odd series must not stop the rest
+        return None
+
+
+def _from_spec(model_name: str, spec: str) -> _TS:
+    values = json.loads(spec)
+    if model_name == "AutoETS":
+        return AutoETS(season_length=SEASON, model=values["model"], damped=values["damped"])
+    return ARIMA(
+        order=tuple(values["order"]), season_length=SEASON, seasonal_order=tuple(values["seasonal_order"]),
+        include_mean=values["include_mean"], include_drift=values["include_drift"],
+    )  # fmt: skip
+
+
+def _arrays(series: pd.DataFrame, items: Iterable[str]) -> dict[str, np.ndarray]:
+    wanted = set(items)
+    subset = series[series["unique_id"].isin(wanted)]
+    return {item: group["y"].to_numpy(dtype=float) for item, group in subset.groupby("unique_id", sort=False)}
+
+
+def _map(function: Callable[[Any], Any], tasks: list[Any], n_jobs: int) -> list[Any]:
+    """``function`` over ``tasks`` in ``n_jobs`` processes (in order), in-process for one job.
+
+    Forked, like statsforecast's own workers: nothing is re-imported, and the workers only compute.
+    """
+    if n_jobs <= 1 or len(tasks) < 8:
+        return [function(task) for task in tasks]
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(function, tasks, chunksize=max(1, len(tasks) // (n_jobs * 8))))
 
 
 @dataclass
@@ -331,95 +412,93 @@ def fallback_model_for(series_length: int, total_demand: float) -> tuple[str, st
     return SEASONAL_NAIVE, "no model selected yet: seasonal naive"
 
 
-def _model_instance(name: str) -> _TS:
-    if name == "HistoricAverage":
-        return HistoricAverage()
-    return CANDIDATE_BY_NAME[name].build()
-
-
-def _forecast_group(series: pd.DataFrame, model_name: str, n_jobs: int) -> pd.DataFrame:
-    if model_name == FALLBACK_ZERO:
-        last = series.groupby("unique_id")["ds"].max()
-        horizon = np.tile(np.arange(1, HORIZON + 1), len(last))
-        frame = pd.DataFrame({
-            "unique_id": np.repeat(last.index.to_numpy(), HORIZON),
-            "ds": np.repeat(last.to_numpy(), HORIZON) + pd.to_timedelta(horizon, unit="D"),
-        })
-        for column in ["yhat", *_interval_columns()]:
-            frame[column] = 0.0
-        return frame
-    model = _model_instance(model_name)
-    engine = StatsForecast(models=[model], freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(SEASON))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw = engine.forecast(df=series, h=HORIZON, level=list(LEVELS))
-    alias = repr(model)
-    renamed = {alias: "yhat"} | {f"{alias}-{side}-{lv}": f"yhat_{side}_{lv}" for lv in LEVELS for side in ("lo", "hi")}
-    return raw.rename(columns=renamed)[["unique_id", "ds", "yhat", *_interval_columns()]]
-
-
 def _interval_columns() -> list[str]:
     return [f"yhat_{side}_{lv}" for lv in LEVELS for side in ("lo", "hi")]
 
 
-def forecast(series: pd.DataFrame, selected: dict[str, str], n_jobs: int = 2) -> ForecastResult:
+def _predict(model_name: str, spec: str | None, y: np.ndarray) -> dict[str, np.ndarray]:
+    if model_name == FALLBACK_ZERO:
+        return {key: np.zeros(HORIZON) for key in ["mean", *(f"{side}-{lv}" for lv in LEVELS for side in ("lo", "hi"))]}
+    if model_name == "HistoricAverage":
+        model: _TS = HistoricAverage()
+    elif spec:
+        model = _from_spec(model_name, spec)
+    else:
+        model = CANDIDATE_BY_NAME[model_name].build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = model.forecast(y=y, h=HORIZON, level=list(LEVELS))
+    values = {key: np.asarray(result[key], dtype=float) for key in result if key == "mean" or key[:3] in ("lo-", "hi-")}
+    if not all(np.isfinite(v).all() for v in values.values()):
+        raise ValueError("no finite forecast")
+    return values
+
+
+def _forecast_task(task: tuple[str, str, str | None, np.ndarray]) -> tuple[str, dict[str, np.ndarray], str | None]:
+    """One item's forecast; a model that fails or gives non-finite values falls back to seasonal naive."""
+    item, model_name, spec, y = task
+    try:
+        return model_name, _predict(model_name, spec, y), None
+    except Exception as error:
+        fallback = SEASONAL_NAIVE if len(y) >= MIN_SEASONAL_DAYS else "HistoricAverage"
+        return fallback, _predict(fallback, None, y), f"{model_name} failed ({error}): {fallback}"
+
+
+def forecast(series: pd.DataFrame, selected: Mapping[str, Choice | str], n_jobs: int = 2) -> ForecastResult:
     """``HORIZON`` days of point forecasts with 80% and 95% intervals for every series.
 
-    Each item gets its selected model; items without one get :func:`fallback_model_for`'s. Demand is
-    never negative, so forecasts and bounds are clipped at zero, and an interval never narrows
-    further ahead (each half-width is the running maximum over the horizon).
+    Each item gets its selected model (re-estimated on the latest history, in the structure found at
+    selection); items without one get :func:`fallback_model_for`'s. Demand is never negative, so
+    forecasts and bounds are clipped at zero, and an interval never narrows further ahead (each
+    half-width is the running maximum over the horizon).
     """
-    lengths = series.groupby("unique_id").size()
-    totals = series.groupby("unique_id")["y"].sum()
+    ys = _arrays(series, series["unique_id"].unique())
+    last_day = series.groupby("unique_id")["ds"].max()
     fallbacks: dict[str, str] = {}
-    model_of: dict[str, str] = {}
-    for item, length in lengths.items():
-        chosen = selected.get(item)
-        if chosen is not None and (chosen in CANDIDATE_BY_NAME) and totals[item] > 0 and length >= MIN_SEASONAL_DAYS:
-            model_of[item] = chosen
-        else:
-            model_of[item], fallbacks[item] = fallback_model_for(int(length), float(totals[item]))
-            if chosen is not None and chosen not in CANDIDATE_BY_NAME:
-                fallbacks[item] = f"selected model {chosen!r} is unknown; " + fallbacks[item]
-
-    groups = pd.Series(model_of, name="model").rename_axis("unique_id").reset_index()
-    frames = []
-    for model_name, members in groups.groupby("model")["unique_id"]:
-        part = _forecast_group(series[series["unique_id"].isin(members)], model_name, n_jobs)
-        frames.append(part.assign(model=model_name))
-    if not frames:
+    tasks = []
+    for item, y in ys.items():
+        choice = selected.get(item)
+        choice = Choice(choice) if isinstance(choice, str) else choice
+        if choice is not None and choice.model in CANDIDATE_BY_NAME and y.sum() > 0 and len(y) >= MIN_SEASONAL_DAYS:
+            tasks.append((item, choice.model, choice.spec, y))
+            continue
+        model_name, reason = fallback_model_for(len(y), float(y.sum()))
+        if choice is not None and choice.model not in CANDIDATE_BY_NAME:
+            reason = f"selected model {choice.model!r} is unknown; {reason}"
+        fallbacks[item] = reason
+        tasks.append((item, model_name, None, y))
+    if not tasks:
         return ForecastResult(pd.DataFrame(columns=["item_id", "forecast_date", "model", "yhat", *_interval_columns()]), fallbacks)
-    result = pd.concat(frames, ignore_index=True)
-    result = _repair_bad_values(result, series, fallbacks)
-    result = _tidy_intervals(result)
-    result = result.rename(columns={"unique_id": "item_id", "ds": "forecast_date"})
+
+    outcomes = _map(_forecast_task, tasks, n_jobs)
+    items = [task[0] for task in tasks]
+    for item, (_, _, failure) in zip(items, outcomes, strict=True):
+        if failure:
+            fallbacks[item] = failure
+    steps = np.arange(1, HORIZON + 1)
+    frame = pd.DataFrame({
+        "item_id": np.repeat(items, HORIZON),
+        "forecast_date": np.repeat(last_day[items].to_numpy(), HORIZON) + pd.to_timedelta(np.tile(steps, len(items)), unit="D"),
+        "model": np.repeat([outcome[0] for outcome in outcomes], HORIZON),
+        "yhat": np.concatenate([outcome[1]["mean"] for outcome in outcomes]),
+    })  # fmt: skip
+    for lv in LEVELS:
+        for side in ("lo", "hi"):
+            frame[f"yhat_{side}_{lv}"] = np.concatenate([outcome[1][f"{side}-{lv}"] for outcome in outcomes])
+    frame = _tidy_intervals(frame)
     columns = ["item_id", "forecast_date", "model", "yhat", *_interval_columns()]
-    return ForecastResult(result[columns].sort_values(["item_id", "forecast_date"], ignore_index=True), fallbacks)
-
-
-def _repair_bad_values(result: pd.DataFrame, series: pd.DataFrame, fallbacks: dict[str, str]) -> pd.DataFrame:
-    """A series whose model produced NaN or infinite values gets the seasonal-naive forecast."""
-    values = result[["yhat", *_interval_columns()]].to_numpy()
-    bad_items = result.loc[~np.isfinite(values).all(axis=1), "unique_id"].unique()
-    if len(bad_items) == 0:
-        return result
-    replacement = _forecast_group(series[series["unique_id"].isin(bad_items)], SEASONAL_NAIVE, n_jobs=1)
-    for item in bad_items:
-        fallbacks[item] = "the selected model gave no finite forecast: seasonal naive"
-    kept = result[~result["unique_id"].isin(bad_items)]
-    return pd.concat([kept, replacement.assign(model=SEASONAL_NAIVE)], ignore_index=True)
+    return ForecastResult(frame[columns].sort_values(["item_id", "forecast_date"], ignore_index=True), fallbacks)
 
 
 def _tidy_intervals(result: pd.DataFrame) -> pd.DataFrame:
-    result = result.sort_values(["unique_id", "ds"], ignore_index=True)
-    yhat = result["yhat"].clip(lower=0)
+    result = result.sort_values(["item_id", "forecast_date"], ignore_index=True)
     for lv in LEVELS:
         half = (result[f"yhat_hi_{lv}"] - result[f"yhat_lo_{lv}"]).abs() / 2
-        half = half.groupby(result["unique_id"], sort=False).cummax()
+        half = half.groupby(result["item_id"], sort=False).cummax()
         centre = (result[f"yhat_hi_{lv}"] + result[f"yhat_lo_{lv}"]) / 2
         result[f"yhat_lo_{lv}"] = (centre - half).clip(lower=0)
         result[f"yhat_hi_{lv}"] = (centre + half).clip(lower=0)
-    result["yhat"] = yhat
+    result["yhat"] = result["yhat"].clip(lower=0)
     # The point forecast stays inside its interval after clipping (and the 80% inside the 95%).
     result["yhat_lo_95"] = np.minimum(result["yhat_lo_95"], np.minimum(result["yhat_lo_80"], result["yhat"]))
     result["yhat_hi_95"] = np.maximum(result["yhat_hi_95"], np.maximum(result["yhat_hi_80"], result["yhat"]))

@@ -1,0 +1,259 @@
+"""Delivery of the weekly reports by e-mail, a step after (and apart from) writing them.
+
+Off unless ``ANALYTICS_REPORT_SMTP_HOST`` is set. Each school's report (and the platform summary)
+goes to its recipients in ``ANALYTICS_REPORT_RECIPIENTS`` (``org_id=a@x,b@y;platform=ops@z``) with
+every file of the report attached. Delivery is its own asset downstream of ``weekly_reports``: when
+the mail server is down the delivery fails and is retried (``DELIVERY_RETRY_POLICY``), while the
+generated reports stay materialized and on disk.
+
+What was sent is recorded in ``<week folder>/delivery.json``. A retry of the same run sends only
+what has not been accepted yet; a new run of the delivery sends everything again.
+"""
+
+import csv
+import json
+import mimetypes
+import smtplib
+import ssl
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from analytics_pipeline.defs.reporting.documents import cell, label
+from analytics_pipeline.defs.reporting.figures import Week
+from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
+from analytics_pipeline.partitions import weekly_partitions
+from analytics_pipeline.settings import Settings, get_settings
+
+DELIVERY_KEY = dg.AssetKey(["reporting", "weekly_report_delivery"])
+DELIVERY_LOG = "delivery.json"
+SMTP_TIMEOUT_SECONDS = 30
+
+# A mail server that is down or answers 4xx is retried with exponential backoff and jitter
+# (2, 6 and 14 s, each ± 2 s); a permanent refusal (5xx: unknown recipient, bad credentials) is not.
+DELIVERY_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+@dataclass
+class Delivery:
+    target: str
+    name: str
+    recipients: list[str]
+    sent_to: list[str] = field(default_factory=list)
+    status: str = "pending"  # sent | failed | no recipients
+    error: str = ""
+    transient: bool = False
+    at: str = ""
+
+    @property
+    def pending(self) -> list[str]:
+        return [address for address in self.recipients if address not in self.sent_to]
+
+
+class DeliveryError(RuntimeError):
+    def __init__(self, message: str, transient: bool, accepted: list[str] | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.accepted = accepted or []
+
+
+# -- sending ---------------------------------------------------------------------------------------
+
+
+def _headline_lines(folder: Path) -> list[str]:
+    summary = folder / "summary.csv"
+    if not summary.exists():
+        return []
+    lines = []
+    with summary.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            change = f", {cell(float(row['change_pct']), 'change_pct')}" if row["change_pct"] else ""
+            previous = row["previous_week"] or "—"
+            lines.append(f"  {label(row['metric'])}: {row['this_week'] or '—'} (previous week {previous}{change})")
+    return lines
+
+
+def build_message(settings: Settings, entry: dict[str, Any], week: Week, folder: Path, to: list[str]) -> EmailMessage:
+    """The e-mail for one report: headline numbers in the body, every file of the report attached."""
+    message = EmailMessage()
+    message["Subject"] = f"Weekly report {week.start} to {week.end}: {entry['name']}"
+    message["From"] = settings.report_email_from
+    message["To"] = ", ".join(to)
+    files = [folder / name for name in entry["files"]]
+    message.set_content("\n".join([
+        f"Weekly report for {entry['name']}, {week.start:%a %Y-%m-%d} to {week.end:%a %Y-%m-%d} (UTC).", "",
+        *_headline_lines(folder), "",
+        "Attached: " + ", ".join(path.name for path in files) + " (open report.html in a browser for the charts).",
+    ]))  # fmt: skip
+    for path in files:
+        kind, _ = mimetypes.guess_type(path.name)
+        maintype, subtype = (kind or "application/octet-stream").split("/", 1)
+        message.add_attachment(
+            path.read_bytes(), maintype=maintype, subtype=subtype,
+            filename=f"{entry['folder']}-{week.start.isoformat()}-{path.name}",
+        )  # fmt: skip
+    return message
+
+
+def _transient_code(code: int) -> bool:
+    return 400 <= code < 500
+
+
+def send(settings: Settings, message: EmailMessage, to: list[str]) -> list[str]:
+    """Send ``message`` to ``to``; returns the accepted addresses or raises :class:`DeliveryError`."""
+    server = f"{settings.report_smtp_host}:{settings.report_smtp_port}"
+    try:
+        with smtplib.SMTP(settings.report_smtp_host, settings.report_smtp_port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+            if settings.report_smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.report_smtp_user:
+                smtp.login(settings.report_smtp_user, settings.report_smtp_password)
+            refused = smtp.send_message(message, to_addrs=to)
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = [code for code, _ in error.recipients.values()]
+        reasons = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in error.recipients.items())
+        raise DeliveryError(f"{server} refused every recipient ({reasons})", all(map(_transient_code, codes))) from None
+    except smtplib.SMTPResponseException as error:
+        raise DeliveryError(
+            f"{server} answered {error.smtp_code} {_text(error.smtp_error)}", _transient_code(error.smtp_code)
+        ) from None
+    except smtplib.SMTPNotSupportedError as error:
+        raise DeliveryError(f"{server}: {error}; check ANALYTICS_REPORT_SMTP_STARTTLS / _USER", False) from None
+    except (OSError, smtplib.SMTPException) as error:  # refused connection, timeout, dropped connection
+        raise DeliveryError(f"cannot reach the mail server {server}: {error or type(error).__name__}", True) from None
+    accepted = [address for address in to if address not in refused]
+    if refused:
+        reasons = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in refused.items())
+        codes = [code for code, _ in refused.values()]
+        raise DeliveryError(f"{server} refused {reasons}", all(map(_transient_code, codes)), accepted)
+    return accepted
+
+
+def _text(reply: bytes | str) -> str:
+    return (reply.decode(errors="replace") if isinstance(reply, bytes) else reply).strip()
+
+
+# -- one week --------------------------------------------------------------------------------------
+
+
+def _load_log(folder: Path, run_id: str) -> dict[str, Delivery]:
+    """What this run already delivered (a retried step resumes; a new run starts afresh)."""
+    path = folder / DELIVERY_LOG
+    if not path.exists():
+        return {}
+    log = json.loads(path.read_text())
+    if log.get("run_id") != run_id:
+        return {}
+    return {target: Delivery(**entry) for target, entry in log["deliveries"].items()}
+
+
+def _save_log(folder: Path, run_id: str, deliveries: list[Delivery]) -> None:
+    path = folder / DELIVERY_LOG
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps({"run_id": run_id, "deliveries": {d.target: asdict(d) for d in deliveries}}, indent=2))
+    partial.replace(path)
+
+
+def deliver_week(settings: Settings, week: Week, run_id: str) -> list[Delivery]:
+    """Mail every report of ``week`` that has recipients; never raises for a delivery failure."""
+    folder = week_folder(settings, week)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    earlier = _load_log(folder, run_id)
+    deliveries = []
+    for entry in manifest["reports"]:
+        recipients = list(settings.report_recipients_for(entry["target"]))
+        delivery = Delivery(entry["target"], entry["name"], recipients)
+        previous = earlier.get(entry["target"])
+        if previous and previous.recipients == recipients:
+            delivery.sent_to = previous.sent_to
+        deliveries.append(delivery)
+        if not recipients:
+            delivery.status = "no recipients"
+            continue
+        pending = delivery.pending
+        if pending:
+            message = build_message(settings, entry, week, folder / entry["folder"], pending)
+            try:
+                delivery.sent_to += send(settings, message, pending)
+            except DeliveryError as error:
+                delivery.sent_to += error.accepted
+                delivery.error, delivery.transient = str(error), error.transient
+            delivery.at = datetime.now(UTC).isoformat(timespec="seconds")
+        delivery.status = "sent" if not delivery.pending else "failed"
+    _save_log(folder, run_id, deliveries)
+    return deliveries
+
+
+def unknown_targets(settings: Settings, deliveries: list[Delivery]) -> list[str]:
+    """Targets in ANALYTICS_REPORT_RECIPIENTS that have no report this week (a typo, or a new school)."""
+    known = {delivery.target for delivery in deliveries}
+    return sorted(target for target, _ in settings.report_recipients if target not in known)
+
+
+# -- the asset -------------------------------------------------------------------------------------
+
+
+def _table(deliveries: list[Delivery]) -> dg.MetadataValue:
+    lines = ["| report | status | recipients | error |", "|---|---|---|---|"]
+    for d in deliveries:
+        lines.append(f"| {d.name} | {d.status} | {', '.join(d.recipients) or '-'} | {d.error.replace('|', '/')} |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(
+    key=DELIVERY_KEY,
+    group_name="reporting",
+    partitions_def=weekly_partitions,
+    deps=[WEEKLY_REPORTS_KEY],
+    retry_policy=DELIVERY_RETRY_POLICY,
+    kinds={"email"},
+    description="Mails each school's weekly report (files attached) to its recipients in "
+    "ANALYTICS_REPORT_RECIPIENTS; off unless ANALYTICS_REPORT_SMTP_HOST is set.",
+)
+def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    settings = get_settings()
+    week = Week.from_key(context.partition_key)
+    if not settings.report_smtp_host:
+        return dg.MaterializeResult(metadata={
+            "delivery": "off: set ANALYTICS_REPORT_SMTP_HOST and ANALYTICS_REPORT_RECIPIENTS to mail the reports",
+        })  # fmt: skip
+    folder = week_folder(settings, week)
+    if not (folder / MANIFEST).exists():
+        raise dg.Failure(
+            description=f"No reports for the week {week} in {folder}; materialize reporting/weekly_reports "
+            "for this week first.", allow_retries=False,
+        )  # fmt: skip
+    deliveries = deliver_week(settings, week, context.run_id)
+    metadata: dict[str, Any] = {
+        "week": str(week),
+        "deliveries": _table(deliveries),
+        "sent": sum(d.status == "sent" for d in deliveries),
+        "failed": sum(d.status == "failed" for d in deliveries),
+        "delivery_log": dg.MetadataValue.path(str(folder / DELIVERY_LOG)),
+    }
+    unknown = unknown_targets(settings, deliveries)
+    if unknown:
+        metadata["recipients_without_report"] = ", ".join(unknown)
+        context.log.warning(f"ANALYTICS_REPORT_RECIPIENTS names {', '.join(unknown)}, which have no report this week")
+    failed = [d for d in deliveries if d.status == "failed"]
+    if failed:
+        transient = any(d.transient for d in failed)
+        raise dg.Failure(
+            description=(
+                f"Weekly report delivery failed for {len(failed)} of {len(deliveries)} reports: "
+                + "; ".join(f"{d.name} ({d.target}): {d.error}" for d in failed)
+                + f". The report files are kept in {folder}"
+                + ("; the step is retried." if transient and context.retry_number < DELIVERY_RETRY_POLICY.max_retries
+                   else "; fix the mail settings or recipients and materialize this delivery again.")
+            ),
+            metadata=metadata,
+            allow_retries=transient,
+        )  # fmt: skip
+    context.log.info(f"weekly reports for {week} mailed: {metadata['sent']} sent")
+    return dg.MaterializeResult(metadata=metadata)
