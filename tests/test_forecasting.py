@@ -7,6 +7,7 @@ interval coverage) are measured in ``bench/``.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, timedelta
 
@@ -53,7 +54,7 @@ def _structured_series(days: int = 150) -> pd.DataFrame:
 def test_selection_picks_the_family_of_the_structure() -> None:
     selection = models.select_models(_structured_series(), n_jobs=1)
     scores = selection.scores.set_index(["item_id", "model"])
-    chosen = selection.selected
+    chosen = {item: choice.model for item, choice in selection.selected.items()}
 
     # A pure weekly pattern is repeated exactly by seasonal naive (zero error, and the simplest).
     assert chosen["weekly"] == "SeasonalNaive"
@@ -68,12 +69,16 @@ def test_selection_picks_the_family_of_the_structure() -> None:
     assert selection.scores.groupby("item_id")["selected"].sum().eq(1).all()
     assert set(selection.scores.loc[selection.scores["model"] == "SeasonalNaive", "item_id"]) == set(chosen)
     assert selection.skipped == {}
+    # Automatic models keep the structure they found, so the forecast only re-estimates it.
+    for choice in selection.selected.values():
+        if choice.model in ("AutoETS", "AutoARIMA"):
+            assert json.loads(choice.spec)
 
 
 def test_short_and_zero_series_are_skipped_by_selection_with_reasons() -> None:
     series = pd.concat([_frame("short", np.full(30, 3.0)), _frame("zero", np.zeros(200))], ignore_index=True)
     selection = models.select_models(series, n_jobs=1)
-    assert selection.scores.empty
+    assert selection.scores.empty and selection.selected == {}
     assert "30 days of history" in selection.skipped["short"]
     assert "no demand" in selection.skipped["zero"]
 
@@ -126,16 +131,21 @@ def test_fallbacks_for_new_short_zero_and_unknown_models_are_named() -> None:
         _frame("retired", np.tile(WEEK, 20)),
         _frame("kept", np.tile(WEEK, 20)),
     ], ignore_index=True)  # fmt: skip
-    result = models.forecast(series, {"retired": "ProphetXL", "kept": "SeasonalNaive"}, n_jobs=1)
+    series = pd.concat([series, _frame("broken", np.tile(WEEK, 20))], ignore_index=True)
+    choices = {"retired": models.Choice("ProphetXL"), "kept": models.Choice("SeasonalNaive"),
+               "broken": models.Choice("AutoARIMA", '{"order": [1, 0')}  # fmt: skip
+    result = models.forecast(series, choices, n_jobs=1)
     by_item = result.forecasts.groupby("item_id")
-    assert set(result.fallbacks) == {"unselected", "short", "zero", "retired"}
+    assert set(result.fallbacks) == {"unselected", "short", "zero", "retired", "broken"}
+    # one series whose model fails gets seasonal naive and a reason; the others are unaffected
+    assert result.fallbacks["broken"].startswith("AutoARIMA failed")
     assert "no model selected" in result.fallbacks["unselected"]
     assert "3 days" in result.fallbacks["short"]
     assert "no demand" in result.fallbacks["zero"]
     assert "ProphetXL" in result.fallbacks["retired"]
     assert by_item["model"].first().to_dict() == {
         "unselected": "SeasonalNaive", "short": "HistoricAverage", "zero": "ZeroDemand",
-        "retired": "SeasonalNaive", "kept": "SeasonalNaive",
+        "retired": "SeasonalNaive", "kept": "SeasonalNaive", "broken": "SeasonalNaive",
     }  # fmt: skip
     # the mean of 2, 4, 6; nothing for an item that never sold; next week repeats the last for the pattern
     assert by_item.get_group("short")["yhat"].tolist() == pytest.approx([4.0] * models.HORIZON)

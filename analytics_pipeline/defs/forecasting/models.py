@@ -30,7 +30,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
-from statsforecast.models import ADIDA, ARIMA, TSB, AutoARIMA, AutoETS, CrostonSBA, HistoricAverage, SeasonalNaive, _TS
+from statsforecast.models import (
+    ADIDA,
+    ARIMA,
+    TSB,
+    AutoARIMA,
+    AutoETS,
+    CrostonSBA,
+    HistoricAverage,
+    SeasonalNaive,
+    SeasonalWindowAverage,
+    _TS,
+)
 from statsforecast.utils import ConformalIntervals
 from utilsforecast.losses import mase, rmse, smape
 
@@ -166,6 +177,20 @@ CANDIDATES: tuple[Candidate, ...] = (
         lambda: TSB(alpha_d=0.1, alpha_p=0.1, prediction_intervals=_intermittent_intervals()),
         False,
     ),
+    # Same-weekday averages over the last 4, 8 or 13 weeks: sparse demand that still follows the
+    # school week (next to nothing at weekends), which Croston-type models flatten out.
+    *(
+        Candidate(
+            f"SeasonalWindowAverage{weeks}w",
+            "seasonal_average",
+            lambda weeks=weeks: SeasonalWindowAverage(
+                season_length=SEASON, window_size=weeks, alias=f"SeasonalWindowAverage{weeks}w",
+                prediction_intervals=_intermittent_intervals(),
+            ),
+            False,
+        )
+        for weeks in (4, 8, 13)
+    ),
     Candidate("AutoETS", "smoothing", lambda: AutoETS(season_length=SEASON), True),
     Candidate(
         "AutoARIMA",
@@ -184,13 +209,13 @@ FAMILIES = {candidate.name: candidate.family for candidate in CANDIDATES} | {
 }
 
 # Syntetos-Boylan-Croston: demand arriving on average less often than every 1.32 days is
-# intermittent, and only Croston-type models (plus the seasonal-naive benchmark) compete for it;
-# smooth demand gets the trend, smoothing and ARIMA models. Intermittent series are also where
-# ARIMA is slowest and least useful.
+# intermittent, and only Croston-type models and same-weekday averages (plus the seasonal-naive
+# benchmark) compete for it; smooth demand gets the trend, smoothing and ARIMA models. Intermittent
+# series are also where ARIMA is slowest and least useful.
 INTERMITTENT_ADI = 1.32
 CLASS_CANDIDATES = {
     "smooth": tuple(c for c in CANDIDATES if c.family in ("seasonal", "trend", "smoothing", "arima")),
-    "intermittent": tuple(c for c in CANDIDATES if c.family in ("seasonal", "intermittent")),
+    "intermittent": tuple(c for c in CANDIDATES if c.family in ("seasonal", "intermittent", "seasonal_average")),
 }
 
 
@@ -316,7 +341,8 @@ def select_models(series: pd.DataFrame, n_jobs: int = 2) -> Selection:
         scores = _score(usable[usable["unique_id"].isin(members.index)], CLASS_CANDIDATES[demand_class], n_jobs)
         frames.append(scores.assign(demand_class=demand_class))
     if not frames:
-        return Selection(pd.DataFrame(columns=SCORE_COLUMNS), skipped)
+        empty = pd.DataFrame(columns=SCORE_COLUMNS).astype({"selected": bool, "mase": float, "smape": float, "rmse": float})
+        return Selection(empty, skipped)
     scores = pd.concat(frames, ignore_index=True).rename(columns={"unique_id": "item_id"})
     # A flat history before the first origin has no seasonal-naive error to scale by: MASE is
     # undefined there and RMSE decides.
