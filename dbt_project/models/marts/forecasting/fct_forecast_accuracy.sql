@@ -6,7 +6,7 @@ with
 
 forecasts as (
 
-    select * from {{ source('forecast', 'demand_forecasts') }}
+    {{ demand_forecasts() }}
 
 ),
 

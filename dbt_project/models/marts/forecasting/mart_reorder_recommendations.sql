@@ -14,7 +14,7 @@ with
 
 forecasts as (
 
-    select * from {{ source('forecast', 'demand_forecasts') }}
+    {{ demand_forecasts() }}
 
 ),
 
