@@ -97,6 +97,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    from analytics_pipeline.defs.operations.health import evaluate
+
+    report = evaluate(get_settings())
+    print(report.to_json() if args.json else report.to_text())
+    return report.exit_code
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from analytics_pipeline.defs.operations.metrics import render, serve
+
+    get_settings()  # a bad setting is refused here, not on the first scrape
+    if args.window_days < 1:
+        raise ValueError("--window-days must be at least 1.")
+    if args.serve is None:
+        print(render(args.window_days), end="")
+        return 0
+    try:
+        server, _ = serve(args.serve, args.host, args.window_days)
+    except OSError as error:
+        raise ValueError(f"Cannot serve metrics on {args.host}:{args.serve} ({error}); pick another --serve port.") from None
+    print(f"Prometheus metrics on http://{args.host}:{args.serve}/metrics (measured at every scrape; Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analytics-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.set_defaults(handler=_cmd_ui)
+
+    health = commands.add_parser("health", help="check warehouse, instance, daemon, freshness, runs and checks (exit 0/1/2)")
+    health.add_argument("--json", action="store_true", help="print a machine-readable document")
+    health.set_defaults(handler=_cmd_health)
+
+    metrics = commands.add_parser("metrics", help="Prometheus metrics: print one scrape, or serve /metrics")
+    metrics.add_argument("--serve", type=int, metavar="PORT", help="serve /metrics on this port until Ctrl-C")
+    metrics.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for every interface)")
+    metrics.add_argument("--window-days", type=int, default=7, help="days of runs the run metrics cover")
+    metrics.set_defaults(handler=_cmd_metrics)
     return parser
 
 

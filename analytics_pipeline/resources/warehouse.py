@@ -163,11 +163,11 @@ class Warehouse:
             return f"DuckDB file {s.duckdb_path}"
         return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
 
-    def _connect_duckdb(self) -> duckdb.DuckDBPyConnection:
+    def _connect_duckdb(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            connection = duckdb.connect(str(path))
+            connection = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
             if "lock" in str(error).lower():
                 raise TransientWarehouseError(
@@ -180,7 +180,7 @@ class Warehouse:
         connection.execute("set TimeZone = 'UTC'")
         return connection
 
-    def _pg_params(self, database: str) -> dict[str, Any]:
+    def _pg_params(self, database: str, connect_timeout: int = 5) -> dict[str, Any]:
         s = self.settings
         return {
             "host": s.pg_host,
@@ -188,14 +188,14 @@ class Warehouse:
             "user": s.pg_user,
             "password": s.pg_password or None,
             "dbname": database,
-            "connect_timeout": 5,
+            "connect_timeout": connect_timeout,
             "options": "-c timezone=UTC",
         }
 
-    def _connect_postgres(self, database: str | None = None) -> Any:
+    def _connect_postgres(self, database: str | None = None, connect_timeout: int = 5) -> Any:
         s = self.settings
         try:
-            return psycopg2.connect(**self._pg_params(database or s.pg_database))
+            return psycopg2.connect(**self._pg_params(database or s.pg_database, connect_timeout))
         except psycopg2.OperationalError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
             if "does not exist" in reason:
@@ -261,6 +261,35 @@ class Warehouse:
                 (schema, table),
             )
         )
+
+    def ping(self, connect_timeout: int = 3) -> None:
+        """One round trip (``select 1``) on a new connection; raises :class:`WarehouseError` saying
+        what to fix. Creates nothing: a missing DuckDB file or database is an error here, and DuckDB
+        is opened read-only."""
+        if self.engine == "duckdb":
+            if not self.settings.duckdb_path.exists():
+                raise WarehouseError(
+                    f"The DuckDB file {self.settings.duckdb_path} does not exist; load data with "
+                    "`analytics-pipeline backfill` or fix ANALYTICS_DUCKDB_PATH."
+                )
+            connection = self._connect_duckdb(read_only=True)
+            try:
+                connection.execute("select 1").fetchall()
+            finally:
+                connection.close()
+            return
+        connection = self._connect_postgres(connect_timeout=connect_timeout)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("select 1")
+                cursor.fetchall()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise TransientWarehouseError(
+                f"PostgreSQL at {self.settings.pg_host}:{self.settings.pg_port} dropped the connection "
+                f"({str(error).strip()}); check the server."
+            ) from error
+        finally:
+            connection.close()
 
     # -- set-up ------------------------------------------------------------------------------
 

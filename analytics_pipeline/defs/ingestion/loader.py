@@ -18,7 +18,10 @@ import pyarrow as pa
 from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
 from analytics_pipeline.defs.ingestion.readers import LandingFile, UnreadableFile, list_files, read_records
 from analytics_pipeline.defs.ingestion.validation import validate
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.resources.warehouse import Warehouse
+
+log = get_logger("analytics_pipeline.ingestion")
 
 
 class LandingZoneMissing(FileNotFoundError):
@@ -107,6 +110,7 @@ def load_partition(
             except UnreadableFile as error:
                 file_report.file_error = str(error)
                 file_rejects.append(_whole_file_reject(landing_file, str(error)))
+                log.warning(f"rejected the whole file {landing_file.relative}: {error}")
                 continue
             record_tables.append(
                 records.append_column("_file", pa.array([landing_file.relative] * records.num_rows, pa.string()))

@@ -8,7 +8,6 @@ is also POSTed to ``ANALYTICS_ALERT_WEBHOOK_URL`` and mailed through ``ANALYTICS
 """
 
 import json
-import logging
 import smtplib
 import urllib.request
 from datetime import UTC, datetime
@@ -18,9 +17,10 @@ from typing import Any
 
 import dagster as dg
 
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.settings import Settings, get_settings
 
-log = logging.getLogger("analytics_pipeline.alerts")
+log = get_logger("analytics_pipeline.alerts")
 
 
 def alerts_dir(settings: Settings) -> Path:
@@ -71,7 +71,7 @@ def raise_alert(job_name: str, run_id: str, error: str, tags: dict[str, str] | N
     path.parent.mkdir(parents=True, exist_ok=True)
     alert["delivery_errors"] = _deliver(settings, alert)
     path.write_text(json.dumps(alert, indent=2))
-    log.error("ALERT %s", json.dumps(alert))
+    log.error("ALERT %s", json.dumps(alert), extra={"run_id": run_id, "partition": alert["partition"]})
     return path
 
 
@@ -88,7 +88,7 @@ def clear_alert(job_name: str, run_id: str) -> Path | None:
     alert["delivery_errors"] = _deliver(settings, alert)
     resolved.write_text(json.dumps(alert, indent=2))
     path.unlink()
-    log.warning("ALERT CLEARED %s", json.dumps(alert))
+    log.warning("ALERT CLEARED %s", json.dumps(alert), extra={"run_id": alert["run_id"], "partition": alert.get("partition")})
     return resolved
 
 

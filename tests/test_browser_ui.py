@@ -1,0 +1,147 @@
+"""The real Dagster UI in a real browser: Debian's chromium (installed by ``make install``, never a
+downloaded browser) driven by Playwright. ``dagster dev`` runs on an instance with two materialized
+partitions and a backfill launched over GraphQL; the asset graph, an asset's partitions page and the
+backfill's page must load without a page error or a console error. Screenshots are saved under the
+test's tmp dir (and copied to ``$ANALYTICS_TEST_ARTIFACTS`` when set)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from ops_support import seed_dagster_home
+
+from analytics_pipeline.instance import get_instance
+from analytics_pipeline.settings import PROJECT_ROOT
+from tests_support import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+EVENTS = dg.AssetKey(["raw", "activity_events"])
+DAYS = [date(2025, 1, 2) + timedelta(days=n) for n in range(4)]
+
+WORKSPACE = """
+{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+    __typename ... on PythonError { message } } } } } }
+"""
+LAUNCH_BACKFILL = """
+mutation($partitions: [String!]) {
+  launchPartitionBackfill(backfillParams: {partitionNames: $partitions, assetSelection: [{path: ["raw", "activity_events"]}]}) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+@pytest.fixture
+def warehouse_engine() -> str:
+    return "duckdb"
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["data"]
+
+
+def _materialize_two_days(env: dict[str, str], landing) -> None:  # noqa: ANN001
+    from analytics_pipeline.defs.ingestion.assets import ingestion_assets
+    from analytics_pipeline.resources.warehouse import WarehouseResource
+
+    # landing files for the two materialized days only: the landing sensor skips days already
+    # materialized, so dagster dev starts no pipeline run of its own (the backfilled days load empty)
+    for day in DAYS[:2]:
+        landing.jsonl("activity_events", day, "events.jsonl", [
+            {"event_id": f"{day}-{n}", "occurred_at": f"{day}T0{n}:00:00Z", "user_id": f"u{n}", "org_id": "o1",
+             "activity_type": "login"} for n in range(3)
+        ])  # fmt: skip
+    home = Path(env["DAGSTER_HOME"])
+    seed_dagster_home(home)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # the embedded default `make demo` uses
+    events, instance = next(a for a in ingestion_assets if a.key == EVENTS), get_instance()
+    for day in DAYS[:2]:
+        dg.materialize([events], instance=instance, partition_key=day.isoformat(), resources={"warehouse": WarehouseResource()})
+
+
+@pytest.mark.e2e
+def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], landing, tmp_path: Path,  # noqa: ANN001
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make install` (it installs Debian's chromium for this test).")
+    monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    _materialize_two_days(env, landing)
+    port = free_port()
+    log = (tmp_path / "dagster_dev.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analytics_pipeline.cli", "ui", "--port", str(port)],
+        env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                [entry] = _graphql(port, WORKSPACE)["workspaceOrError"]["locationEntries"]
+                loaded = entry["locationOrLoadError"] or {}
+                assert loaded.get("__typename") != "PythonError", f"the code location failed to load: {loaded.get('message')}"
+                if loaded.get("__typename") == "RepositoryLocation":
+                    break
+            except (urllib.error.URLError, ConnectionError, KeyError, TypeError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "dagster dev did not load the code location in time"
+            time.sleep(1)
+        _graphql(port, "mutation { setNuxSeen }")  # the first-visit newsletter dialog would cover the pages
+        launched = _graphql(port, LAUNCH_BACKFILL, {"partitions": [d.isoformat() for d in DAYS[2:]]})
+        assert launched["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["launchPartitionBackfill"]["backfillId"]
+
+        pages = {
+            "asset_graph": ("/asset-groups", "operations"),  # the groups, ours among them
+            "asset_partitions": ("/assets/raw/activity_events?view=partitions", "Materialized (2)"),
+            "backfill": (f"/runs/b/{backfill_id}", re.compile(f"{DAYS[2]}(…|\\.\\.\\.){DAYS[3]}")),  # its partitions
+        }
+        problems: list[str] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.on("pageerror", lambda error: problems.append(f"page error on {page.url}: {error}"))
+                page.on("console", lambda message: message.type == "error"
+                        and problems.append(f"console error on {page.url}: {message.text}"))  # fmt: skip
+                for name, (path, expected_text) in pages.items():
+                    page.goto(f"http://127.0.0.1:{port}{path}", wait_until="domcontentloaded")
+                    page.get_by_text(expected_text).first.wait_for(timeout=60_000)
+                    page.wait_for_load_state("networkidle", timeout=30_000)
+                    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            finally:
+                browser.close()
+        assert not problems, "\n".join(problems)
+        assert sorted(p.name for p in shots.iterdir()) == ["asset_graph.png", "asset_partitions.png", "backfill.png"]
+        if os.environ.get("ANALYTICS_TEST_ARTIFACTS"):
+            shutil.copytree(shots, Path(os.environ["ANALYTICS_TEST_ARTIFACTS"]) / "browser_ui", dirs_exist_ok=True)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
