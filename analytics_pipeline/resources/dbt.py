@@ -4,20 +4,56 @@ The manifest is what Dagster builds dbt assets from, so it must exist before the
 import. ``make install`` prepares it; if it is missing anyway (a fresh clone imported without the
 install step), or the code runs under ``dagster dev`` (where models are being edited), it is
 prepared here with ``dbt parse``.
+
+A dbt step pays a fixed cost before its first model runs; most of it is avoidable, and this module
+avoids it (``bench/RESULTS.md`` has the figures):
+
+* dagster-dbt runs ``dbt --version`` (a Python start-up and a PyPI request) in every run, and loads
+  every dbt macro into an in-process adapter that only serves column metadata and row counts, which
+  this project does not fetch. :class:`AnalyticsDbtCliResource` reads the version from the installed
+  package and skips the adapter.
+* dbt re-parses the whole project when its command-line ``--vars`` differ from the saved parse's,
+  and a partition window differs every day. :func:`dbt_window` hands the window to dbt in the
+  environment instead; the macros in ``dbt_project/macros/partition_window.sql`` read it only while
+  executing, so it is not part of the parse state. ``--vars '{min_date: ..., max_date: ...}'``
+  still works (and wins) when dbt is run by hand.
+* dbt also re-parses when the warehouse connection differs from the saved parse's (a new test or
+  benchmark warehouse, a switch between DuckDB and PostgreSQL). The saved parse is kept per
+  connection under ``<target>/partial_parse/``; :meth:`AnalyticsDbtCliResource.cli` hands dbt the
+  one for the current connection and :func:`keep_saved_parse` keeps what dbt wrote.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
 import os
+import re
 import shutil
 import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
+from packaging import version
 
 from analytics_pipeline.settings import DBT_PROJECT_DIR, get_settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+# The partition window: dbt var name -> the environment variable that carries it to dbt.
+WINDOW_ENV = {"min_date": "ANALYTICS_DBT_MIN_DATE", "max_date": "ANALYTICS_DBT_MAX_DATE"}
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+SAVED_PARSES_KEPT = 16  # connections whose saved parse is kept (tests make one per warehouse)
+RUN_DIRS_KEPT = 50  # per-run dbt target folders (logs, run_results.json) kept for inspection
+_RUN_DIR_MIN_AGE_SECONDS = 3600  # never prune a folder a running step may still use
+# dagster-dbt names a run's folder <op>-<run id[:7]>-<random[:7]>, or <random[:7]> outside a run
+_RUN_DIR_NAME = re.compile(r"^([A-Za-z0-9_]+-[0-9a-f]{7}-)?[0-9a-f]{7}$")
 
 
 def dbt_executable() -> str:
@@ -28,14 +64,131 @@ def dbt_executable() -> str:
     return shutil.which("dbt") or "dbt"
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+@cache
+def _dbt_version(executable: str) -> version.Version | None:
+    """The version of dbt-core when ``executable`` is the dbt of this Python environment."""
+    if Path(executable).parent not in {Path(sys.prefix) / "bin", Path(sys.executable).parent}:
+        return None
+    try:
+        return version.parse(importlib.metadata.version("dbt-core"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+class AnalyticsDbtCliResource(DbtCliResource):
+    """``DbtCliResource`` without the per-run fixed costs this project has no use for."""
+
+    @property
+    def _cli_version(self) -> version.Version:  # type: ignore[override]
+        return _dbt_version(self.dbt_executable) or _other_dbt_version(self.dbt_executable)
+
+    def _initialize_dbt_core_adapter(self, args: Any) -> None:  # type: ignore[override]
+        # Only needed by fetch_column_metadata() / fetch_row_counts(); dagster-dbt accepts None.
+        return None
+
+    def cli(self, args: Any, *, target_path: Path | None = None, context: Any = None,
+            **kwargs: Any) -> DbtCliInvocation:  # fmt: skip
+        """``DbtCliResource.cli``, starting from the saved parse of the current connection."""
+        target_path = target_path or self._get_unique_target_path(context=context)
+        _restore_saved_parse(_absolute(target_path))
+        return super().cli(args, target_path=target_path, context=context, **kwargs)
+
+
+@cache
+def _other_dbt_version(executable: str) -> version.Version:
+    """Another dbt installation: ask it once per process, as dagster-dbt would once per run."""
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=executable)._cli_version
+
+
+def dbt_resource() -> AnalyticsDbtCliResource:
+    return AnalyticsDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+
+
+@contextmanager
+def dbt_window(window: Mapping[str, str] | None) -> Iterator[None]:
+    """Hand the partition window (``{"min_date": ..., "max_date": ...}``, or None for every day)
+    to the dbt process started inside the block, without changing dbt's parse state."""
+    saved = {name: os.environ.get(name) for name in WINDOW_ENV.values()}
+    os.environ.update({name: str((window or {}).get(var, "")) for var, name in WINDOW_ENV.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# -- dbt's saved parse, per warehouse connection --------------------------------------------------
+
+
+def _target_root() -> Path:
+    """Where dagster-dbt puts the per-run target folders (``DBT_TARGET_PATH``, default ``target``)."""
+    return _absolute(Path(os.environ.get("DBT_TARGET_PATH", "target")))
+
+
+def _absolute(path: Path) -> Path:
+    return path if path.is_absolute() else dbt_project.project_dir / path
+
+
+def _saved_parse_path() -> Path:
+    """The saved parse for the warehouse the current settings point at (dbt's own check decides
+    whether it is still valid: a changed file is re-parsed, a mismatch means a full parse)."""
+    connection = json.dumps(get_settings().dbt_env(), sort_keys=True)
+    key = hashlib.sha256(connection.encode()).hexdigest()[:16]
+    return _target_root() / "partial_parse" / f"{key}.msgpack"
+
+
+def _restore_saved_parse(target_path: Path) -> None:
+    saved, destination = _saved_parse_path(), target_path / PARTIAL_PARSE_FILE
+    if destination.exists() or not saved.exists():
+        return  # dagster-dbt then copies <target>/partial_parse.msgpack (from `make dbt-parse`)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileNotFoundError):  # pruned by another process meanwhile: dbt parses in full
+        shutil.copy2(saved, destination)
+        os.utime(saved)  # recently used: kept by the pruning below
+
+
+def keep_saved_parse(invocation: DbtCliInvocation) -> None:
+    """After a dbt run: keep the parse dbt saved for the next run on this connection, and prune
+    old per-run target folders (each holds a few MB of logs and artifacts)."""
+    written, saved = Path(invocation.target_path) / PARTIAL_PARSE_FILE, _saved_parse_path()
+    if written.exists() and (not saved.exists() or written.stat().st_mtime_ns != saved.stat().st_mtime_ns):
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        partial = saved.with_name(f".{saved.name}.{os.getpid()}")
+        shutil.copy2(written, partial)
+        partial.replace(saved)  # readers never see half a file
+    _prune(sorted(saved.parent.glob("*.msgpack"), key=_mtime), SAVED_PARSES_KEPT)
+    root = _target_root()
+    if Path(invocation.target_path).parent != root:
+        return  # a target folder chosen by the caller: not ours to tidy
+    run_dirs = [p for p in root.iterdir() if p.is_dir() and _RUN_DIR_NAME.match(p.name)]
+    old = [p for p in sorted(run_dirs, key=_mtime) if time.time() - _mtime(p) > _RUN_DIR_MIN_AGE_SECONDS]
+    _prune(old, max(0, RUN_DIRS_KEPT - (len(run_dirs) - len(old))))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _prune(oldest_first: list[Path], keep: int) -> None:
+    for path in oldest_first[: max(0, len(oldest_first) - keep)]:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def prepare_manifest() -> None:
     """Write ``target/manifest.json`` with ``dbt parse``."""
     os.environ.update(get_settings().dbt_env())
-    dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    with dbt_window(None):
+        invocation = dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path)
+    invocation.wait()
 
 
 # `python -m analytics_pipeline.resources.dbt` (make install) always re-parses.

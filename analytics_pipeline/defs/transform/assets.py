@@ -20,7 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.transform.previews import partition_preview
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.dbt import dbt_project
+from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import get_settings
@@ -57,7 +57,7 @@ def _window_columns(manifest_path: Path) -> dict[tuple[str, ...], str]:
 
 
 class AnalyticsDbtTranslator(DagsterDbtTranslator):
-    """Asset keys mirror warehouse tables (``raw/activity_events``, ``marts/fct_daily_engagement``);
+    """Asset keys mirror warehouse tables (``raw/activity_events``, ``forecast/demand_forecasts``, ``marts/fct_daily_engagement``);
     history-dependent models declare the earlier days they read (``meta.dagster.lookback_days``),
     so Dagster knows which partitions a late or re-run day makes stale."""
 
@@ -72,7 +72,8 @@ class AnalyticsDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+            # raw/<table> from ingestion, forecast/<table> from the forecasting assets
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
         schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
@@ -110,13 +111,15 @@ def _run_dbt(
     dbt_vars: Mapping[str, str] | None,
 ) -> Iterator[Any]:
     os.environ.update(get_settings().dbt_env())
-    args = ["build"]
     if dbt_vars:
-        args += ["--vars", json.dumps(dbt_vars)]
         context.log.info(f"dbt window {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
+    # The window travels in the environment: as --vars it would make dbt re-parse the project.
+    with dbt_window(dbt_vars):
+        invocation = dbt.cli(["build"], context=context)
     # Collected before previews are queried: a DuckDB file takes one writer process at a time, and
     # dbt holds it until it exits.
-    events = list(dbt.cli(args, context=context).stream())
+    events = list(invocation.stream())
+    keep_saved_parse(invocation)
     client = warehouse.get_client()
     for event in events:
         if isinstance(event, dg.Output | dg.AssetMaterialization) and dbt_vars:

@@ -1,0 +1,302 @@
+"""Work measured inside a child process: ``python -m bench.tasks TASK ARGS``.
+
+Each task reads the warehouse settings from the environment the harness gives it (see
+bench/environment.py), times its own work with ``perf_counter`` (so Python start-up is not part of
+the figure) and writes what it measured as JSON to ``$BENCH_RESULT_FILE``.
+
+    ingest DAY                 the pipeline's loader (read + validate + write) on one day of events
+    plain-load START END       the plain bulk load of every dataset (bench/floor/load_<engine>.sql)
+    bulk-events DAY            the same, for one day of events only (the ingestion floor)
+    floor START END            plain bulk load, then bench/floor/marts.sql: the backfill floor
+    export START END REPEAT    analytics_pipeline's export() of every allow-listed mart
+    adapter-init               what dagster-dbt's stock DbtCliResource spends building its adapter
+    prepare-dbt                dbt's saved parse for this warehouse (what `make install` does)
+    forecasting ITEMS DAYS REPEAT   analytics_pipeline.defs.forecasting.bench.run(), if it exists
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+FLOOR = Path(__file__).resolve().parent / "floor"
+EVENTS = "activity_events"
+DAILY = ("activity_events", "order_lines", "inventory_snapshots")
+DIMENSIONS = ("organizations", "users", "items")
+
+
+def _result(**values: Any) -> None:
+    Path(os.environ["BENCH_RESULT_FILE"]).write_text(json.dumps(values, default=str))
+
+
+def _days(start: str, end: str) -> list[date]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _settings():  # noqa: ANN202 - imported late: tasks that do not need the package stay light
+    from analytics_pipeline.settings import get_settings
+
+    return get_settings()
+
+
+def _ready_warehouse() -> None:
+    from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
+    from analytics_pipeline.resources.warehouse import Warehouse
+
+    Warehouse(_settings()).ensure_ready(RAW_TABLES)
+
+
+def _landing_files(dataset: str, days: list[date] | None) -> list[Path]:
+    root = _settings().landing_dir / dataset
+    folders = [root / f"date={day.isoformat()}" for day in days] if days is not None else [root]
+    return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith((".", "_", "~")))  # fmt: skip
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a script (no statement in bench/floor contains ';' at a line end)."""
+    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in body.replace(";\n", ";\x00").split("\x00") if s.strip().rstrip(";").strip()]
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _connection() -> Iterator[Any]:
+    """A raw connection to the warehouse (committed on success), DuckDB or psycopg2."""
+    settings = _settings()
+    if settings.warehouse == "duckdb":
+        import duckdb
+
+        connection = duckdb.connect(str(settings.duckdb_path))
+        connection.execute("set TimeZone = 'UTC'")
+        try:
+            yield connection
+        finally:
+            connection.close()
+        return
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
+        password=settings.pg_password or None, dbname=settings.pg_database, options="-c timezone=UTC",
+    )  # fmt: skip
+    try:
+        yield connection
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def _execute(connection: Any, statements: list[str]) -> None:
+    if hasattr(connection, "cursor") and not hasattr(connection, "register"):  # psycopg2
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    else:
+        for statement in statements:
+            connection.execute(statement)
+
+
+# -- plain bulk load ------------------------------------------------------------------------------
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _plain_load_duckdb(connection: Any, days: list[date], datasets: tuple[str, ...]) -> None:
+    script = (FLOOR / "load_duckdb.sql").read_text()
+    for dataset in DAILY + DIMENSIONS:
+        script = script.replace(
+            "{" + f"{dataset}_files" + "}", _sql_list(_landing_files(dataset, days if dataset in DAILY else None))
+        )
+    wanted = tuple(f"insert into raw.{d} " for d in datasets)
+    _execute(connection, [s for s in _statements(script) if s.startswith(wanted)])
+
+
+def _copy(cursor: Any, table: str, path: Path, relative: str, sql_format: str) -> None:
+    cursor.execute(f"alter table {table} alter column _source_file set default %s", (relative,))
+    opener: Callable[[Path], Any] = (lambda p: gzip.open(p, "rb")) if path.name.endswith(".gz") else (
+        lambda p: p.open("rb")
+    )  # fmt: skip
+    with opener(path) as stream:
+        cursor.copy_expert(f"copy {table} {sql_format}", stream)
+
+
+_LINES = "(line) from stdin with (format csv, delimiter e'\\x01', quote e'\\x02')"
+_CSV = "from stdin with (format csv, header true)"
+_COPY_FORMATS = {
+    "activity_events": ("_event_lines", _LINES),
+    "order_lines": ("_order_rows", "(order_id, line_no, ordered_at, org_id, user_id, item_id, quantity, "
+                    "unit_price, unit_cost, currency, status) " + _CSV),
+    "inventory_snapshots": ("_inventory_rows", "(snapshot_date, item_id, on_hand, on_order, reorder_point) " + _CSV),
+    "organizations": ("_organization_lines", _LINES),
+    "users": ("_user_rows", "(user_id, org_id, role, created_at, updated_at) " + _CSV),
+    "items": ("_item_rows", "(item_id, name, category, unit_cost, list_price, active, updated_at) " + _CSV),
+}  # fmt: skip
+
+
+def _plain_load_postgres(connection: Any, days: list[date], datasets: tuple[str, ...]) -> None:
+    staging, typed = (FLOOR / "load_postgres.sql").read_text().split("-- @copy", 1)
+    landing = _settings().landing_dir
+    with connection.cursor() as cursor:
+        for statement in _statements(staging):
+            cursor.execute(statement)
+        for dataset in datasets:
+            table, sql_format = _COPY_FORMATS[dataset]
+            for path in _landing_files(dataset, days if dataset in DAILY else None):
+                relative = path.relative_to(landing).as_posix()
+                _copy(cursor, table, _parquet_as_csv(path) if path.suffix == ".parquet" else path, relative, sql_format)
+        wanted = tuple(f"insert into raw.{d} " for d in datasets)
+        for statement in _statements(typed.split("\n", 1)[1]):
+            if statement.startswith(wanted):
+                cursor.execute(statement)
+
+
+def _parquet_as_csv(path: Path) -> Path:
+    """PostgreSQL's COPY reads text; a Parquet dimension (a few rows) goes through CSV."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    target = Path(os.environ["BENCH_RESULT_FILE"]).with_suffix(f".{path.stem}.csv")
+    pacsv.write_csv(pq.read_table(path), target)
+    return target
+
+
+def _plain_load(days: list[date], datasets: tuple[str, ...]) -> float:
+    _ready_warehouse()
+    with _connection() as connection:
+        started = time.perf_counter()
+        if _settings().warehouse == "duckdb":
+            _plain_load_duckdb(connection, days, datasets)
+        else:
+            _plain_load_postgres(connection, days, datasets)
+        seconds = time.perf_counter() - started
+    return seconds
+
+
+# -- tasks ----------------------------------------------------------------------------------------
+
+
+def ingest(day: str) -> None:
+    from analytics_pipeline.defs.ingestion.datasets import ACTIVITY_EVENTS
+    from analytics_pipeline.defs.ingestion.loader import load_partition
+    from analytics_pipeline.resources.warehouse import Warehouse
+
+    _ready_warehouse()
+    warehouse = Warehouse(_settings())
+    started = time.perf_counter()
+    report = load_partition(warehouse, _settings().landing_dir, ACTIVITY_EVENTS, date.fromisoformat(day))
+    seconds = time.perf_counter() - started
+    _result(seconds=seconds, lines_read=report.lines_read, rows_loaded=report.rows_loaded,
+            rows_rejected=report.rows_rejected, duplicates_dropped=report.duplicates_dropped)  # fmt: skip
+
+
+def bulk_events(day: str) -> None:
+    seconds = _plain_load(_days(day, day), (EVENTS,))
+    with _connection() as connection:
+        rows = _scalar(connection, "select count(*) from raw.activity_events")
+    _result(seconds=seconds, rows=rows)
+
+
+def plain_load(start: str, end: str) -> None:
+    _result(seconds=_plain_load(_days(start, end), DAILY + DIMENSIONS))
+
+
+def floor(start: str, end: str) -> None:
+    load_seconds = _plain_load(_days(start, end), DAILY + DIMENSIONS)
+    with _connection() as connection:
+        started = time.perf_counter()
+        _execute(connection, _statements((FLOOR / "marts.sql").read_text()))
+        marts_seconds = time.perf_counter() - started
+        rows = _scalar(connection, "select count(*) from floor.fct_daily_engagement")
+    _result(seconds=load_seconds + marts_seconds, load_seconds=load_seconds, marts_seconds=marts_seconds,
+            engagement_rows=rows)  # fmt: skip
+
+
+def _scalar(connection: Any, sql: str) -> Any:
+    if hasattr(connection, "register"):  # DuckDB
+        return connection.execute(sql).fetchone()[0]
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def export(start: str, end: str, repeat: str) -> None:
+    from analytics_pipeline.defs.reporting.exports import EXPORTABLE, export as export_mart
+    from analytics_pipeline.resources.warehouse import Warehouse
+
+    warehouse, first, last = Warehouse(_settings()), date.fromisoformat(start), date.fromisoformat(end)
+    output = _settings().output_dir / "bench-exports"
+    seconds: dict[str, list[float]] = {}
+    rows: dict[str, int] = {}
+    for name, mart in EXPORTABLE.items():
+        for _ in range(int(repeat)):
+            began = time.perf_counter()
+            rows[name] = export_mart(warehouse, mart.table, first, last, "csv", output / f"{name}.csv")
+            seconds.setdefault(name, []).append(time.perf_counter() - began)
+    _result(seconds=seconds, rows=rows)
+
+
+def adapter_init() -> None:
+    from dagster_dbt import DbtCliResource
+
+    from analytics_pipeline.resources.dbt import dbt_executable, dbt_project
+
+    os.environ.update(_settings().dbt_env())
+    stock = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    os.chdir(dbt_project.project_dir)
+    started = time.perf_counter()
+    stock._initialize_dbt_core_adapter(["build"])  # noqa: SLF001 - measuring exactly this
+    _result(seconds=time.perf_counter() - started)
+
+
+def prepare_dbt() -> None:
+    """dbt's saved parse for this warehouse, where the pipeline's dbt resource looks for it."""
+    from analytics_pipeline.resources.dbt import dbt_resource, dbt_window, keep_saved_parse
+
+    os.environ.update(_settings().dbt_env())
+    with dbt_window(None):
+        invocation = dbt_resource().cli(["parse", "--quiet"])
+    invocation.wait()
+    keep_saved_parse(invocation)
+
+
+def forecasting(items: str, days: str, repeat: str) -> None:
+    try:
+        module = importlib.import_module("analytics_pipeline.defs.forecasting.bench")
+    except ModuleNotFoundError as error:
+        if error.name not in {"analytics_pipeline.defs.forecasting.bench", "analytics_pipeline.defs.forecasting"}:
+            raise
+        _result(available=False)
+        return
+    figures = module.run(items=int(items), days=int(days), repeat=int(repeat))
+    _result(available=True, figures=figures)
+
+
+TASKS: dict[str, Callable[..., None]] = {
+    "ingest": ingest,
+    "bulk-events": bulk_events,
+    "plain-load": plain_load,
+    "floor": floor,
+    "export": export,
+    "adapter-init": adapter_init,
+    "prepare-dbt": prepare_dbt,
+    "forecasting": forecasting,
+}
+
+
+if __name__ == "__main__":
+    TASKS[sys.argv[1]](*sys.argv[2:])

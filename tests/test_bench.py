@@ -1,0 +1,118 @@
+"""Smoke tests of the benchmark harness (bench/), so it cannot rot. Figures are never asserted: timing
+is measured by ``make bench`` on a quiet machine and kept in bench/RESULTS.md.
+
+The default tests run the harness at its smallest size on DuckDB and PostgreSQL for the sections that
+take seconds, and the floor SQL (plain bulk load + marts) on both engines. The sections that drive the
+whole pipeline (backfill, daily runs, growth, export, fixed costs) take about ten minutes even at the
+smallest size, because every Dagster run and dbt invocation pays its start-up; they run with
+``BENCH_SMOKE_ALL=1`` (or ``make bench-quick``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bench.environment import Site
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?")
+ENGINE_COLUMNS = ("DuckDB", "PostgreSQL")
+
+
+def _run_bench(tmp_path: Path, sections: str, timeout: int) -> str:
+    output = tmp_path / "RESULTS.md"
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--engines", "duckdb,postgres", "--sections", sections,
+         "--output", str(output), "--workdir", str(tmp_path / "work")],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    assert not (tmp_path / "work").exists(), "the working folder is removed without --keep"
+    json.loads(output.with_suffix(".json").read_text())
+    return output.read_text()
+
+
+def _sections(markdown: str) -> dict[str, list[str]]:
+    """Level-2 heading -> the lines under it."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:], [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def _assert_numbers(title: str, lines: list[str]) -> int:
+    """Every engine cell of the section's table holds a number; returns the number of rows."""
+    table = [line for line in lines if line.startswith("|")]
+    assert table, f"section {title!r} has no table"
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    columns = [header.index(name) for name in ENGINE_COLUMNS]
+    for row in table[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        for column in columns:
+            assert NUMBER.match(cells[column]), f"{title}: {cells[0]!r} has no number for {header[column]}: {cells[column]!r}"
+    return len(table) - 2
+
+
+def _section(sections: dict[str, list[str]], prefix: str) -> tuple[str, list[str]]:
+    matches = [(title, lines) for title, lines in sections.items() if title.startswith(prefix)]
+    assert len(matches) == 1, f"expected one section starting {prefix!r}, found {list(sections)}"
+    return matches[0]
+
+
+def _assert_header(markdown: str) -> None:
+    for needle in ("| CPU |", "| RAM |", "| Python |", "| dagster |", "| dbt-core |", "| duckdb |",
+                   "| PostgreSQL server |", "load average", "UTC", "median"):  # fmt: skip
+        assert needle in markdown, f"the header lacks {needle!r}"
+    assert not re.search(r"FAILED", markdown), "a part of the benchmark failed"
+
+
+def test_quick_run_of_the_fast_sections_on_both_engines(tmp_path: Path) -> None:
+    markdown = _run_bench(tmp_path, "1,5,6", timeout=300)
+    _assert_header(markdown)
+    sections = _sections(markdown)
+    assert _assert_numbers(*_section(sections, "1. Ingestion throughput")) == 3
+    assert _assert_numbers(*_section(sections, "5. Peak memory")) == 1
+    title, lines = _section(sections, "6. Forecasting")
+    if not any("forecasting: not available" in line for line in lines):
+        _assert_numbers(title, lines)
+    assert not any(title.startswith(("2.", "3.", "4.", "7.", "Where")) for title in sections)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_floor_sql_runs_on_the_current_raw_tables(engine: str, tmp_path: Path) -> None:
+    """bench/floor/*.sql against the pipeline's raw DDL and the generator's files, on each engine."""
+    from analytics_pipeline.defs.ingestion.sample_data import generate
+
+    generate(tmp_path / "landing", date(2025, 3, 3), date(2025, 3, 4), events_per_day=1_000, users=300)
+    site = Site(engine, f"floor-{engine}", tmp_path / "sites", tmp_path / "landing", "2025-03-03").reset()
+    try:
+        measured = site.task("floor", "floor", "2025-03-03", "2025-03-04")
+    finally:
+        site.drop()
+    assert measured.result["engagement_rows"] > 0
+    assert measured.result["seconds"] >= measured.result["load_seconds"] > 0
+
+
+@pytest.mark.skipif(not os.environ.get("BENCH_SMOKE_ALL"), reason="about ten minutes on 2 cores; set BENCH_SMOKE_ALL=1")
+def test_quick_run_of_every_section_on_both_engines(tmp_path: Path) -> None:
+    markdown = _run_bench(tmp_path, "1,2,3,4,5,6,7,where", timeout=3600)
+    _assert_header(markdown)
+    sections = _sections(markdown)
+    for prefix in ("1. ", "2. ", "3. ", "4. ", "5. ", "7. ", "Where the time goes"):
+        assert _assert_numbers(*_section(sections, prefix)) >= 1
+    _section(sections, "6. Forecasting")
+    titles = list(sections)
+    assert titles.index(_section(sections, "1. ")[0]) < titles.index(_section(sections, "7. ")[0])
+    assert "Before / after" in markdown
