@@ -9,10 +9,13 @@ DAYS   ?= 30
 PORT   ?= 3000
 HOST   ?= 127.0.0.1
 PYTEST_ARGS ?= -n 2
+CHROMIUM ?= /usr/bin/chromium
+# Playwright (a dev dependency) drives Debian's chromium in the browser test; it never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install demo data backfill ui test dbt-parse clean
+.PHONY: install chromium demo data backfill forecast ui test bench bench-quick dbt-parse clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed chromium
 
 # Reinstalled whenever the dependencies change. The dbt manifest is prepared here so the Dagster
 # definitions load on a fresh clone.
@@ -23,11 +26,26 @@ $(VENV)/.installed: pyproject.toml
 	$(MAKE) dbt-parse
 	touch $@
 
+# Debian's chromium for the browser test of the Dagster UI (tests/test_browser_ui.py): apt-get as
+# root or through passwordless sudo; otherwise a warning says what to run (everything else works).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+	  echo "installing Debian's chromium for the browser test (sudo)"; \
+	  sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "warning: $(CHROMIUM) is missing and installing it needs root: run 'sudo apt-get install -y chromium'," \
+	       "then 'make install' again (only the browser test needs it)." >&2; \
+	fi
+
 # Parsed with the same settings the pipeline passes to dbt, so dbt's partial parsing can reuse it.
 dbt-parse:
 	$(BIN)/python -m analytics_pipeline.resources.dbt
 
-demo: install data backfill ui
+demo: install data backfill forecast ui
 
 data: install
 	$(BIN)/analytics-pipeline generate --days $(DAYS)
@@ -35,11 +53,23 @@ data: install
 backfill: install
 	$(BIN)/analytics-pipeline backfill --days $(DAYS)
 
+# Model selection and a forecast vintage as of yesterday, then the accuracy and reorder marts.
+forecast: install
+	$(BIN)/analytics-pipeline backfill --days 1 --select 'group:forecasting'
+
 ui: install
 	$(BIN)/analytics-pipeline ui --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (bench/, README "Benchmarks"): writes bench/RESULTS.md. BENCH_ARGS e.g. --engines duckdb.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m bench --quick --output $${TMPDIR:-/tmp}/analytics-bench-quick.md $(BENCH_ARGS)
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

@@ -5,3 +5,6 @@ import warnings
 # Dagster flags `backfill_policy` as beta on every import of an asset that sets it; the policy is the
 # documented way to get single-run backfills, and operators should not see this on every command.
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` .* is currently in beta")
+# The same for `allow_nonexistent_upstream_partitions`: history-reading partition mappings need it,
+# since the first days of a history have no earlier partitions to read.
+warnings.filterwarnings("ignore", message=r"Parameter `allow_nonexistent_upstream_partitions` .* is currently in beta")

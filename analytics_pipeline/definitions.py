@@ -2,10 +2,22 @@
 
 import dagster as dg
 
+from analytics_pipeline.defs.forecasting.assets import forecasting_assets
+from analytics_pipeline.defs.forecasting.schedules import (
+    demand_forecast_job,
+    demand_forecast_schedule,
+    model_selection_job,
+    model_selection_schedule,
+)
 from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.ingestion.sensors import DIMENSION_JOB, landing_file_sensor
 from analytics_pipeline.defs.operations.alerts import run_failure_alert, run_success_clears_alert
 from analytics_pipeline.defs.operations.retention import retention_job, retention_schedule
+from analytics_pipeline.defs.operations.task_health import pipeline_task_health, task_health_job, task_health_schedule
+from analytics_pipeline.defs.reporting.custom import custom_report_job
+from analytics_pipeline.defs.reporting.delivery import weekly_report_delivery
+from analytics_pipeline.defs.reporting.schedules import weekly_report_job, weekly_report_schedule
+from analytics_pipeline.defs.reporting.weekly import weekly_reports
 from analytics_pipeline.defs.transform.assets import daily_dbt_models, dbt_models
 from analytics_pipeline.defs.transform.kpi_checks import kpi_threshold_checks
 from analytics_pipeline.defs.transform.schedules import (
@@ -18,10 +30,10 @@ from analytics_pipeline.resources.dbt import dbt_resource
 from analytics_pipeline.resources.warehouse import WarehouseResource
 
 defs = dg.Definitions(
-    assets=[*ingestion_assets, daily_dbt_models, dbt_models],
+    assets=[*ingestion_assets, daily_dbt_models, dbt_models, *forecasting_assets, weekly_reports, weekly_report_delivery, pipeline_task_health],
     asset_checks=[kpi_threshold_checks],
-    jobs=[daily_pipeline_job, hourly_refresh_job, DIMENSION_JOB, retention_job],
-    schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule],
+    jobs=[daily_pipeline_job, hourly_refresh_job, DIMENSION_JOB, retention_job, demand_forecast_job, model_selection_job, weekly_report_job, custom_report_job, task_health_job],
+    schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule, demand_forecast_schedule, model_selection_schedule, weekly_report_schedule, task_health_schedule],
     sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
 )

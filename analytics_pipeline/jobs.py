@@ -10,8 +10,11 @@ DAILY_ASSETS = dg.AssetSelection.assets(*daily_ingestion_assets, daily_dbt_model
 
 # Everything that holds days: raw daily datasets and the daily dbt models, for one partition
 # window. Schedules, the backfill command and UI backfills all target it.
+# In one process: the steps take turns on the warehouse pool anyway, so a process per step would only
+# add a code-location load (5-9 s) to each of them (bench/RESULTS.md).
 daily_pipeline_job = dg.define_asset_job(
     name="daily_pipeline",
     selection=DAILY_ASSETS,
+    executor_def=dg.in_process_executor,
     description="The daily pipeline for a partition window: load the landing zone, then build the daily dbt models.",
 )

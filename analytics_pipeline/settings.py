@@ -50,6 +50,40 @@ def _parse_days(name: str, env: dict[str, str], default: int) -> int:
     return int(value)
 
 
+def _parse_port(name: str, env: dict[str, str], default: int) -> int:
+    value = env.get(name, "").strip() or str(default)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SettingsError(f"{name}={value!r} is not a port number.")
+    return int(value)
+
+
+def _parse_recipients(value: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``org_id=a@x,b@y;platform=ops@z`` -> ((org_id, (a@x, b@y)), (platform, (ops@z,)))."""
+    name = "ANALYTICS_REPORT_RECIPIENTS"
+    recipients: dict[str, tuple[str, ...]] = {}
+    for entry in (part.strip() for part in value.split(";")):
+        if not entry:
+            continue
+        target, _, addresses = entry.partition("=")
+        emails = tuple(a.strip() for a in addresses.split(",") if a.strip())
+        if not target.strip() or not emails or not all("@" in email for email in emails):
+            raise SettingsError(
+                f"{name}: {entry!r} is not of the form school_id=a@example.org,b@example.org "
+                "(entries separated by ';', 'platform' for the platform summary)."
+            )
+        recipients[target.strip()] = recipients.get(target.strip(), ()) + emails
+    return tuple(recipients.items())
+
+
+def _parse_lead_time(env: dict[str, str]) -> int:
+    days = _parse_days("ANALYTICS_REORDER_LEAD_TIME_DAYS", env, 14)
+    if days > 28:
+        raise SettingsError(
+            f"ANALYTICS_REORDER_LEAD_TIME_DAYS={days} is beyond the 28-day forecast horizon; use 1 to 28."
+        )
+    return days
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse: str = "duckdb"
@@ -72,6 +106,17 @@ class Settings:
     alert_smtp_port: int = 25
     alert_email_from: str = "analytics-pipeline@localhost"
     alert_email_to: tuple[str, ...] = ()
+    # weekly report delivery by e-mail: off while report_smtp_host is empty
+    report_smtp_host: str = ""
+    report_smtp_port: int = 25
+    report_smtp_user: str = ""
+    report_smtp_password: str = ""
+    report_smtp_starttls: bool = False
+    report_email_from: str = "analytics-pipeline@localhost"
+    report_recipients: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # days between placing a reorder and receiving it (mart_reorder_recommendations); at most the
+    # 28-day forecast horizon
+    reorder_lead_time_days: int = 14
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -115,7 +160,19 @@ class Settings:
             alert_smtp_port=int(env.get("ANALYTICS_ALERT_SMTP_PORT", "25") or 25),
             alert_email_from=env.get("ANALYTICS_ALERT_EMAIL_FROM", "analytics-pipeline@localhost"),
             alert_email_to=tuple(a.strip() for a in env.get("ANALYTICS_ALERT_EMAIL_TO", "").split(",") if a.strip()),
+            report_smtp_host=env.get("ANALYTICS_REPORT_SMTP_HOST", "").strip(),
+            report_smtp_port=_parse_port("ANALYTICS_REPORT_SMTP_PORT", env, 25),
+            report_smtp_user=env.get("ANALYTICS_REPORT_SMTP_USER", ""),
+            report_smtp_password=env.get("ANALYTICS_REPORT_SMTP_PASSWORD", ""),
+            report_smtp_starttls=env.get("ANALYTICS_REPORT_SMTP_STARTTLS", "").strip().lower() in ("1", "true", "yes", "on"),
+            report_email_from=env.get("ANALYTICS_REPORT_EMAIL_FROM", "analytics-pipeline@localhost"),
+            report_recipients=_parse_recipients(env.get("ANALYTICS_REPORT_RECIPIENTS", "")),
+            reorder_lead_time_days=_parse_lead_time(env),
         )
+
+    def report_recipients_for(self, target: str) -> tuple[str, ...]:
+        """Who receives the weekly report of ``target`` (a school's org_id, or ``platform``)."""
+        return dict(self.report_recipients).get(target, ())
 
     def dbt_env(self) -> dict[str, str]:
         """Environment for a dbt subprocess: the same settings with every path made absolute.
@@ -131,6 +188,7 @@ class Settings:
             "ANALYTICS_PG_USER": self.pg_user,
             "ANALYTICS_PG_PASSWORD": self.pg_password,
             "ANALYTICS_PG_DATABASE": self.pg_database,
+            "ANALYTICS_REORDER_LEAD_TIME_DAYS": str(self.reorder_lead_time_days),
         }
 
 

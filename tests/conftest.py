@@ -143,9 +143,9 @@ def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelect
     end = end or start
     defs = definitions()
     graph = defs.resolve_asset_graph()
-    keys = selection.resolve(graph) if selection else {
-        k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and graph.get(k).partitions_def
-    }  # fmt: skip
+    from analytics_pipeline.jobs import DAILY_ASSETS
+
+    keys = (selection or DAILY_ASSETS).resolve(graph)
     return dg.materialize(
         assets=[*defs.assets, *defs.asset_checks],
         resources=dict(defs.resources),

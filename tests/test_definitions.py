@@ -27,7 +27,10 @@ def test_groups_partitions_and_checks() -> None:
 
     graph = defs.resolve_asset_graph()
     by_key = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
-    assert {node.group_name for node in by_key.values()} >= {"ingestion", "engagement", "commerce"}
+    groups = {name: node.group_name for name, node in by_key.items() if node.is_materializable}
+    assert set(groups.values()) == {"ingestion", "engagement", "commerce", "forecasting", "reporting", "operations"}
+    assert groups["marts/fct_daily_engagement"] == groups["marts/fct_engagement_rolling"] == "engagement"
+    assert groups["marts/fct_forecast_accuracy"] == groups["forecast/demand_forecasts"] == "forecasting"
     for name in ("raw/activity_events", "raw/order_lines", "raw/inventory_snapshots", "marts/fct_daily_engagement",
                  "marts/fct_engagement_rolling", "marts/fct_activity_summary", "marts/fct_hourly_usage"):  # fmt: skip
         node = by_key[name]

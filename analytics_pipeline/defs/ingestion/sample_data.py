@@ -554,7 +554,8 @@ def _build_items(rng: np.random.Generator, count: int, start: date) -> _Items:
         active=active,
         updated_ms=updated_ms,
         base_weight=rng.lognormal(0.0, 1.0, count),
-        daily_trend=np.clip(rng.normal(0.0, 0.012, count), -0.03, 0.03),
+        # growth or decline of typically up to ±70% a year (a daily rate compounds: exp(0.0015 * 365))
+        daily_trend=np.clip(rng.normal(0.0, 0.0015, count), -0.004, 0.004),
         occurrence_probability=np.where(intermittent, rng.uniform(0.1, 0.4, count), 1.0),
         mean_quantity=mean_quantity * rng.uniform(0.6, 1.5, count),
     )

@@ -16,7 +16,7 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.instance import get_instance
-from analytics_pipeline.partitions import partition_dates
+from analytics_pipeline.partitions import daily_partitions, partition_dates
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError
 from analytics_pipeline.settings import get_settings
 
@@ -74,7 +74,8 @@ def _definitions() -> dg.Definitions:
 
 
 def _is_daily(graph, key: dg.AssetKey) -> bool:  # noqa: ANN001 - Dagster's internal graph type
-    return graph.get(key).partitions_def is not None
+    # weekly assets (reports) have partitions of their own and are not part of a daily backfill
+    return graph.get(key).partitions_def == daily_partitions
 
 
 def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list[dg.AssetKey]]:
@@ -97,20 +98,34 @@ def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list
         if not selected:
             raise BackfillError(f"--select {select!r} matches no asset.")
     else:
-        selected = {key for key in materializable if _is_daily(graph, key)}
+        from analytics_pipeline.jobs import DAILY_ASSETS
+
+        # The daily pipeline. Forecast vintages are daily-partitioned too (by as-of date), but a
+        # backfill of days does not make a vintage of each: select group:forecasting for that.
+        selected = DAILY_ASSETS.resolve(graph)
     daily = sorted(key for key in selected if _is_daily(graph, key))
-    unpartitioned = {key for key in materializable if not _is_daily(graph, key)}
+    unpartitioned = {key for key in materializable if graph.get(key).partitions_def is None}
     if select:
         parents = dg.AssetSelection.assets(*daily).upstream().resolve(graph) if daily else set()
         instance = get_instance()
         before = {
             key for key in parents & unpartitioned if instance.get_latest_materialization_event(key) is None
         }
-        after = {key for key in selected if not _is_daily(graph, key)}
+        after = selected & unpartitioned
     else:
         downstream_of_daily = dg.AssetSelection.assets(*daily).downstream().resolve(graph) if daily else set()
-        before = unpartitioned - downstream_of_daily
-        after = unpartitioned & downstream_of_daily
+        # what the days read (dimension snapshots), not unrelated assets such as ops/pipeline_task_health
+        upstream_of_daily = dg.AssetSelection.assets(*daily).upstream().resolve(graph) if daily else set()
+        before = (unpartitioned - downstream_of_daily) & upstream_of_daily
+        # only what is built from these days alone (not, say, marts over forecast vintages)
+        after = {
+            key
+            for key in unpartitioned & downstream_of_daily
+            if all(
+                parent in daily or graph.get(parent).partitions_def is None
+                for parent in dg.AssetSelection.assets(key).upstream().resolve(graph)
+            )
+        }
     return sorted(before), daily, sorted(after)
 
 

@@ -58,6 +58,9 @@ REPORT_DEPS = [
     dg.AssetDep(dg.AssetKey(["marts", "fct_kpi_daily"]), partition_mapping=_THE_WEEK),
     dg.AssetDep(dg.AssetKey(["marts", "kpi_snapshots"]), partition_mapping=_THE_WEEK),
     dg.AssetDep(dg.AssetKey(["raw", "organizations"])),  # school names
+    # forecast highlights of the platform report: the latest vintage up to the week's end
+    dg.AssetDep(dg.AssetKey(["forecast", "demand_forecasts"]), partition_mapping=_THE_WEEK),
+    dg.AssetDep(dg.AssetKey(["marts", "mart_reorder_recommendations"])),
 ]
 
 

@@ -10,6 +10,7 @@ hourly_refresh_job = dg.define_asset_job(
     name="hourly_refresh",
     selection=dg.AssetSelection.assets(["marts", "fct_hourly_usage"], ["marts", "kpi_snapshots"]).upstream()
     & DAILY_ASSETS,
+    executor_def=dg.in_process_executor,  # as the daily pipeline: its steps take turns anyway
     description="Today's partition of hourly usage and the KPI snapshots, with what they are built from.",
 )
 
