@@ -25,13 +25,16 @@ UNITS: dict[str, Callable[[float], str]] = {
 
 @dataclass
 class Target:
-    """``value <= limit`` (or ``<`` when strict) passes."""
+    """``value <= limit`` (or ``<`` when strict) passes, and ``value >= minimum`` when one is given."""
 
     limit: float
     strict: bool = False
     text: str = ""
+    minimum: float | None = None
 
     def met(self, value: float) -> bool:
+        if self.minimum is not None and value < self.minimum:
+            return False
         return value < self.limit if self.strict else value <= self.limit
 
 

@@ -45,6 +45,14 @@ SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "where")
 # The Python forecasting assets write forecast.*; a plain `dbt build` has nothing to read there.
 PLAIN_DBT_EXCLUDE = "source:forecast+"
 
+# The forecasting issue's targets (1,000 items x 2 years of daily history).
+FORECAST_TARGETS = {
+    "selection_seconds": Target(600, text="≤ 10 min"),
+    "forecast_seconds": Target(60, text="≤ 60 s"),
+    "mase_improvement_vs_naive_pct": Target(float("inf"), minimum=10, text="≥ 10%"),
+    "coverage_80": Target(0.9, minimum=0.7, text="0.70 – 0.90"),
+}
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -356,7 +364,8 @@ class Bench:
             return
         for name, value in measured.result["figures"].items():
             if isinstance(value, int | float) and not isinstance(value, bool):
-                section.add(name, engine, float(value), "s" if name.endswith(("seconds", "_s")) else "")
+                unit = "s" if name.endswith(("seconds", "_s")) else ""
+                section.add(name, engine, float(value), unit, FORECAST_TARGETS.get(name))
             else:
                 section.notes.append(f"{ENGINE_NAMES.get(engine, engine)}: {name}: {value}")
 
