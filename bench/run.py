@@ -224,7 +224,6 @@ class Bench:
     def backfill(self, engine: str, pipeline: Site) -> None:
         """2. `analytics-pipeline backfill` vs the floor script vs plain bulk load + `dbt build`."""
         first, last = self.plan.backfill_range
-        days, events = self.plan.backfill_days, self.plan.backfill_events
         section = self.section("2", (
             f"`analytics-pipeline backfill --start {first} --end {last}` on an empty warehouse (whole "
             "command: start-up, dimensions, every daily asset for the range as one run, then the "

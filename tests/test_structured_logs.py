@@ -2,7 +2,6 @@
 Dagster's multiprocess executor (the step runs in a process of its own and its output is captured),
 and outside a run where the caller names the run (a sensor's alert)."""
 
-import gzip
 import logging
 from datetime import date
 from pathlib import Path

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analytics_pipeline.defs.forecasting import models
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import (
@@ -164,19 +165,6 @@ def _failures_are_final() -> Iterator[None]:
         raise dg.Failure(description=f"{type(error).__name__}: {error}", allow_retries=False) from error
 
 
-def _markdown(frame: pd.DataFrame) -> dg.MetadataValue:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return dg.MetadataValue.md("\n".join([header, rule, *rows]))
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def _named(items: dict[str, str], limit: int = 50) -> dg.MetadataValue:
     """Items and reasons as a markdown list (the first ``limit``)."""
     if not items:
@@ -190,7 +178,8 @@ def _named(items: dict[str, str], limit: int = 50) -> dg.MetadataValue:
 def _model_mix(models_used: pd.Series) -> dg.MetadataValue:
     counts = models_used.value_counts().rename_axis("model").reset_index(name="items")
     counts["family"] = counts["model"].map(models.FAMILIES)
-    return _markdown(counts[["model", "family", "items"]])
+    table = counts[["model", "family", "items"]]
+    return dg.MetadataValue.md(markdown_table(list(table.columns), table.itertuples(index=False)))
 
 
 def _mase_vs_naive(scores: pd.DataFrame) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from analytics_pipeline.defs.operations.run_history import RunFacts, runs_since
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import (
     Column,
@@ -172,13 +173,13 @@ def preview(rows: Sequence[TaskHealth], limit: int = 25) -> str:
     """Markdown table: every job, then the assets with the most failures."""
     jobs = [r for r in rows if r.kind == "job"]
     assets = sorted((r for r in rows if r.kind == "asset"), key=lambda r: (-r.failures, r.name))
-    lines = ["| kind | name | runs | ok | failed | success rate | avg s | p95 s | last failure | last error |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in [*jobs, *assets][:limit]:
-        cells = [r.kind, r.name, r.runs, r.successes, r.failures, r.success_rate, r.avg_duration_seconds,
-                 r.p95_duration_seconds, r.last_failure_at, r.last_error]  # fmt: skip
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+    header = ["kind", "name", "runs", "ok", "failed", "success rate", "avg s", "p95 s", "last failure", "last error"]
+    rows = [
+        [r.kind, r.name, r.runs, r.successes, r.failures, r.success_rate, r.avg_duration_seconds,
+         r.p95_duration_seconds, r.last_failure_at, r.last_error]  # fmt: skip
+        for r in [*jobs, *assets][:limit]
+    ]
+    return markdown_table(header, rows, _cell)
 
 
 class TaskHealthConfig(dg.Config):

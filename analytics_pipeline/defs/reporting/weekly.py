@@ -34,6 +34,7 @@ from analytics_pipeline.defs.reporting.figures import (
     read_week,
     school_report,
 )
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import (
@@ -131,12 +132,6 @@ def build_weekly_reports(warehouse: Warehouse, settings: Settings, week: Week, r
 # -- the asset -------------------------------------------------------------------------------------
 
 
-def _markdown(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(value).replace("|", "/") for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _preview(build: WeeklyBuild) -> str:
     metrics = ("weekly_active_users", "avg_daily_active_users", "new_users", "events")
     rows = []
@@ -144,7 +139,7 @@ def _preview(build: WeeklyBuild) -> str:
         summary = report.summary.set_index("metric")
         rows.append([report.name, *(summary.at[m, "this_week"] for m in metrics),
                      summary.at["events", "change_pct"]])  # fmt: skip
-    return _markdown(["report", "WAU", "avg DAU", "new users", "events", "events change %"], rows)
+    return markdown_table(["report", "WAU", "avg DAU", "new users", "events", "events change %"], rows, cell)
 
 
 def _metadata(build: WeeklyBuild) -> dict[str, Any]:
@@ -157,8 +152,8 @@ def _metadata(build: WeeklyBuild) -> dict[str, Any]:
         "schools": len(build.schools),
         "files": sum(len(files) for files in build.files.values()),
         "preview": dg.MetadataValue.md(_preview(build)),
-        "reports": dg.MetadataValue.md(_markdown(
-            ["report", "HTML"], [[r.name, str(build.folder / r.folder / "report.html")] for r in build.schools]
+        "reports": dg.MetadataValue.md(markdown_table(
+            ["report", "HTML"], [[r.name, str(build.folder / r.folder / "report.html")] for r in build.schools], cell
         )),  # fmt: skip
     }
     for metric in ("weekly_active_users", "events", "new_users"):

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.warehouse import Warehouse
 
 # asset key path -> (preview query over [?, ?] dates, columns plotted as numbers when one day)
@@ -61,13 +61,6 @@ PREVIEWS: dict[tuple[str, ...], str] = {
 }
 
 
-def _markdown(table: pa.Table) -> str:
-    header = "| " + " | ".join(table.column_names) + " |"
-    rule = "|" + "---|" * table.num_columns
-    rows = ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in table.to_pylist()]
-    return "\n".join([header, rule, *rows])
-
-
 def partition_preview(
     warehouse: Warehouse, asset_key: dg.AssetKey, window_column: str | None, min_date: str, max_date: str
 ) -> dict[str, Any]:
@@ -82,7 +75,9 @@ def partition_preview(
     if sql is None:
         return metadata
     table = warehouse.query(sql, (min_date, max_date))
-    metadata["preview"] = dg.MetadataValue.md(_markdown(table)) if table.num_rows else "no rows in window"
+    metadata["preview"] = dg.MetadataValue.md(
+        markdown_table(table.column_names, [row.values() for row in table.to_pylist()])
+    ) if table.num_rows else "no rows in window"
     if min_date == max_date and table.num_rows == 1 and "activity_date" in table.column_names:
         for name, value in table.to_pylist()[0].items():
             if isinstance(value, int | float) and not isinstance(value, bool):
