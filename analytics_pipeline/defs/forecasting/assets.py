@@ -21,7 +21,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from analytics_pipeline.defs.forecasting import models
+from analytics_pipeline.defs.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY
@@ -83,7 +83,7 @@ FORECAST_TABLES = (MODEL_EVALUATIONS_TABLE, DEMAND_FORECASTS_TABLE)
 # A vintage reads the year of demand up to its as-of date; a selection made in the week before is
 # the one it uses.
 _HISTORY = dg.TimeWindowPartitionMapping(
-    start_offset=-(models.HISTORY_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+    start_offset=-(HISTORY_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 _LAST_WEEK = dg.TimeWindowPartitionMapping(start_offset=-6, end_offset=0, allow_nonexistent_upstream_partitions=True)
 
@@ -113,7 +113,7 @@ def _read_demand(client: Warehouse, as_of: date) -> pd.DataFrame:
             "(`analytics-pipeline backfill --days N`, or the daily_pipeline job).",
             allow_retries=False,
         )
-    start = as_of - timedelta(days=models.HISTORY_DAYS - 1)
+    start = as_of - timedelta(days=HISTORY_DAYS - 1)
     demand = client.query(
         "select item_id, demand_date, units from marts.fct_item_daily_demand "
         "where demand_date between ? and ?",
@@ -176,6 +176,8 @@ def _named(items: dict[str, str], limit: int = 50) -> dg.MetadataValue:
 
 
 def _model_mix(models_used: pd.Series) -> dg.MetadataValue:
+    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+
     counts = models_used.value_counts().rename_axis("model").reset_index(name="items")
     counts["family"] = counts["model"].map(models.FAMILIES)
     table = counts[["model", "family", "items"]]
@@ -184,6 +186,8 @@ def _model_mix(models_used: pd.Series) -> dg.MetadataValue:
 
 def _mase_vs_naive(scores: pd.DataFrame) -> dict[str, Any]:
     """Mean cross-validated MASE of the selected models vs seasonal naive on the same items."""
+    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+
     scored = scores.dropna(subset=["mase"])
     selected = scored[scored["selected"]].set_index("item_id")["mase"]
     naive = scored[scored["model"] == models.SEASONAL_NAIVE].set_index("item_id")["mase"]
@@ -199,13 +203,15 @@ def _mase_vs_naive(scores: pd.DataFrame) -> dict[str, Any]:
 
 def _evaluate(client: Warehouse, as_of: date, n_jobs: int) -> dict[str, Any]:
     """Select a model per item on the year up to ``as_of``; replace that as-of date's evaluations."""
+    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+
     started = time.perf_counter()
     series = models.prepare_series(_read_demand(client, as_of), pd.Timestamp(as_of))
     selection = models.select_models(series, n_jobs=n_jobs)
     rows = selection.scores.assign(
         evaluated_at=as_of,
-        windows=models.CV_WINDOWS,
-        horizon_days=models.HORIZON,
+        windows=CV_WINDOWS,
+        horizon_days=HORIZON,
         created_at=pd.Timestamp.now(tz="UTC").tz_localize(None),
     )
     table = pa.Table.from_pandas(rows[MODEL_EVALUATIONS_TABLE.column_names], preserve_index=False)
@@ -225,6 +231,8 @@ def _evaluate(client: Warehouse, as_of: date, n_jobs: int) -> dict[str, Any]:
 
 def _forecast(client: Warehouse, as_of: date, n_jobs: int) -> dict[str, Any]:
     """Forecast every item as of ``as_of`` with its selected model; replace that vintage."""
+    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+
     started = time.perf_counter()
     series = models.prepare_series(_read_demand(client, as_of), pd.Timestamp(as_of))
     evaluations = _selections_as_of(client, as_of)
@@ -301,7 +309,7 @@ def model_evaluations(
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=WAREHOUSE_RETRY_POLICY,
     kinds={"python", "statsforecast"},
-    description=f"Per-item demand forecast, {models.HORIZON} days ahead with 80% and 95% intervals, from each item's "
+    description=f"Per-item demand forecast, {HORIZON} days ahead with 80% and 95% intervals, from each item's "
     "selected model (a named fallback otherwise). Partition = as-of date = vintage; earlier vintages are kept.",
 )
 def demand_forecasts(

@@ -45,12 +45,8 @@ from statsforecast.models import (
 from statsforecast.utils import ConformalIntervals
 from utilsforecast.losses import mase, rmse, smape
 
-SEASON = 7  # days: demand follows the school week
-HORIZON = 28  # days ahead in every forecast vintage
-LEVELS = (80, 95)
-HISTORY_DAYS = 365
-CV_WINDOWS = 4  # rolling origins, one week apart, the last one ending on the as-of date
-CV_STEP = 7
+from analytics_pipeline.defs.forecasting.horizon import CV_STEP, CV_WINDOWS, HISTORY_DAYS, HORIZON, LEVELS, SEASON
+
 MIN_TRAIN_DAYS = 8 * SEASON
 # The shortest series cross-validation accepts: the training part before the first origin plus the
 # windows' span.

@@ -1,19 +1,28 @@
 """Report charts as PNG bytes, drawn headless.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (the Agg canvas, no pyplot), so nothing
-needs a display and no global pyplot state is shared between reports or threads.
+needs a display and no global pyplot state is shared between reports or threads. matplotlib is
+imported on first use, not when the code location loads (every Dagster process loads it).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 THIS_WEEK = "#2b6cb0"
 PREVIOUS_WEEK = "#a0aec0"
 UP, DOWN = "#2f855a", "#c53030"
+
+
+def _figure(**options: Any) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
 
 
 def _png(figure: Figure) -> bytes:
@@ -24,7 +33,7 @@ def _png(figure: Figure) -> bytes:
 
 
 def daily_active_users(labels: Sequence[str], this_week: Sequence[int], previous_week: Sequence[int]) -> bytes:
-    figure = Figure(figsize=(7, 3))
+    figure = _figure(figsize=(7, 3))
     axes = figure.subplots()
     axes.bar(labels, this_week, color=THIS_WEEK, label="this week")
     axes.plot(labels, previous_week, color=PREVIOUS_WEEK, marker="o", label="previous week")
@@ -36,7 +45,7 @@ def daily_active_users(labels: Sequence[str], this_week: Sequence[int], previous
 
 
 def activity_mix(activity_types: Sequence[str], events: Sequence[int]) -> bytes:
-    figure = Figure(figsize=(7, max(2.0, 0.35 * len(activity_types) + 1)))
+    figure = _figure(figsize=(7, max(2.0, 0.35 * len(activity_types) + 1)))
     axes = figure.subplots()
     axes.barh(list(activity_types)[::-1], list(events)[::-1], color=THIS_WEEK)
     axes.set_xlabel("events this week")
@@ -48,7 +57,7 @@ def activity_mix(activity_types: Sequence[str], events: Sequence[int]) -> bytes:
 
 def week_over_week(metrics: Sequence[str], changes: Sequence[float | None]) -> bytes:
     """Change in percent per headline metric; a metric without a previous value is drawn as n/a."""
-    figure = Figure(figsize=(7, max(2.0, 0.35 * len(metrics) + 1)))
+    figure = _figure(figsize=(7, max(2.0, 0.35 * len(metrics) + 1)))
     axes = figure.subplots()
     values = [0.0 if change is None else change for change in changes]
     colors = [UP if value >= 0 else DOWN for value in values]
@@ -65,7 +74,7 @@ def week_over_week(metrics: Sequence[str], changes: Sequence[float | None]) -> b
 
 
 def grouped_bars(labels: Sequence[str], this_week: Sequence[float], previous_week: Sequence[float], title: str) -> bytes:
-    figure = Figure(figsize=(7, max(2.0, 0.4 * len(labels) + 1)))
+    figure = _figure(figsize=(7, max(2.0, 0.4 * len(labels) + 1)))
     axes = figure.subplots()
     positions = range(len(labels))
     axes.barh([p + 0.2 for p in positions], list(this_week), height=0.4, color=THIS_WEEK, label="this week")
@@ -79,7 +88,7 @@ def grouped_bars(labels: Sequence[str], this_week: Sequence[float], previous_wee
 
 def lines(dates: Sequence[str], series: dict[str, Sequence[float | None]], title: str) -> bytes:
     """One line per series (e.g. per school) over ``dates``; the legend shows at most 12 series."""
-    figure = Figure(figsize=(7, 3))
+    figure = _figure(figsize=(7, 3))
     axes = figure.subplots()
     for index, (name, values) in enumerate(series.items()):
         axes.plot(list(dates), [float("nan") if v is None else v for v in values], marker=".",
