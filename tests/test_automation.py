@@ -17,7 +17,8 @@ import pytest
 from analytics_pipeline.defs.ingestion.sensors import contiguous_ranges, landing_file_sensor
 from analytics_pipeline.defs.operations.alerts import run_failure_alert, run_success_clears_alert
 from analytics_pipeline.defs.transform.schedules import daily_pipeline_schedule, hourly_refresh_schedule
-
+from analytics_pipeline.resources.policies import failures_are_final
+from analytics_pipeline.resources.warehouse import TransientWarehouseError, WarehouseError
 
 
 @pytest.fixture
@@ -194,7 +195,6 @@ def _events(result: dg.ExecuteInProcessResult, kind: str) -> int:
 
 def test_transient_warehouse_errors_are_retried_with_backoff(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     import analytics_pipeline.defs.ingestion.assets as ingestion
-    from analytics_pipeline.resources.warehouse import TransientWarehouseError
 
     real_load, calls = ingestion.load_partition, []
 
@@ -224,3 +224,34 @@ def test_errors_a_retry_cannot_fix_fail_at_once(env, monkeypatch: pytest.MonkeyP
     result = _materialize_users(dg.DagsterInstance.ephemeral())
 
     assert not result.success and _events(result, "STEP_UP_FOR_RETRY") == 0
+    failure = result.failure_data_for_node("raw__users")
+    assert "Loading users snapshot failed: KeyError: 'a bug'" in failure.user_failure_data.description
+
+
+class _DomainError(Exception):
+    """Stands for a domain's own error whose message says what to do (ReportDataError, ...)."""
+
+
+@pytest.mark.parametrize(
+    ("raised", "description"),
+    [
+        (TransientWarehouseError("database is locked"), None),
+        (dg.Failure(description="said by the step", allow_retries=True), None),
+        (WarehouseError("no such table marts.x"), "no such table marts.x"),
+        (_DomainError("week 2025-W10 has no data: run the daily pipeline first"),
+         "week 2025-W10 has no data: run the daily pipeline first"),
+        (ZeroDivisionError("division by zero"), "Writing x failed: ZeroDivisionError: division by zero"),
+    ],
+)  # fmt: skip
+def test_failures_are_final_leaves_only_transient_errors_to_the_retry_policy(
+    raised: Exception, description: str | None
+) -> None:
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is what is asserted
+        with failures_are_final("Writing x", _DomainError):
+            raise raised
+    error = caught.value
+    if description is None:  # passes through untouched: the retry policy decides on exactly this error
+        assert error is raised
+        return
+    assert isinstance(error, dg.Failure) and error.allow_retries is False and error.__cause__ is raised
+    assert error.description == description

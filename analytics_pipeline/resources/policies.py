@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
+
+from analytics_pipeline.resources.warehouse import TransientWarehouseError, WarehouseError
 
 # Transient warehouse errors (a DuckDB file lock held by another run, a dropped PostgreSQL
 # connection) are retried with exponential backoff and jitter: 2, 6 and 14 s, each ± 2 s. Errors that a retry
-# cannot fix are raised as ``dg.Failure(allow_retries=False)``.
+# cannot fix are raised as ``dg.Failure(allow_retries=False)`` (``failures_are_final``).
 WAREHOUSE_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -14,3 +19,26 @@ WAREHOUSE_RETRY_POLICY = dg.RetryPolicy(
 # Every warehouse writer takes a slot in this pool; the instance sets its limit (dagster.yaml), so
 # parallel runs queue instead of fighting over locks (DuckDB allows one writer process at a time).
 WAREHOUSE_POOL = "warehouse"
+
+
+@contextmanager
+def failures_are_final(what: str, *explained: type[Exception]) -> Iterator[None]:
+    """The step rule of every warehouse writer, around the work of a step under ``WAREHOUSE_RETRY_POLICY``.
+
+    - ``TransientWarehouseError`` (and a ``dg.Failure`` raised inside) passes through untouched:
+      the retry policy backs off and tries again.
+    - Any other ``WarehouseError``, and the ``explained`` errors (a domain's own errors whose message
+      already says what is wrong and what to do), fail the step for good with that message.
+    - Anything else (a bug, data the code did not expect) fails for good too, as
+      "<what> failed: <type>: <message>": retrying would only repeat it.
+    """
+    try:
+        yield
+    except (TransientWarehouseError, dg.Failure):
+        raise
+    except (WarehouseError, *explained) as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    except Exception as error:
+        raise dg.Failure(
+            description=f"{what} failed: {type(error).__name__}: {error}", allow_retries=False
+        ) from error

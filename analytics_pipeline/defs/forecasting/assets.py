@@ -12,8 +12,7 @@ compute; a lock met on the way in or out is transient and retried.
 
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,13 +23,11 @@ import pyarrow as pa
 from analytics_pipeline.defs.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Column,
     Table,
-    TransientWarehouseError,
     Warehouse,
-    WarehouseError,
     WarehouseResource,
 )
 
@@ -96,12 +93,8 @@ class ForecastConfig(dg.Config):
 
 def _client(warehouse: WarehouseResource) -> Warehouse:
     client = warehouse.get_client()
-    try:
+    with failures_are_final("Preparing the forecast tables"):
         client.ensure_ready(FORECAST_TABLES)
-    except TransientWarehouseError:
-        raise
-    except WarehouseError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
     return client
 
 
@@ -150,19 +143,6 @@ def _selections_as_of(client: Warehouse, as_of: date) -> pd.DataFrame:
         (as_of,),
     ).to_pandas()
     return frame if not frame.empty else pd.DataFrame(columns=SELECTION_COLUMNS).astype({"selected": bool})
-
-
-@contextmanager
-def _failures_are_final() -> Iterator[None]:
-    """Only transient warehouse errors are retried: anything else would fail the same way again."""
-    try:
-        yield
-    except (TransientWarehouseError, dg.Failure):
-        raise
-    except WarehouseError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    except Exception as error:
-        raise dg.Failure(description=f"{type(error).__name__}: {error}", allow_retries=False) from error
 
 
 def _named(items: dict[str, str], limit: int = 50) -> dg.MetadataValue:
@@ -272,7 +252,7 @@ def _for_each_as_of_date(
     """Run ``step`` for every as-of date of the run; with several, each gets its own observation."""
     metadata: dict[str, Any] = {}
     for partition_key in context.partition_keys:
-        with _failures_are_final():
+        with failures_are_final(f"{key.to_user_string()} as of {partition_key}"):
             metadata = step(date.fromisoformat(partition_key))
         context.log.info(f"{key.to_user_string()} as of {partition_key}: "
                          + ", ".join(f"{k} {v}" for k, v in metadata.items() if isinstance(v, int | float | str)))  # fmt: skip

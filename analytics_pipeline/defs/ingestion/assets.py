@@ -17,11 +17,9 @@ from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSION
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
-    TransientWarehouseError,
     Warehouse,
-    WarehouseError,
     WarehouseResource,
 )
 from analytics_pipeline.settings import get_settings
@@ -65,16 +63,8 @@ def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:
 
 def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset,
           partition: date | None) -> LoadReport:  # fmt: skip
-    try:
+    with failures_are_final(f"Loading {dataset.name} {partition or 'snapshot'}", LandingZoneMissing):
         report = load_partition(client, get_settings().landing_dir, dataset, partition)
-    except TransientWarehouseError:
-        raise  # the retry policy backs off and tries again
-    except (LandingZoneMissing, WarehouseError) as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    except Exception as error:  # a bug or a schema conflict: retrying would only repeat it
-        raise dg.Failure(
-            description=f"Loading {dataset.name} {partition or 'snapshot'} failed: {error}", allow_retries=False
-        ) from error
     context.log.info(
         f"{dataset.name} {partition or 'snapshot'}: {report.lines_read} lines, {report.rows_loaded} loaded, "
         f"{report.rows_rejected} rejected, {report.duplicates_dropped} duplicates, "
@@ -86,12 +76,8 @@ def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset
 def _ready_client(warehouse: WarehouseResource) -> Warehouse:
     """The warehouse, with the raw schema and tables created if this is its first load."""
     client = warehouse.get_client()
-    try:
+    with failures_are_final("Preparing the raw tables"):
         client.ensure_ready(RAW_TABLES)
-    except TransientWarehouseError:
-        raise
-    except WarehouseError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
     return client
 
 

@@ -30,12 +30,10 @@ from pydantic import Field
 
 from analytics_pipeline.defs.operations.run_history import RunFacts, runs_since
 from analytics_pipeline.metadata import markdown_table
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Column,
     Table,
-    TransientWarehouseError,
-    WarehouseError,
     WarehouseResource,
 )
 
@@ -205,13 +203,9 @@ def pipeline_task_health(
     # the run computing the snapshot is still going: leave it out rather than count it as neither
     rows = compute_task_health(context.instance, window_start, exclude_run_ids=[context.run_id])
     client = warehouse.get_client()
-    try:
+    with failures_are_final("Writing ops.pipeline_task_health"):
         client.ensure_ready([TASK_HEALTH_TABLE])
         client.replace_rows([(TASK_HEALTH_TABLE, {}, to_arrow(rows, recorded_at, window_start, config.window_days))])
-    except TransientWarehouseError:
-        raise  # the retry policy backs off and tries again
-    except WarehouseError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
     jobs = [r for r in rows if r.kind == "job"]
     successes, failures = sum(r.successes for r in jobs), sum(r.failures for r in jobs)
     context.log.info(f"task health over {config.window_days} days: {len(jobs)} jobs, {len(rows) - len(jobs)} assets")

@@ -25,8 +25,8 @@ from analytics_pipeline.defs.reporting import charts
 from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.defs.reporting.weekly import reports_dir
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
-from analytics_pipeline.resources.warehouse import TransientWarehouseError, Warehouse, WarehouseError, WarehouseResource
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
 
 ENGAGEMENT_METRICS = ("active_users", "new_users", "returning_users", "events", "sessions", "events_per_active_user")
@@ -221,14 +221,8 @@ def build_custom_report(
 )
 def write_custom_report(context: dg.OpExecutionContext, config: CustomReportConfig, warehouse: WarehouseResource) -> None:
     settings = get_settings()
-    try:
+    with failures_are_final("The custom report", CustomReportError):
         files = build_custom_report(warehouse.get_client(), settings, config, context.run_id, datetime.now(UTC).date())
-    except TransientWarehouseError:
-        raise
-    except (CustomReportError, WarehouseError) as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    except Exception as error:  # a bug or unexpected data: retrying would only repeat it
-        raise dg.Failure(description=f"The custom report failed: {error}", allow_retries=False) from error
     context.log.info(f"custom report: {', '.join(str(path) for path in files)}")
     context.add_output_metadata({
         "folder": dg.MetadataValue.path(str(files[0].parent)),

@@ -36,11 +36,9 @@ from analytics_pipeline.defs.reporting.figures import (
 )
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
-    TransientWarehouseError,
     Warehouse,
-    WarehouseError,
     WarehouseResource,
 )
 from analytics_pipeline.settings import Settings, get_settings
@@ -178,14 +176,8 @@ def _metadata(build: WeeklyBuild) -> dict[str, Any]:
 )
 def weekly_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     week = Week.from_key(context.partition_key)
-    try:
+    with failures_are_final(f"Writing the weekly reports for {week}", ReportDataError):
         build = build_weekly_reports(warehouse.get_client(), get_settings(), week, context.run_id)
-    except TransientWarehouseError:
-        raise  # the retry policy backs off and tries again
-    except (ReportDataError, WarehouseError) as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    except Exception as error:  # a bug or unexpected data: retrying would only repeat it
-        raise dg.Failure(description=f"Writing the weekly reports for {week} failed: {error}", allow_retries=False) from error
     context.log.info(f"weekly reports for {week}: {len(build.schools)} schools and the platform in {build.folder}")
     for note in build.platform.notes:
         context.log.warning(note)
