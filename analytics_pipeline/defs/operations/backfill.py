@@ -7,8 +7,11 @@ its logs, its asset materializations and checks show in the UI exactly as a UI-l
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -129,17 +132,47 @@ def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list
     return sorted(before), daily, sorted(after)
 
 
+@contextmanager
+def _steps_print_to_their_logs_only() -> Iterator[None]:
+    """Keep what steps print (dbt's own console lines, ~1 per model and test) off the terminal.
+
+    File descriptor 1 points at /dev/null while the run executes; Dagster's compute-log capture,
+    which starts inside the run, still copies each step's output into the run's logs (the UI's
+    stdout/stderr view). Without a real file descriptor (stdout replaced, as under pytest) nothing
+    is redirected.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: BackfillOutcome) -> dg.ExecuteInProcessResult:
     defs = _definitions()
-    result = dg.materialize(
-        assets=[*(defs.assets or []), *(defs.asset_checks or [])],
-        resources=dict(defs.resources or {}),
-        selection=list(keys),
-        instance=get_instance(),
-        tags={BACKFILL_TAG: outcome.backfill_id, **tags},
-        run_config=QUIET_CONSOLE,
-        raise_on_error=False,
-    )
+    with _steps_print_to_their_logs_only():
+        result = dg.materialize(
+            assets=[*(defs.assets or []), *(defs.asset_checks or [])],
+            resources=dict(defs.resources or {}),
+            selection=list(keys),
+            instance=get_instance(),
+            tags={BACKFILL_TAG: outcome.backfill_id, **tags},
+            run_config=QUIET_CONSOLE,
+            raise_on_error=False,
+        )
     outcome.run_ids.append(result.run_id)
     for event in result.all_events:
         if event.is_step_failure:
