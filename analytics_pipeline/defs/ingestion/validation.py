@@ -4,6 +4,11 @@ whether it is loaded, rejected (and why) or dropped as a duplicate.
 The rules come from the :class:`~analytics_pipeline.defs.ingestion.datasets.Dataset` declaration;
 the first rule a record breaks is its reason. Runs in an in-memory DuckDB over Arrow, whatever the
 warehouse engine is.
+
+The statement works in stages so that no expression is computed twice per record: every text
+field is trimmed once (``trimmed``), typed once (``typed``: the ``__typed__<field>`` columns the
+rules compare against), and only then are the rules evaluated. The original line is kept only for
+rejected records.
 """
 
 from __future__ import annotations
@@ -28,8 +33,17 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+_TYPED = "__typed__"
+
+
 def _value(field: Field) -> str:
-    return f"trim(\"{field.name}\")"
+    """The field's text as the rules see it: trimmed in the ``trimmed`` stage (JSON is kept as given)."""
+    return f"trim(\"{field.name}\")" if field.kind == "json" else f"\"{field.name}\""
+
+
+def _typed_column(field: Field) -> str:
+    """The field's typed value, computed once per record in the ``typed`` stage."""
+    return f"\"{_TYPED}{field.name}\""
 
 
 def _timestamp_text(field: Field) -> str:
@@ -71,15 +85,13 @@ def _type_error(field: Field) -> str | None:
     value = _value(field)
     if field.kind == "int":
         return f"not regexp_full_match({value}, '[+-]?[0-9]{{1,18}}')"
+    # a present value's typed value is null exactly when it does not convert (defaults apply to absent ones)
     if field.kind == "decimal":
-        return f"try_cast({value} as decimal(18,4)) is null"
+        return f"{_typed_column(field)} is null"
     if field.kind == "timestamp":
-        return (
-            f"not regexp_full_match({value}, '{_TIMESTAMP_PATTERN}') "
-            f"or try_cast({_timestamp_text(field)} as timestamptz) is null"
-        )
+        return f"not regexp_full_match({value}, '{_TIMESTAMP_PATTERN}') or {_typed_column(field)} is null"
     if field.kind == "date":
-        return f"not regexp_full_match({value}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') or try_cast({value} as date) is null"
+        return f"not regexp_full_match({value}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') or {_typed_column(field)} is null"
     if field.kind == "bool":
         return f"lower({value}) not in {_TRUE + _FALSE}"
     if field.kind == "json":
@@ -102,8 +114,8 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
     present = lambda f: f"nullif({_value(f)}, '') is not null"  # noqa: E731
     rules: list[tuple[str, str]] = [("_error is not null", "_error")]
     # PostgreSQL text cannot hold NUL, and no contract field has a use for it
-    any_text = " || ".join(f"coalesce(\"{f.name}\", '')" for f in dataset.fields)
-    rules.append((f"contains({any_text}, chr(0))", _quote("a value contains a NUL character")))
+    any_nul = " or ".join(f"contains(\"{f.name}\", chr(0))" for f in dataset.fields)
+    rules.append((any_nul, _quote("a value contains a NUL character")))
     for field in dataset.fields:
         if field.required and field.default is None:
             rules.append((f"not ({present(field)})", _quote(f"missing required field: {field.name}")))
@@ -120,7 +132,7 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
         if field.minimum is not None:
             rules.append(
                 (
-                    f"{_typed(field)} < {field.minimum}",
+                    f"{_typed_column(field)} < {field.minimum}",
                     f"{_quote(f'{field.name} must be >= {field.minimum}, got ')} || {_value(field)}",
                 )
             )
@@ -135,7 +147,7 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
             )
     if partition is not None and dataset.partition_field:
         field = next(f for f in dataset.fields if f.name == dataset.partition_field)
-        as_date = f"cast({_typed(field)} as date)"
+        as_date = f"cast({_typed_column(field)} as date)"
         rules.append(
             (
                 f"{as_date} <> date '{partition.isoformat()}'",
@@ -161,11 +173,16 @@ def validate(
     connection: duckdb.DuckDBPyConnection,
 ) -> ValidationResult:
     """Split ``records`` (the common reader shape plus ``_file``) into accepted and rejected rows."""
-    typed = ",\n        ".join(f"{_typed(f)} as \"{f.name}\"" for f in dataset.fields)
-    keys = ", ".join(f'"{k}"' for k in dataset.key)
+    trimmed = ",\n                    ".join(
+        f"\"{f.name}\"" if f.kind == "json" else f"trim(\"{f.name}\") as \"{f.name}\"" for f in dataset.fields
+    )
+    typed = ",\n                    ".join(f"{_typed(f)} as {_typed_column(f)}" for f in dataset.fields)
+    stored = ",\n                ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
+    by_name = {f.name: f for f in dataset.fields}
+    keys = ", ".join(_typed_column(by_name[k]) for k in dataset.key)  # keys and versions compare typed values
     if dataset.version_field:
         # dimensions: the latest version of a key wins, later files and lines break ties
-        winner_order = f'"{dataset.version_field}" desc, _file desc, _line desc'
+        winner_order = f"{_typed_column(by_name[dataset.version_field])} desc, _file desc, _line desc"
     else:
         winner_order = "_file, _line"
     connection.register("_records", records)
@@ -173,19 +190,26 @@ def validate(
         connection.execute(
             f"""
             create or replace temp table _checked as
-            with reasoned as (
-                select *, {reason_expression(dataset, partition)} as _reason from _records
+            with trimmed as (
+                select _file, _line, _raw, _error,
+                    {trimmed}
+                from _records
             ),
             typed as (
-                select _file, _line, _raw, _reason,
+                select *,
                     {typed}
-                from reasoned
+                from trimmed
+            ),
+            reasoned as (
+                select *, {reason_expression(dataset, partition)} as _reason from typed
             )
-            select *,
+            select _file, _line, _reason,
+                case when _reason is not null then _raw end as _raw,
+                {stored},
                 case when _reason is null then
                     row_number() over (partition by (_reason is null), {keys} order by {winner_order})
                 end as _rank
-            from typed
+            from reasoned
             """
         )
     finally:
