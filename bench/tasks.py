@@ -148,17 +148,22 @@ _COPY_FORMATS = {
 }  # fmt: skip
 
 
+_COPY_SECONDS: list[float] = []  # PostgreSQL: the COPY part of the last plain load
+
+
 def _plain_load_postgres(connection: Any, days: list[date], datasets: tuple[str, ...]) -> None:
     staging, typed = (FLOOR / "load_postgres.sql").read_text().split("-- @copy", 1)
     landing = _settings().landing_dir
     with connection.cursor() as cursor:
         for statement in _statements(staging):
             cursor.execute(statement)
+        started = time.perf_counter()
         for dataset in datasets:
             table, sql_format = _COPY_FORMATS[dataset]
             for path in _landing_files(dataset, days if dataset in DAILY else None):
                 relative = path.relative_to(landing).as_posix()
                 _copy(cursor, table, _parquet_as_csv(path) if path.suffix == ".parquet" else path, relative, sql_format)
+        _COPY_SECONDS[:] = [time.perf_counter() - started]
         wanted = tuple(f"insert into raw.{d} " for d in datasets)
         for statement in _statements(typed.split("\n", 1)[1]):
             if statement.startswith(wanted):
@@ -208,7 +213,7 @@ def bulk_events(day: str) -> None:
     seconds = _plain_load(_days(day, day), (EVENTS,))
     with _connection() as connection:
         rows = _scalar(connection, "select count(*) from raw.activity_events")
-    _result(seconds=seconds, rows=rows)
+    _result(seconds=seconds, rows=rows, copy_seconds=_COPY_SECONDS[0] if _COPY_SECONDS else None)
 
 
 def plain_load(start: str, end: str) -> None:

@@ -28,7 +28,8 @@ insert into raw.activity_events (
     event_id, occurred_at, user_id, org_id, activity_type, session_id, request_id, ip_address,
     user_agent, duration_ms, properties, _partition_date, _source_file, _loaded_at
 )
-with parsed as (
+-- materialized: otherwise the planner inlines the CTE and parses every line once per ->> (~20x slower)
+with parsed as materialized (
     select line::jsonb as record, _source_file,
            cast(substring(_source_file from 'date=([0-9-]{10})') as date) as _partition_date
     from _event_lines
