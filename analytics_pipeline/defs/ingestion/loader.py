@@ -117,6 +117,7 @@ def load_partition(
             )
         records = _concat(record_tables) if record_tables else _no_records(dataset)
         result = validate(records, dataset, partition, connection)
+        del records, record_tables  # the raw records (the largest thing held) are not needed past here
         for file_report in report.files:
             for name, value in result.per_file.get(file_report.file, {}).items():
                 setattr(file_report, name, value)
