@@ -110,7 +110,10 @@ _KIND_NAMES = {
 
 
 def reason_expression(dataset: Dataset, partition: date | None) -> str:
-    """SQL ``case`` yielding the first rule a record breaks, or null for a valid record."""
+    """SQL ``case`` yielding the first rule a record breaks, or null for a valid record.
+
+    It reads the ``typed`` stage of :func:`validate`: trimmed text and the ``__typed__`` columns.
+    """
     present = lambda f: f"nullif({_value(f)}, '') is not null"  # noqa: E731
     rules: list[tuple[str, str]] = [("_error is not null", "_error")]
     # PostgreSQL text cannot hold NUL, and no contract field has a use for it
