@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from analytics_pipeline.defs.ingestion import readers
 from analytics_pipeline.defs.ingestion.assets import REJECT_RATE_CHECK, ingestion_assets
 from analytics_pipeline.defs.ingestion.datasets import (
     ACTIVITY_EVENTS,
@@ -391,6 +392,48 @@ def test_a_nul_character_in_a_value_does_not_stop_the_partition(warehouse, landi
     assert ledger(warehouse, "activity_events")[0][1] == 2  # lines read
 
 
+@pytest.mark.parametrize("name", ["big.jsonl", "big.jsonl.gz"])
+def test_a_file_larger_than_a_block_reads_as_if_whole(warehouse, landing: Landing, monkeypatch, name: str) -> None:  # noqa: ANN001
+    # JSON Lines are read in blocks of whole lines; with 64-byte blocks every line here spans blocks
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 64)
+    long_line = json.dumps(event("e2", "2025-01-02T11:00:00Z", "u2", properties=json.dumps({"note": "x" * 200})))
+    lines = [
+        "\ufeff" + json.dumps(event("e1", "2025-01-02T10:00:00Z", "u1")) + "\r\n",  # byte-order mark, CRLF
+        "\n",  # blank
+        "not json\n",
+        long_line + "\n",  # longer than three blocks
+        json.dumps(event("e3", "2025-01-02T12:00:00Z", "u3")),  # no newline at the end
+    ]
+    data = "".join(lines).encode()
+    landing.raw("activity_events", D2, name, gzip.compress(data) if name.endswith(".gz") else data)
+    load(warehouse, landing, ACTIVITY_EVENTS)
+
+    assert select(warehouse, "select event_id, _source_line from raw.activity_events order by event_id") == [
+        ("e1", 1), ("e2", 4), ("e3", 5)
+    ]  # fmt: skip
+    assert [row[2:5] for row in rejects(warehouse, "activity_events")] == [
+        (2, "blank line", ""), (3, "invalid JSON", "not json")
+    ]  # fmt: skip
+    assert ledger(warehouse, "activity_events") == [(f"{EVENTS_DIR}/{name}", 5, 3, 2, 0, None)]
+
+
+def test_a_bad_byte_in_a_later_block_rejects_the_whole_file_and_keeps_none_of_its_lines(
+    warehouse, landing: Landing, monkeypatch  # noqa: ANN001
+) -> None:
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 64)
+    good = [json.dumps(event(f"b{i}", "2025-01-02T10:00:00Z", "u1")) for i in range(4)]  # blocks 1..4 read fine
+    landing.raw("activity_events", D2, "late.jsonl", ("\n".join(good) + "\n").encode() + b"\xff\xfe oops\n")
+    landing.jsonl("activity_events", D2, "other.jsonl", [event("o1", "2025-01-02T10:00:00Z", "u1")])
+    report = load(warehouse, landing, ACTIVITY_EVENTS)
+
+    assert event_ids(warehouse) == ["o1"]
+    assert [row[1:4] for row in rejects(warehouse, "activity_events")] == [
+        (f"{EVENTS_DIR}/late.jsonl", None, "not UTF-8 text")
+    ]
+    assert ledger(warehouse, "activity_events")[0] == (f"{EVENTS_DIR}/late.jsonl", 0, 0, 0, 0, "not UTF-8 text")
+    assert (report.files_rejected, report.lines_read) == (1, 1)
+
+
 # -- 4. formats ----------------------------------------------------------------------------------
 
 FORMAT_RECORDS = [
@@ -723,7 +766,7 @@ class SecondInsertFails:
     def query(self, sql: str, params: Any = ()) -> pa.Table:
         return self._session.query(sql, params)
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_arrow(self, table: str, data: Any) -> None:
         self._inserts += 1
         if self._inserts == 2:
             raise RuntimeError(f"simulated failure while writing {table}")
@@ -741,8 +784,8 @@ def test_a_failure_inside_the_write_keeps_the_previous_partition(warehouse, land
     original = Warehouse.transaction
 
     @contextmanager
-    def failing_transaction(self: Warehouse) -> Iterator[SecondInsertFails]:
-        with original(self) as session:
+    def failing_transaction(self: Warehouse, scratch: Any = None) -> Iterator[SecondInsertFails]:
+        with original(self, scratch) as session:
             yield SecondInsertFails(session)
 
     # rows are deleted and re-inserted (insert 1), then the rejects' insert (2) fails

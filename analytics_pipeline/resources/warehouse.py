@@ -4,6 +4,11 @@ DuckDB (an embedded file) and PostgreSQL differ in how they connect, how they bu
 an Arrow table in place, PostgreSQL takes ``COPY``) and in their placeholder style. Those differences
 live here and nowhere else: assets call :class:`Warehouse` and never branch on the engine.
 
+Data on its way in is prepared in a *scratch* DuckDB (:meth:`Warehouse.scratch`): in memory, within
+a memory limit, spilling to a temporary directory. :meth:`Warehouse.replace_rows` writes a
+:class:`ScratchQuery`'s rows without holding them in Python: DuckDB attaches the warehouse file to
+the scratch connection and inserts with SQL; PostgreSQL takes them in ``COPY`` batches.
+
 SQL handed to :meth:`Warehouse.query` and friends uses ``?`` placeholders and is written in the
 dialect both engines share.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +34,33 @@ from analytics_pipeline.settings import Settings, get_settings
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "forecast", "ops")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
+# The scratch DuckDB keeps its tables within this much memory and spills the rest to disk, so a large
+# day costs disk, not RAM; rows stream out of it in batches of this many.
+SCRATCH_MEMORY_LIMIT = "384MB"
+SCRATCH_ROWS_PER_BATCH = 100_000
+_ATTACHED = "warehouse"  # the warehouse file's catalog name inside a scratch connection (DuckDB engine)
+
+
+@dataclass(frozen=True)
+class ScratchQuery:
+    """The rows a query over a scratch connection (:meth:`Warehouse.scratch`) selects."""
+
+    connection: duckdb.DuckDBPyConnection
+    sql: str
+    params: tuple[Any, ...] = ()
+    columns: tuple[str, ...] = ()  # set by :meth:`selecting`: the columns written, in order
+
+    def selecting(self, columns: Sequence[str]) -> ScratchQuery:
+        sql = f"select {', '.join(columns)} from ({self.sql})"
+        return ScratchQuery(self.connection, sql, self.params, tuple(columns))
+
+    def batches(self) -> pa.RecordBatchReader:
+        """The rows as a stream of record batches; it ends when the connection runs another statement."""
+        return self.connection.execute(self.sql, list(self.params)).fetch_record_batch(SCRATCH_ROWS_PER_BATCH)
+
+
+# What a bulk write takes: an Arrow table, or a query over a scratch connection.
+Rows = pa.Table | ScratchQuery
 
 
 class WarehouseError(RuntimeError):
@@ -80,7 +113,7 @@ class Session(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None: ...
+    def insert_arrow(self, table: str, data: Rows) -> None: ...
 
 
 class _DuckDBSession:
@@ -93,11 +126,17 @@ class _DuckDBSession:
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return self._connection.execute(sql, list(params)).to_arrow_table()
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        if data.num_rows == 0:
+    def insert_arrow(self, table: str, data: Rows) -> None:
+        if isinstance(data, ScratchQuery) and data.connection is self._connection:  # all in SQL
+            columns = ", ".join(data.columns)
+            statement = f"insert into {_checked_identifier(table)} ({columns}) {data.sql}"
+            self._connection.execute(statement, list(data.params))
             return
-        columns = ", ".join(data.column_names)
-        self._connection.register("_arrow_batch", data)
+        if isinstance(data, pa.Table) and data.num_rows == 0:
+            return
+        rows = data.batches() if isinstance(data, ScratchQuery) else data
+        columns = ", ".join(rows.schema.names)
+        self._connection.register("_arrow_batch", rows)
         try:
             self._connection.execute(
                 f"insert into {_checked_identifier(table)} ({columns}) select {columns} from _arrow_batch"
@@ -127,18 +166,20 @@ class _PostgresSession:
             pa.table({name: pa.array([], pa.null()) for name in names})
         )
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        if data.num_rows == 0:
-            return
-        buffer = io.BytesIO()
-        pacsv.write_csv(data, buffer)
-        buffer.seek(0)
-        columns = ", ".join(data.column_names)
+    def insert_arrow(self, table: str, data: Rows) -> None:
+        batches = data.batches() if isinstance(data, ScratchQuery) else pa.RecordBatchReader.from_batches(
+            data.schema, data.to_batches()
+        )
+        columns = ", ".join(batches.schema.names)
+        statement = f"copy {_checked_identifier(table)} ({columns}) from stdin with (format csv, header true)"
         with self._connection.cursor() as cursor:
-            cursor.copy_expert(
-                f"copy {_checked_identifier(table)} ({columns}) from stdin with (format csv, header true)",
-                buffer,
-            )
+            for batch in batches:  # one COPY per batch: a large write is never held whole
+                if batch.num_rows == 0:
+                    continue
+                buffer = io.BytesIO()
+                pacsv.write_csv(batch, buffer)
+                buffer.seek(0)
+                cursor.copy_expert(statement, buffer)
 
 
 def _rollback_quietly(connection: Any) -> None:
@@ -169,16 +210,56 @@ class Warehouse:
         try:
             connection = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
-            if "lock" in str(error).lower():
-                raise TransientWarehouseError(
-                    f"The DuckDB file {path} is in use by another process (one writer at a time); "
-                    "wait for the other run to finish or point ANALYTICS_DUCKDB_PATH elsewhere."
-                ) from error
-            raise WarehouseError(
-                f"Cannot open the DuckDB file {path}: {error}. Check ANALYTICS_DUCKDB_PATH."
-            ) from error
+            raise self._duckdb_open_error(error) from error
         connection.execute("set TimeZone = 'UTC'")
         return connection
+
+    @contextmanager
+    def _duckdb_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        connection = self._connect_duckdb()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def _duckdb_open_error(self, error: duckdb.Error) -> WarehouseError:
+        path = self.settings.duckdb_path
+        if "lock" in str(error).lower():
+            return TransientWarehouseError(
+                f"The DuckDB file {path} is in use by another process (one writer at a time); "
+                "wait for the other run to finish or point ANALYTICS_DUCKDB_PATH elsewhere."
+            )
+        return WarehouseError(f"Cannot open the DuckDB file {path}: {error}. Check ANALYTICS_DUCKDB_PATH.")
+
+    @contextmanager
+    def _attached(self, scratch: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``scratch`` with the warehouse file attached as its default catalog (its temp tables still
+        resolve first), detached afterwards."""
+        path = self.settings.duckdb_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            scratch.execute(f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as {_ATTACHED}")
+        except duckdb.IOException as error:
+            raise self._duckdb_open_error(error) from error
+        try:
+            scratch.execute(f"use {_ATTACHED}")
+            yield scratch
+        finally:
+            scratch.execute("use memory")
+            scratch.execute(f"detach {_ATTACHED}")
+
+    @contextmanager
+    def scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A private in-memory DuckDB for preparing data on its way in (the loader validates there),
+        within :data:`SCRATCH_MEMORY_LIMIT`, spilling to a temporary directory removed afterwards.
+        Its :class:`ScratchQuery` rows are written by :meth:`replace_rows`."""
+        with tempfile.TemporaryDirectory(prefix="analytics-pipeline-scratch-") as spill:
+            connection = duckdb.connect(config={"memory_limit": SCRATCH_MEMORY_LIMIT, "temp_directory": spill})
+            try:
+                connection.execute("set TimeZone = 'UTC'")
+                yield connection
+            finally:
+                connection.close()
 
     def _pg_params(self, database: str, connect_timeout: int = 5) -> dict[str, Any]:
         s = self.settings
@@ -210,19 +291,21 @@ class Warehouse:
             ) from error
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One transaction: everything inside commits together or not at all."""
+    def transaction(self, scratch: duckdb.DuckDBPyConnection | None = None) -> Iterator[Session]:
+        """One transaction: everything inside commits together or not at all.
+
+        With DuckDB and a ``scratch`` connection, the transaction runs on it with the warehouse
+        attached, so :class:`ScratchQuery` rows are inserted by SQL alone.
+        """
         if self.engine == "duckdb":
-            connection = self._connect_duckdb()
-            try:
+            with self._attached(scratch) if scratch is not None else self._duckdb_connection() as connection:
                 connection.execute("begin transaction")
-                yield _DuckDBSession(connection)
-                connection.execute("commit")
-            except BaseException:
-                connection.execute("rollback")
-                raise
-            finally:
-                connection.close()
+                try:
+                    yield _DuckDBSession(connection)
+                    connection.execute("commit")
+                except BaseException:
+                    connection.execute("rollback")
+                    raise
         else:
             connection = self._connect_postgres()
             try:
@@ -326,19 +409,25 @@ class Warehouse:
 
     # -- partitioned writes ------------------------------------------------------------------
 
-    def replace_rows(
-        self, writes: Sequence[tuple[Table, Mapping[str, Any], pa.Table]]
-    ) -> None:
+    def replace_rows(self, writes: Sequence[tuple[Table, Mapping[str, Any], Rows]]) -> None:
         """For each (table, filter, rows): delete the rows matching ``filter``, insert ``rows``.
 
         All writes share one transaction, so a partition and its rejected records are replaced
-        together: re-running a partition changes nothing, and a failure leaves the old rows.
+        together: re-running a partition changes nothing, and a failure leaves the old rows. Rows
+        are matched to the table's columns by name; :class:`ScratchQuery` rows all come from one
+        scratch connection.
         """
-        with self.transaction() as session:
+        scratches = {id(rows.connection): rows.connection for _, _, rows in writes if isinstance(rows, ScratchQuery)}
+        if len(scratches) > 1:
+            raise ValueError("the rows of one replace_rows() call come from one scratch connection at most")
+        with self.transaction(*scratches.values()) as session:
             for table, where, rows in writes:
                 clause = " and ".join(f"{column} = ?" for column in where) or "true"
                 session.execute(f"delete from {table.name} where {clause}", list(where.values()))
-                session.insert_arrow(table.name, rows.select(table.column_names))
+                selected = rows.selecting(table.column_names) if isinstance(rows, ScratchQuery) else (
+                    rows.select(table.column_names)
+                )
+                session.insert_arrow(table.name, selected)
 
 
 class WarehouseResource(dg.ConfigurableResource):

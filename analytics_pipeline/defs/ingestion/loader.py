@@ -16,10 +16,16 @@ import duckdb
 import pyarrow as pa
 
 from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
-from analytics_pipeline.defs.ingestion.readers import LandingFile, UnreadableFile, list_files, read_records
-from analytics_pipeline.defs.ingestion.validation import validate
+from analytics_pipeline.defs.ingestion.readers import (
+    LandingFile,
+    UnreadableFile,
+    create_records_table,
+    list_files,
+    stage_records,
+)
+from analytics_pipeline.defs.ingestion.validation import accepted_query, rejected_query, validate
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.resources.warehouse import Warehouse
+from analytics_pipeline.resources.warehouse import ScratchQuery, Warehouse
 
 log = get_logger("analytics_pipeline.ingestion")
 
@@ -80,12 +86,6 @@ def landing_folder(landing_root: Path, dataset: Dataset, partition: date | None)
     return folder / f"date={partition.isoformat()}" if partition is not None else folder
 
 
-def _validation_connection() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("set TimeZone = 'UTC'")
-    return connection
-
-
 def load_partition(
     warehouse: Warehouse, landing_root: Path, dataset: Dataset, partition: date | None
 ) -> LoadReport:
@@ -98,104 +98,67 @@ def load_partition(
     started = time.perf_counter()
     report = LoadReport(dataset=dataset.name, partition=partition)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    connection = _validation_connection()
-    try:
-        record_tables, file_rejects = [], []
-        files = list_files(landing_folder(landing_root, dataset, partition), landing_root)
-        for landing_file in files:
+    with warehouse.scratch() as connection:
+        create_records_table(connection, dataset.field_names)
+        connection.execute(f"create temp table {FILE_REJECTS} (file varchar, reason varchar, raw_text varchar)")
+        for landing_file in list_files(landing_folder(landing_root, dataset, partition), landing_root):
             file_report = FileReport(landing_file.relative, landing_file.size_bytes, landing_file.modified_at)
             report.files.append(file_report)
             try:
-                records = read_records(landing_file, dataset.field_names, connection)
+                stage_records(landing_file, dataset.field_names, connection)
             except UnreadableFile as error:
                 file_report.file_error = str(error)
-                file_rejects.append(_whole_file_reject(landing_file, str(error)))
+                connection.execute(
+                    f"insert into {FILE_REJECTS} values (?, ?, ?)",
+                    [landing_file.relative, str(error), _file_head(landing_file)],
+                )
                 log.warning(f"rejected the whole file {landing_file.relative}: {error}")
-                continue
-            record_tables.append(
-                records.append_column("_file", pa.array([landing_file.relative] * records.num_rows, pa.string()))
-            )
-        records = _concat(record_tables) if record_tables else _no_records(dataset)
-        result = validate(records, dataset, partition, connection)
-        del records, record_tables  # the raw records (the largest thing held) are not needed past here
+        result = validate(dataset, partition, connection)
         for file_report in report.files:
             for name, value in result.per_file.get(file_report.file, {}).items():
                 setattr(file_report, name, value)
-        accepted = result.accepted
-        rejected = _with_file_rejects(result.rejected, file_rejects)
-        report.top_reasons = _top_reasons(rejected, connection)
-    finally:
-        connection.close()
+        rejected = (
+            f"select file, line_no, reason, raw_text from ({rejected_query()}) "
+            f"union all select file, null, reason, raw_text from {FILE_REJECTS}"
+        )
+        report.top_reasons = connection.execute(
+            f"select reason, count(*) as n from ({rejected}) group by reason order by n desc, reason limit 10"
+        ).fetchall()
 
-    partition_filter = {"_partition_date": partition} if dataset.daily else {}
-    ledger_filter = {"dataset": dataset.name}
-    if dataset.daily:
-        accepted = accepted.append_column("_partition_date", pa.array([partition] * accepted.num_rows, pa.date32()))
-        ledger_filter["partition_date"] = partition
-    accepted = accepted.append_column("_loaded_at", _constant(loaded_at, accepted.num_rows))
-    warehouse.replace_rows(
-        [
-            (dataset.table, partition_filter, accepted),
-            (REJECTED_RECORDS, ledger_filter, _reject_rows(rejected, dataset, partition, loaded_at)),
-            (INGESTED_FILES, ledger_filter, _ledger_rows(report, partition, loaded_at)),
-        ]
-    )
+        partition_filter = {"_partition_date": partition} if dataset.daily else {}
+        ledger_filter = {"dataset": dataset.name} | ({"partition_date": partition} if dataset.daily else {})
+        warehouse.replace_rows(
+            [
+                (dataset.table, partition_filter, _with_constants(
+                    connection, accepted_query(dataset), "_source_file, _source_line",
+                    {"_partition_date": (partition, "date"), "_loaded_at": (loaded_at, "timestamp")})),
+                (REJECTED_RECORDS, ledger_filter, _with_constants(
+                    connection, rejected, "file, line_no",
+                    {"dataset": (dataset.name, "varchar"), "partition_date": (partition, "date"),
+                     "rejected_at": (loaded_at, "timestamp")})),
+                (INGESTED_FILES, ledger_filter, _ledger_rows(report, partition, loaded_at)),
+            ]
+        )  # fmt: skip
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """One table from every file's records; a column missing from a file's format is null there."""
-    return pa.concat_tables(tables, promote_options="permissive")
+FILE_REJECTS = "_file_rejects"
 
 
-def _no_records(dataset: Dataset) -> pa.Table:
-    """The reader shape with no rows: a partition without readable files still replaces its rows."""
-    names = ["_raw", "_error", *dataset.field_names, "_file"]
-    return pa.table({"_line": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in names}})
+def _with_constants(
+    connection: duckdb.DuckDBPyConnection, query: str, order: str, constants: dict[str, tuple[object, str]]
+) -> ScratchQuery:
+    """``query``'s rows in ``order`` with the ``constants`` (name: (value, SQL type)) as extra columns."""
+    extra = "".join(f", ?::{sql_type} as {name}" for name, (_, sql_type) in constants.items())
+    params = tuple(value for value, _ in constants.values())
+    return ScratchQuery(connection, f"select *{extra} from ({query}) order by {order}", params)
 
 
-def _constant(value: object, rows: int) -> pa.Array:
-    return pa.array([value] * rows)
-
-
-def _whole_file_reject(landing_file: LandingFile, reason: str) -> dict[str, object]:
-    head = landing_file.path.read_bytes()[:200].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    return {"file": landing_file.relative, "line_no": None, "reason": reason, "raw_text": head}
-
-
-def _with_file_rejects(rejected: pa.Table, file_rejects: list[dict[str, object]]) -> pa.Table:
-    if not file_rejects:
-        return rejected
-    extra = pa.Table.from_pylist(file_rejects, schema=rejected.schema)
-    return pa.concat_tables([rejected, extra], promote_options="permissive")
-
-
-def _top_reasons(rejected: pa.Table, connection: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
-    if rejected.num_rows == 0:
-        return []
-    connection.register("_rejected", rejected)
-    try:
-        return connection.execute(
-            "select reason, count(*) as n from _rejected group by reason order by n desc, reason limit 10"
-        ).fetchall()
-    finally:
-        connection.unregister("_rejected")
-
-
-def _reject_rows(rejected: pa.Table, dataset: Dataset, partition: date | None, at: datetime) -> pa.Table:
-    rows = rejected.num_rows
-    return pa.table(
-        {
-            "dataset": pa.array([dataset.name] * rows, pa.string()),
-            "partition_date": pa.array([partition] * rows, pa.date32()),
-            "file": rejected.column("file"),
-            "line_no": rejected.column("line_no"),
-            "reason": rejected.column("reason"),
-            "raw_text": rejected.column("raw_text"),
-            "rejected_at": _constant(at, rows),
-        }
-    )
+def _file_head(landing_file: LandingFile) -> str:
+    with landing_file.path.open("rb") as stream:
+        head = stream.read(200)
+    return head.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def _ledger_rows(report: LoadReport, partition: date | None, at: datetime) -> pa.Table:

@@ -1,16 +1,21 @@
-"""Landing-zone readers: turn one file of any accepted format into a table of raw records.
+"""Landing-zone readers: stage every record of one file, whatever its format, as raw text rows of
+the validation connection's ``_records`` table (see :func:`create_records_table`):
 
-Every reader returns the same shape, whatever the format, so validation is one SQL statement over
-all files of a partition:
+    _file  (varchar) the file's path relative to the landing root
+    _line  (bigint)  1-based line number in the file (row number for Parquet)
+    _raw   (varchar) the record's original text, kept for ``raw.rejected_records``
+    _error (varchar) why the record could not even be parsed, else null
+    <field> (varchar) one column per contract field, as text; null when absent
 
-    _line  (int64)   1-based line number in the file (row number for Parquet)
-    _raw   (string)  the record's original text, kept for ``raw.rejected_records``
-    _error (string)  why the record could not even be parsed, else null
-    <field> (string) one column per contract field, as text; null when absent
+so validation is one SQL statement over all files of a partition. The table lives in DuckDB, which
+keeps it within the connection's memory limit (spilling to its temporary directory), so a large day
+is never held whole in Python: JSON Lines files are read in blocks of whole lines, Parquet files are
+read by DuckDB itself.
 
 Files are split and parsed by Arrow and DuckDB, never line by line in Python. A file that cannot be
 read at all (bad gzip, not UTF-8, not the format its name says, empty) raises
-:class:`UnreadableFile` with a reason; the caller rejects it whole and carries on.
+:class:`UnreadableFile` with a reason, and none of its rows stay staged; the caller rejects it whole
+and carries on.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,22 +86,52 @@ def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
     return [LandingFile.at(path, landing_root) for path in paths]
 
 
-def read_records(
-    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
-) -> pa.Table:
-    """Read ``file`` into the common raw-record shape (see module docstring)."""
+RECORDS = "_records"
+# JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
+# at a time stays small whatever the file's size.
+BLOCK_BYTES = 8 * 2**20
+
+
+def create_records_table(connection: duckdb.DuckDBPyConnection, fields: Sequence[str]) -> None:
+    """(Re)create the empty ``_records`` table that :func:`stage_records` fills."""
+    columns = ", ".join(f'"{name}" varchar' for name in fields)
+    connection.execute(
+        f"create or replace temp table {RECORDS} "
+        f"(_file varchar, _line bigint, _raw varchar, _error varchar, {columns})"
+    )
+
+
+def stage_records(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection) -> None:
+    """Append every record of ``file`` to ``_records``; an unreadable file leaves none behind."""
     kind = file.format
     if kind is None:
         raise UnreadableFile(
             f"unsupported file type {file.path.name!r}; expected one of "
             + ", ".join(sorted(FORMATS))
         )
-    if kind == "parquet":
-        return _read_parquet(file, fields, connection)
-    data, text = _decoded_text(file)
-    if kind == "jsonl":
-        return _read_jsonl(text, fields, connection)
-    return _read_csv(data, text, fields)
+    try:
+        if kind == "parquet":
+            _stage_parquet(file, fields, connection)
+        elif kind == "jsonl":
+            _stage_jsonl(file, fields, connection)
+        else:
+            _stage_table(_read_csv(*_decoded_text(file), fields), file, fields, connection)
+    except UnreadableFile:
+        connection.execute(f"delete from {RECORDS} where _file = ?", [file.relative])
+        raise
+
+
+def _stage_table(
+    records: pa.Table, file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
+) -> None:
+    columns = ", ".join(["_line", "_raw", "_error", *(f'"{name}"' for name in fields)])
+    connection.register("_file_records", records)
+    try:
+        connection.execute(
+            f"insert into {RECORDS} select ? as _file, {columns} from _file_records", [file.relative]
+        )
+    finally:
+        connection.unregister("_file_records")
 
 
 def _decoded_text(file: LandingFile) -> tuple[bytes, pa.Array]:
@@ -111,13 +146,41 @@ def _decoded_text(file: LandingFile) -> tuple[bytes, pa.Array]:
         data = data[3:]
     if not data.strip():
         raise UnreadableFile("empty file")
+    return data, _as_text(data)
+
+
+def _as_text(data: bytes) -> pa.Array:
+    """``data`` as a one-element UTF-8 string array, built on the bytes without copying them."""
     try:
-        # one string of the whole file, built on the bytes without copying them; the cast checks UTF-8
         offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
         binary = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
-        return data, binary.cast(pa.large_string())
+        return binary.cast(pa.large_string())  # the cast checks UTF-8
     except pa.ArrowInvalid:
         raise UnreadableFile("not UTF-8 text") from None
+
+
+def _line_blocks(file: LandingFile) -> Iterator[bytes]:
+    """The file's bytes (decompressed, without a byte-order mark) in blocks that end at a line end."""
+    opener = gzip.open if file.compressed else open
+    rest, first = b"", True
+    try:
+        with opener(file.path, "rb") as stream:
+            while block := stream.read(BLOCK_BYTES):
+                if first and block.startswith(b"\xef\xbb\xbf"):
+                    block = block[3:]
+                first = False
+                end = block.rfind(b"\n") + 1
+                if not end:  # a line longer than a block
+                    rest += block
+                    continue
+                yield rest + memoryview(block)[:end]
+                rest = block[end:]
+    except (OSError, EOFError, zlib.error) as error:
+        if not file.compressed:
+            raise
+        raise UnreadableFile(f"not a valid gzip file ({error})") from None
+    if rest:
+        yield rest
 
 
 def _lines(text: pa.Array) -> pa.Array:
@@ -127,44 +190,48 @@ def _lines(text: pa.Array) -> pa.Array:
     return pc.utf8_rtrim(lines, characters="\r")
 
 
-def _read_jsonl(
-    text: pa.Array, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
-) -> pa.Table:
-    lines = _lines(text)
-    batch = pa.table({"_line": pa.array(range(1, len(lines) + 1), pa.int64()), "_raw": lines})
+def _stage_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection) -> None:
     struct = json.dumps({name: "VARCHAR" for name in fields})
     projections = ", ".join(f'_parsed."{name}" as "{name}"' for name in fields)
-    connection.register("_jsonl_lines", batch)
-    try:
-        # Valid JSON whose first character (after JSON whitespace) is '{' is an object: cheaper than
-        # json_type(), which builds the whole document. Row order does not matter: validation sorts.
-        return connection.execute(
-            f"""
-            with checked as (
-                select
-                    _line,
-                    _raw,
-                    json_valid(_raw) as _valid,
-                    starts_with(ltrim(_raw, ' ' || chr(9) || chr(10) || chr(13)), '{{') as _object
-                from _jsonl_lines
-            ),
-            parsed as (
-                select
-                    _line,
-                    _raw,
-                    case
-                        when trim(_raw) = '' then 'blank line'
-                        when not _valid then 'invalid JSON'
-                        when not _object then 'not a JSON object'
-                    end as _error,
-                    case when _valid and _object then from_json(_raw, '{struct}') end as _parsed
-                from checked
-            )
-            select _line, _raw, _error, {projections} from parsed
-            """
-        ).to_arrow_table()
-    finally:
-        connection.unregister("_jsonl_lines")
+    # Valid JSON whose first character (after JSON whitespace) is '{' is an object: cheaper than
+    # json_type(), which builds the whole document. Row order does not matter: validation sorts.
+    statement = f"""
+        insert into {RECORDS}
+        with checked as (
+            select
+                _line,
+                _raw,
+                json_valid(_raw) as _valid,
+                starts_with(ltrim(_raw, ' ' || chr(9) || chr(10) || chr(13)), '{{') as _object
+            from _jsonl_lines
+        ),
+        parsed as (
+            select
+                _line,
+                _raw,
+                case
+                    when trim(_raw) = '' then 'blank line'
+                    when not _valid then 'invalid JSON'
+                    when not _object then 'not a JSON object'
+                end as _error,
+                case when _valid and _object then from_json(_raw, '{struct}') end as _parsed
+            from checked
+        )
+        select ? as _file, _line, _raw, _error, {projections} from parsed
+    """
+    lines_before, anything = 0, False
+    for block in _line_blocks(file):
+        anything = anything or bool(block.strip())
+        lines = _lines(_as_text(block))
+        numbers = pa.array(range(lines_before + 1, lines_before + len(lines) + 1), pa.int64())
+        lines_before += len(lines)
+        connection.register("_jsonl_lines", pa.table({"_line": numbers, "_raw": lines}))
+        try:
+            connection.execute(statement, [file.relative])
+        finally:
+            connection.unregister("_jsonl_lines")
+    if not anything:
+        raise UnreadableFile("empty file")
 
 
 def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
@@ -213,9 +280,7 @@ def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
     return pa.table(columns).sort_by("_line")
 
 
-def _read_parquet(
-    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
-) -> pa.Table:
+def _stage_parquet(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection) -> None:
     try:
         described = connection.execute(
             "select column_name, column_type from (describe select * from read_parquet(?, hive_partitioning = false))",
@@ -238,14 +303,14 @@ def _read_parquet(
         return f"\"{name}\"::varchar as \"{field}\""
 
     projections = ", ".join(as_text(field) for field in fields)
-    table = connection.execute(
+    (staged,) = connection.execute(
         f"""
-        select row_number() over () as _line, to_json(src)::varchar as _raw,
+        insert into {RECORDS}
+        select ? as _file, row_number() over () as _line, to_json(src)::varchar as _raw,
                null::varchar as _error, {projections}
         from read_parquet(?, hive_partitioning = false) as src
         """,
-        [str(file.path)],
-    ).to_arrow_table()
-    if table.num_rows == 0:
+        [file.relative, str(file.path)],
+    ).fetchone()
+    if staged == 0:
         raise UnreadableFile("empty file")
-    return table

@@ -2,8 +2,9 @@
 whether it is loaded, rejected (and why) or dropped as a duplicate.
 
 The rules come from the :class:`~analytics_pipeline.defs.ingestion.datasets.Dataset` declaration;
-the first rule a record breaks is its reason. Runs in an in-memory DuckDB over Arrow, whatever the
-warehouse engine is.
+the first rule a record breaks is its reason. Runs in the loader's own DuckDB connection over the
+records the readers staged in ``_records``, whatever the warehouse engine is, and leaves its verdict
+in the ``_checked`` table: :func:`accepted_query` and :func:`rejected_query` select from it.
 
 The statement works in stages so that no expression is computed twice per record: every text
 field is trimmed once (``trimmed``), typed once (``typed``: the ``__typed__<field>`` columns the
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import pyarrow as pa
 
 from analytics_pipeline.defs.ingestion.datasets import Dataset, Field
+from analytics_pipeline.defs.ingestion.readers import RECORDS
 
 # ISO-8601 date-time with an explicit offset or Z (the contract requires one).
 _TIMESTAMP_PATTERN = (
@@ -162,20 +163,16 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
     return f"case\n{branches}\nend"
 
 
+CHECKED = "_checked"
+
+
 @dataclass(frozen=True)
 class ValidationResult:
-    accepted: pa.Table  # typed rows, one per key, plus _source_file / _source_line
-    rejected: pa.Table  # file, line_no, reason, raw_text
     per_file: dict[str, dict[str, int]]  # file -> lines_read, rows_loaded, rows_rejected, duplicates_dropped
 
 
-def validate(
-    records: pa.Table,
-    dataset: Dataset,
-    partition: date | None,
-    connection: duckdb.DuckDBPyConnection,
-) -> ValidationResult:
-    """Split ``records`` (the common reader shape plus ``_file``) into accepted and rejected rows."""
+def validate(dataset: Dataset, partition: date | None, connection: duckdb.DuckDBPyConnection) -> ValidationResult:
+    """Decide every record staged in ``_records`` (which is dropped) into ``_checked``."""
     trimmed = ",\n                    ".join(
         f"\"{f.name}\"" if f.kind == "json" else f"trim(\"{f.name}\") as \"{f.name}\"" for f in dataset.fields
     )
@@ -188,52 +185,39 @@ def validate(
         winner_order = f"{_typed_column(by_name[dataset.version_field])} desc, _file desc, _line desc"
     else:
         winner_order = "_file, _line"
-    connection.register("_records", records)
-    try:
-        connection.execute(
-            f"""
-            create or replace temp table _checked as
-            with trimmed as (
-                select _file, _line, _raw, _error,
-                    {trimmed}
-                from _records
-            ),
-            typed as (
-                select *,
-                    {typed}
-                from trimmed
-            ),
-            reasoned as (
-                select *, {reason_expression(dataset, partition)} as _reason from typed
-            )
-            select _file, _line, _reason,
-                case when _reason is not null then _raw end as _raw,
-                {stored},
-                case when _reason is null then
-                    row_number() over (partition by (_reason is null), {keys} order by {winner_order})
-                end as _rank
-            from reasoned
-            """
+    connection.execute(
+        f"""
+        create or replace temp table {CHECKED} as
+        with trimmed as (
+            select _file, _line, _raw, _error,
+                {trimmed}
+            from {RECORDS}
+        ),
+        typed as (
+            select *,
+                {typed}
+            from trimmed
+        ),
+        reasoned as (
+            select *, {reason_expression(dataset, partition)} as _reason from typed
         )
-    finally:
-        connection.unregister("_records")
-    columns = ", ".join(f'"{f.name}"' for f in dataset.fields)
-    accepted = connection.execute(
-        f"select {columns}, _file as _source_file, _line as _source_line "
-        "from _checked where _rank = 1 order by _file, _line"
-    ).to_arrow_table()
-    rejected = connection.execute(
-        "select _file as file, _line as line_no, _reason as reason, replace(_raw, chr(0), '\ufffd') as raw_text "
-        "from _checked where _reason is not null order by _file, _line"
-    ).to_arrow_table()
-    counts = connection.execute(
+        select _file, _line, _reason,
+            case when _reason is not null then _raw end as _raw,
+            {stored},
+            case when _reason is null then
+                row_number() over (partition by (_reason is null), {keys} order by {winner_order})
+            end as _rank
+        from reasoned
         """
+    )
+    connection.execute(f"drop table {RECORDS}")
+    counts = connection.execute(
+        f"""
         select _file, count(*), count(*) filter (where _rank = 1),
                count(*) filter (where _reason is not null), count(*) filter (where _rank > 1)
-        from _checked group by _file
+        from {CHECKED} group by _file
         """
     ).fetchall()
-    connection.execute("drop table _checked")
     per_file = {
         file: {
             "lines_read": lines,
@@ -243,4 +227,18 @@ def validate(
         }
         for file, lines, loaded, rejected_count, duplicates in counts
     }
-    return ValidationResult(accepted=accepted, rejected=rejected, per_file=per_file)
+    return ValidationResult(per_file=per_file)
+
+
+def accepted_query(dataset: Dataset) -> str:
+    """The loaded rows: typed fields, one row per key, with ``_source_file`` and ``_source_line``."""
+    columns = ", ".join(f'"{f.name}"' for f in dataset.fields)
+    return f"select {columns}, _file as _source_file, _line as _source_line from {CHECKED} where _rank = 1"
+
+
+def rejected_query() -> str:
+    """The rejected records: ``file``, ``line_no``, ``reason`` and ``raw_text`` (NUL made printable)."""
+    return (
+        "select _file as file, _line as line_no, _reason as reason, replace(_raw, chr(0), '\ufffd') as raw_text "
+        f"from {CHECKED} where _reason is not null"
+    )
