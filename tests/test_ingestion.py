@@ -50,6 +50,7 @@ from analytics_pipeline.defs.ingestion.datasets import (
     Dataset,
 )
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
+from analytics_pipeline.resources import warehouse as warehouse_module
 from analytics_pipeline.resources.warehouse import (
     TransientWarehouseError,
     Warehouse,
@@ -432,6 +433,21 @@ def test_a_bad_byte_in_a_later_block_rejects_the_whole_file_and_keeps_none_of_it
     ]
     assert ledger(warehouse, "activity_events")[0] == (f"{EVENTS_DIR}/late.jsonl", 0, 0, 0, 0, "not UTF-8 text")
     assert (report.files_rejected, report.lines_read) == (1, 1)
+
+
+def test_rows_written_in_many_small_batches_are_the_same_rows(warehouse, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
+    landing.jsonl("activity_events", D2, "a.jsonl", [
+        *good_events("s", D2, 7), 'not json, "quoted", with commas', "{}", event("x", "2025-01-02T10:00:00Z", "u9"),
+    ])  # fmt: skip
+    load(warehouse, landing, ACTIVITY_EVENTS)
+    whole = snapshot(warehouse, ACTIVITY_EVENTS)
+    assert len(whole[0]) == 8 and len(whole[1]) == 2  # rows, rejects
+
+    # two rows a batch and 7-byte reads: every batch and read boundary of the bulk write is crossed
+    monkeypatch.setattr(warehouse_module, "SCRATCH_ROWS_PER_BATCH", 2)
+    monkeypatch.setattr(warehouse_module, "_CSV_READ_BYTES", 7)
+    load(warehouse, landing, ACTIVITY_EVENTS)
+    assert snapshot(warehouse, ACTIVITY_EVENTS) == whole
 
 
 # -- 4. formats ----------------------------------------------------------------------------------

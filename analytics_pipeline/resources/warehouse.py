@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -171,15 +171,38 @@ class _PostgresSession:
             data.schema, data.to_batches()
         )
         columns = ", ".join(batches.schema.names)
-        statement = f"copy {_checked_identifier(table)} ({columns}) from stdin with (format csv, header true)"
         with self._connection.cursor() as cursor:
-            for batch in batches:  # one COPY per batch: a large write is never held whole
-                if batch.num_rows == 0:
-                    continue
-                buffer = io.BytesIO()
-                pacsv.write_csv(batch, buffer)
-                buffer.seek(0)
-                cursor.copy_expert(statement, buffer)
+            # One COPY for the whole stream: the server stores rows while the next batch is prepared.
+            cursor.copy_expert(
+                f"copy {_checked_identifier(table)} ({columns}) from stdin with (format csv)",
+                _CsvStream(batches),
+                size=_CSV_READ_BYTES,
+            )
+
+
+_CSV_READ_BYTES = 2**20
+
+
+class _CsvStream:
+    """A readable file of record batches as CSV (no header), each batch written when it is needed."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]):
+        self._batches = iter(batches)
+        self._text = memoryview(b"")
+        self._at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        while self._at >= len(self._text):
+            batch = next(self._batches, None)
+            if batch is None:
+                return b""
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
+            self._text, self._at = buffer.getbuffer(), 0
+        end = len(self._text) if size < 0 else self._at + size
+        chunk = bytes(self._text[self._at:end])
+        self._at = min(end, len(self._text))
+        return chunk
 
 
 def _rollback_quietly(connection: Any) -> None:
