@@ -16,14 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
-from analytics_pipeline.defs.ingestion.readers import (
-    LandingFile,
-    UnreadableFile,
-    create_records_table,
-    list_files,
-    stage_records,
-)
-from analytics_pipeline.defs.ingestion.validation import accepted_query, rejected_query, validate
+from analytics_pipeline.defs.ingestion.readers import LandingFile, UnreadableFile, list_files, read_records
+from analytics_pipeline.defs.ingestion.validation import Checker
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.resources.warehouse import ScratchQuery, Warehouse
 
@@ -99,26 +93,27 @@ def load_partition(
     report = LoadReport(dataset=dataset.name, partition=partition)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.scratch() as connection:
-        create_records_table(connection, dataset.field_names)
+        checker = Checker(dataset, partition, connection)
         connection.execute(f"create temp table {FILE_REJECTS} (file varchar, reason varchar, raw_text varchar)")
         for landing_file in list_files(landing_folder(landing_root, dataset, partition), landing_root):
             file_report = FileReport(landing_file.relative, landing_file.size_bytes, landing_file.modified_at)
             report.files.append(file_report)
             try:
-                stage_records(landing_file, dataset.field_names, connection)
+                read_records(landing_file, dataset.field_names, connection, checker.write)
             except UnreadableFile as error:
+                checker.discard(landing_file.relative)
                 file_report.file_error = str(error)
                 connection.execute(
                     f"insert into {FILE_REJECTS} values (?, ?, ?)",
                     [landing_file.relative, str(error), _file_head(landing_file)],
                 )
                 log.warning(f"rejected the whole file {landing_file.relative}: {error}")
-        result = validate(dataset, partition, connection)
+        result = checker.finish()
         for file_report in report.files:
             for name, value in result.per_file.get(file_report.file, {}).items():
                 setattr(file_report, name, value)
         rejected = (
-            f"select file, line_no, reason, raw_text from ({rejected_query()}) "
+            f"select file, line_no, reason, raw_text from ({checker.rejected_query()}) "
             f"union all select file, null, reason, raw_text from {FILE_REJECTS}"
         )
         report.top_reasons = connection.execute(
@@ -130,7 +125,7 @@ def load_partition(
         warehouse.replace_rows(
             [
                 (dataset.table, partition_filter, _with_constants(
-                    connection, accepted_query(dataset), "_source_file, _source_line",
+                    connection, checker.accepted_query(), "_source_file, _source_line",
                     {"_partition_date": (partition, "date"), "_loaded_at": (loaded_at, "timestamp")})),
                 (REJECTED_RECORDS, ledger_filter, _with_constants(
                     connection, rejected, "file, line_no",

@@ -1,5 +1,5 @@
-"""Landing-zone readers: stage every record of one file, whatever its format, as raw text rows of
-the validation connection's ``_records`` table (see :func:`create_records_table`):
+"""Landing-zone readers: hand every record of one file, whatever its format, to a *writer* as
+the rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw-record shape:
 
     _file  (varchar) the file's path relative to the landing root
     _line  (bigint)  1-based line number in the file (row number for Parquet)
@@ -7,15 +7,14 @@ the validation connection's ``_records`` table (see :func:`create_records_table`
     _error (varchar) why the record could not even be parsed, else null
     <field> (varchar) one column per contract field, as text; null when absent
 
-so validation is one SQL statement over all files of a partition. The table lives in DuckDB, which
-keeps it within the connection's memory limit (spilling to its temporary directory), so a large day
-is never held whole in Python: JSON Lines files are read in blocks of whole lines, Parquet files are
-read by DuckDB itself.
+The writer (validation's :meth:`~analytics_pipeline.defs.ingestion.validation.Checker.write`)
+checks them as they come, so a large day is never held whole: JSON Lines files are read in blocks
+of whole lines, Parquet files are read by DuckDB itself.
 
 Files are split and parsed by Arrow and DuckDB, never line by line in Python. A file that cannot be
 read at all (bad gzip, not UTF-8, not the format its name says, empty) raises
-:class:`UnreadableFile` with a reason, and none of its rows stay staged; the caller rejects it whole
-and carries on.
+:class:`UnreadableFile` with a reason, possibly after some of its blocks were written; the caller
+discards them, rejects the file whole and carries on.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,50 +85,38 @@ def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
     return [LandingFile.at(path, landing_root) for path in paths]
 
 
-RECORDS = "_records"
 # JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
 # at a time stays small whatever the file's size.
 BLOCK_BYTES = 8 * 2**20
 
-
-def create_records_table(connection: duckdb.DuckDBPyConnection, fields: Sequence[str]) -> None:
-    """(Re)create the empty ``_records`` table that :func:`stage_records` fills."""
-    columns = ", ".join(f'"{name}" varchar' for name in fields)
-    connection.execute(
-        f"create or replace temp table {RECORDS} "
-        f"(_file varchar, _line bigint, _raw varchar, _error varchar, {columns})"
-    )
+# Takes a select of raw records (SQL and its parameters) and keeps them; returns how many it kept.
+Writer = Callable[[str, Sequence[object]], int]
 
 
-def stage_records(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection) -> None:
-    """Append every record of ``file`` to ``_records``; an unreadable file leaves none behind."""
+def read_records(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
+    """Give every record of ``file`` to ``write``, in one or more selects over ``connection``."""
     kind = file.format
     if kind is None:
         raise UnreadableFile(
             f"unsupported file type {file.path.name!r}; expected one of "
             + ", ".join(sorted(FORMATS))
         )
-    try:
-        if kind == "parquet":
-            _stage_parquet(file, fields, connection)
-        elif kind == "jsonl":
-            _stage_jsonl(file, fields, connection)
-        else:
-            _stage_table(_read_csv(*_decoded_text(file), fields), file, fields, connection)
-    except UnreadableFile:
-        connection.execute(f"delete from {RECORDS} where _file = ?", [file.relative])
-        raise
+    if kind == "parquet":
+        _read_parquet(file, fields, connection, write)
+    elif kind == "jsonl":
+        _read_jsonl(file, fields, connection, write)
+    else:
+        _write_table(_read_csv(*_decoded_text(file), fields), file, fields, connection, write)
 
 
-def _stage_table(
-    records: pa.Table, file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection
-) -> None:
+def _write_table(
+    records: pa.Table, file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection,
+    write: Writer,
+) -> None:  # fmt: skip
     columns = ", ".join(["_line", "_raw", "_error", *(f'"{name}"' for name in fields)])
     connection.register("_file_records", records)
     try:
-        connection.execute(
-            f"insert into {RECORDS} select ? as _file, {columns} from _file_records", [file.relative]
-        )
+        write(f"select ? as _file, {columns} from _file_records", [file.relative])
     finally:
         connection.unregister("_file_records")
 
@@ -190,13 +177,12 @@ def _lines(text: pa.Array) -> pa.Array:
     return pc.utf8_rtrim(lines, characters="\r")
 
 
-def _stage_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection) -> None:
+def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
     struct = json.dumps({name: "VARCHAR" for name in fields})
     projections = ", ".join(f'_parsed."{name}" as "{name}"' for name in fields)
     # Valid JSON whose first character (after JSON whitespace) is '{' is an object: cheaper than
     # json_type(), which builds the whole document. Row order does not matter: validation sorts.
     statement = f"""
-        insert into {RECORDS}
         with checked as (
             select
                 _line,
@@ -227,7 +213,7 @@ def _stage_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Du
         lines_before += len(lines)
         connection.register("_jsonl_lines", pa.table({"_line": numbers, "_raw": lines}))
         try:
-            connection.execute(statement, [file.relative])
+            write(statement, [file.relative])
         finally:
             connection.unregister("_jsonl_lines")
     if not anything:
@@ -280,7 +266,7 @@ def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
     return pa.table(columns).sort_by("_line")
 
 
-def _stage_parquet(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection) -> None:
+def _read_parquet(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
     try:
         described = connection.execute(
             "select column_name, column_type from (describe select * from read_parquet(?, hive_partitioning = false))",
@@ -303,14 +289,13 @@ def _stage_parquet(file: LandingFile, fields: Sequence[str], connection: duckdb.
         return f"\"{name}\"::varchar as \"{field}\""
 
     projections = ", ".join(as_text(field) for field in fields)
-    (staged,) = connection.execute(
+    written = write(
         f"""
-        insert into {RECORDS}
         select ? as _file, row_number() over () as _line, to_json(src)::varchar as _raw,
                null::varchar as _error, {projections}
         from read_parquet(?, hive_partitioning = false) as src
         """,
         [file.relative, str(file.path)],
-    ).fetchone()
-    if staged == 0:
+    )
+    if written == 0:
         raise UnreadableFile("empty file")

@@ -1,26 +1,27 @@
-"""Set-based validation of raw records: one SQL statement decides, for every record of a partition,
-whether it is loaded, rejected (and why) or dropped as a duplicate.
+"""Set-based validation of raw records: SQL decides, for every record of a partition, whether it
+is loaded, rejected (and why) or dropped as a duplicate.
 
 The rules come from the :class:`~analytics_pipeline.defs.ingestion.datasets.Dataset` declaration;
-the first rule a record breaks is its reason. Runs in the loader's own DuckDB connection over the
-records the readers staged in ``_records``, whatever the warehouse engine is, and leaves its verdict
-in the ``_checked`` table: :func:`accepted_query` and :func:`rejected_query` select from it.
+the first rule a record breaks is its reason. A :class:`Checker` runs in the loader's scratch DuckDB,
+whatever the warehouse engine is: the readers hand it records block by block, each block is checked
+by one statement into the ``_checked`` table (typed values, the reason, and the original line only
+for rejected records), and :meth:`Checker.finish` then finds the duplicate keys across the whole
+partition. :meth:`Checker.accepted_query` and :meth:`Checker.rejected_query` select the outcome.
 
 The statement works in stages so that no expression is computed twice per record: every text
 field is trimmed once (``trimmed``), typed once (``typed``: the ``__typed__<field>`` columns the
-rules compare against), and only then are the rules evaluated. The original line is kept only for
-rejected records.
+rules compare against), and only then are the rules evaluated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 
 from analytics_pipeline.defs.ingestion.datasets import Dataset, Field
-from analytics_pipeline.defs.ingestion.readers import RECORDS
 
 # ISO-8601 date-time with an explicit offset or Z (the contract requires one).
 _TIMESTAMP_PATTERN = (
@@ -164,6 +165,7 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
 
 
 CHECKED = "_checked"
+DUPLICATES = "_duplicates"
 
 
 @dataclass(frozen=True)
@@ -171,27 +173,21 @@ class ValidationResult:
     per_file: dict[str, dict[str, int]]  # file -> lines_read, rows_loaded, rows_rejected, duplicates_dropped
 
 
-def validate(dataset: Dataset, partition: date | None, connection: duckdb.DuckDBPyConnection) -> ValidationResult:
-    """Decide every record staged in ``_records`` (which is dropped) into ``_checked``."""
-    trimmed = ",\n                    ".join(
-        f"\"{f.name}\"" if f.kind == "json" else f"trim(\"{f.name}\") as \"{f.name}\"" for f in dataset.fields
-    )
-    typed = ",\n                    ".join(f"{_typed(f)} as {_typed_column(f)}" for f in dataset.fields)
-    stored = ",\n                ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
-    by_name = {f.name: f for f in dataset.fields}
-    keys = ", ".join(_typed_column(by_name[k]) for k in dataset.key)  # keys and versions compare typed values
-    if dataset.version_field:
-        # dimensions: the latest version of a key wins, later files and lines break ties
-        winner_order = f"{_typed_column(by_name[dataset.version_field])} desc, _file desc, _line desc"
-    else:
-        winner_order = "_file, _line"
-    connection.execute(
-        f"""
-        create or replace temp table {CHECKED} as
+class Checker:
+    """Checks one partition's records as the readers hand them over, then settles duplicates."""
+
+    def __init__(self, dataset: Dataset, partition: date | None, connection: duckdb.DuckDBPyConnection):
+        self.dataset, self.connection = dataset, connection
+        trimmed = ",\n                ".join(
+            f"\"{f.name}\"" if f.kind == "json" else f"trim(\"{f.name}\") as \"{f.name}\"" for f in dataset.fields
+        )
+        typed = ",\n                ".join(f"{_typed(f)} as {_typed_column(f)}" for f in dataset.fields)
+        stored = ",\n            ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
+        self._check = f"""
         with trimmed as (
             select _file, _line, _raw, _error,
                 {trimmed}
-            from {RECORDS}
+            from (__records__)
         ),
         typed as (
             select *,
@@ -203,42 +199,91 @@ def validate(dataset: Dataset, partition: date | None, connection: duckdb.DuckDB
         )
         select _file, _line, _reason,
             case when _reason is not null then _raw end as _raw,
-            {stored},
-            case when _reason is null then
-                row_number() over (partition by (_reason is null), {keys} order by {winner_order})
-            end as _rank
+            {stored}
         from reasoned
         """
-    )
-    connection.execute(f"drop table {RECORDS}")
-    counts = connection.execute(
-        f"""
-        select _file, count(*), count(*) filter (where _rank = 1),
-               count(*) filter (where _reason is not null), count(*) filter (where _rank > 1)
-        from {CHECKED} group by _file
-        """
-    ).fetchall()
-    per_file = {
-        file: {
-            "lines_read": lines,
-            "rows_loaded": loaded,
-            "rows_rejected": rejected_count,
-            "duplicates_dropped": duplicates,
+        connection.execute(f"create or replace temp table {CHECKED} as {self._checks(_empty(dataset))}")
+
+    def write(self, records: str, params: Sequence[object]) -> int:
+        """Check the records ``records`` (a select in the readers' shape) selects; returns how many."""
+        (count,) = self.connection.execute(
+            f"insert into {CHECKED} {self._checks(records)}", list(params)
+        ).fetchone()
+        return count
+
+    def _checks(self, records: str) -> str:
+        return self._check.replace("__records__", records, 1)
+
+    def discard(self, file: str) -> None:
+        """Forget what was written of ``file`` (it turned out unreadable)."""
+        self.connection.execute(f"delete from {CHECKED} where _file = ?", [file])
+
+    def finish(self) -> ValidationResult:
+        """Mark the duplicates (every valid record of a key but the winner) and count per file."""
+        dataset = self.dataset
+        by_name = {f.name: f for f in dataset.fields}
+        keys = ", ".join(f'"{k}"' for k in dataset.key)  # typed values: "01" and "1" are one integer key
+        matched = " and ".join(f'valid."{k}" is not distinct from repeated."{k}"' for k in dataset.key)
+        if dataset.version_field:
+            # dimensions: the latest version of a key wins, later files and lines break ties
+            winner_order = f"\"{by_name[dataset.version_field].name}\" desc, _file desc, _line desc"
+        else:
+            winner_order = "_file, _line"
+        # only keys that occur more than once are ranked: the rest cost one hash aggregate
+        self.connection.execute(
+            f"""
+            create or replace temp table {DUPLICATES} as
+            with valid as (select * from {CHECKED} where _reason is null),
+            repeated as (select {keys} from valid group by {keys} having count(*) > 1),
+            ranked as (
+                select _file, _line,
+                    row_number() over (partition by {", ".join(f'valid."{k}"' for k in dataset.key)} order by {winner_order}) as _rank
+                from valid inner join repeated on {matched}
+            )
+            select _file, _line from ranked where _rank > 1
+            """
+        )
+        counts = self.connection.execute(
+            f"""
+            with files as (
+                select _file, count(*) as lines, count(*) filter (where _reason is not null) as rejected
+                from {CHECKED} group by _file
+            ),
+            duplicates as (select _file, count(*) as duplicates from {DUPLICATES} group by _file)
+            select _file, lines, lines - rejected - coalesce(duplicates, 0), rejected, coalesce(duplicates, 0)
+            from files left join duplicates using (_file)
+            """
+        ).fetchall()
+        per_file = {
+            file: {
+                "lines_read": lines,
+                "rows_loaded": loaded,
+                "rows_rejected": rejected_count,
+                "duplicates_dropped": duplicates,
+            }
+            for file, lines, loaded, rejected_count, duplicates in counts
         }
-        for file, lines, loaded, rejected_count, duplicates in counts
-    }
-    return ValidationResult(per_file=per_file)
+        return ValidationResult(per_file=per_file)
+
+    def accepted_query(self) -> str:
+        """The loaded rows: typed fields, one row per key, with ``_source_file`` and ``_source_line``."""
+        columns = ", ".join(f'"{f.name}"' for f in self.dataset.fields)
+        return (
+            f"select {columns}, _file as _source_file, _line as _source_line from {CHECKED} as checked "
+            f"where _reason is null and not exists (select 1 from {DUPLICATES} as duplicate "
+            "where duplicate._file = checked._file and duplicate._line = checked._line)"
+        )
+
+    @staticmethod
+    def rejected_query() -> str:
+        """The rejected records: ``file``, ``line_no``, ``reason`` and ``raw_text`` (NUL made printable)."""
+        return (
+            "select _file as file, _line as line_no, _reason as reason, "
+            f"replace(_raw, chr(0), '\ufffd') as raw_text from {CHECKED} where _reason is not null"
+        )
 
 
-def accepted_query(dataset: Dataset) -> str:
-    """The loaded rows: typed fields, one row per key, with ``_source_file`` and ``_source_line``."""
-    columns = ", ".join(f'"{f.name}"' for f in dataset.fields)
-    return f"select {columns}, _file as _source_file, _line as _source_line from {CHECKED} where _rank = 1"
-
-
-def rejected_query() -> str:
-    """The rejected records: ``file``, ``line_no``, ``reason`` and ``raw_text`` (NUL made printable)."""
-    return (
-        "select _file as file, _line as line_no, _reason as reason, replace(_raw, chr(0), '\ufffd') as raw_text "
-        f"from {CHECKED} where _reason is not null"
-    )
+def _empty(dataset: Dataset) -> str:
+    """A select of no records in the readers' shape: gives ``_checked`` its columns."""
+    fields = ", ".join(f'null::varchar as "{f.name}"' for f in dataset.fields)
+    return f"select null::varchar as _file, null::bigint as _line, null::varchar as _raw, null::varchar as _error, {fields} limit 0"
