@@ -7,7 +7,9 @@ benchmark's temporary root. Resetting a site empties it but keeps its names, so 
 runs every day against the same warehouse.
 
 Everything a measured command does runs in a child process with the site's environment; the
-parent times it and reads its peak memory from ``wait4`` (the child's own resource usage).
+parent times it. A child's peak memory is the high-water mark of its own address space, which a
+``bench.tasks`` child reports (``VmHWM``). ``wait4``'s ``ru_maxrss`` is only the fallback: Linux
+carries the pages the child had at the fork (the whole benchmark process) across ``exec`` into it.
 """
 
 from __future__ import annotations
@@ -161,7 +163,8 @@ def run_child(label: str, command: list[str], env: dict[str, str], cwd: Path, lo
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise ChildFailed(f"{label} failed (exit {process.returncode}); log {log}:\n  " + "\n  ".join(tail))
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
-    return Measured(seconds=seconds, max_rss_bytes=usage.ru_maxrss * 1024, result=result)
+    return Measured(seconds=seconds, max_rss_bytes=result.get("peak_rss_bytes") or usage.ru_maxrss * 1024,
+                    result=result)  # fmt: skip
 
 
 def _maintenance(sql: str) -> None:

@@ -199,7 +199,9 @@ class Bench:
             "lines read / seconds of work in the child process (Python start-up excluded)."))  # fmt: skip
         memory = self.section("5", (
             "Maximum resident set size of the child process that loads one day of events (the "
-            "loader above), from `wait4`. With PostgreSQL the server's memory is not included."))
+            "loader above): the high-water mark of its address space (`VmHWM`, reported by the child; "
+            "`wait4` would also count the benchmark's own pages at the fork). With PostgreSQL the server's "
+            "memory is not included."))
         largest = max(self.plan.ingest_sizes)
         for size in self.plan.ingest_sizes:
             day = FIRST_DAY + timedelta(days=1)

@@ -35,7 +35,16 @@ DIMENSIONS = ("organizations", "users", "items")
 
 
 def _result(**values: Any) -> None:
+    values["peak_rss_bytes"] = _peak_rss_bytes()
     Path(os.environ["BENCH_RESULT_FILE"]).write_text(json.dumps(values, default=str))
+
+
+def _peak_rss_bytes() -> int | None:
+    """This process's peak resident memory since it started (its address space's high-water mark)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
 
 
 def _days(start: str, end: str) -> list[date]:
