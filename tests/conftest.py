@@ -138,7 +138,7 @@ def definitions() -> dg.Definitions:
 
 
 def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelection | None = None,
-                 instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:  # fmt: skip
+                 instance: dg.DagsterInstance | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:  # fmt: skip
     """Materialize the daily assets for start..end in one run, as a single-run backfill does."""
     end = end or start
     defs = definitions()
@@ -153,6 +153,7 @@ def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelect
         instance=instance or dg.DagsterInstance.ephemeral(),
         tags={"dagster/asset_partition_range_start": start.isoformat(),
               "dagster/asset_partition_range_end": end.isoformat()},  # fmt: skip
+        raise_on_error=raise_on_error,
     )
 
 

@@ -178,3 +178,28 @@ def test_retention_cohorts_follow_first_activity(env, warehouse, landing: Landin
         (date(2024, 12, 30), "B", 0, 2, 2),
         (date(2024, 12, 30), "__all__", 0, 5, 5),
     ]  # fmt: skip
+
+
+def test_an_event_id_seen_on_another_day_fails_the_run_that_repeats_it(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    # the loader keeps event_id unique within a day; across days the dbt test does, reading only the
+    # ids the run wrote (a daily run must not group every day of history)
+    landing.jsonl("activity_events", D1, "a.jsonl", [event("same", "2025-01-01T10:00:00Z", "u1")])
+    landing.jsonl("activity_events", D2, "a.jsonl", [
+        event("same", "2025-01-02T10:00:00Z", "u2"), event("other", "2025-01-02T11:00:00Z", "u2"),
+    ])  # fmt: skip
+    landing.jsonl("activity_events", D3, "a.jsonl", [event("new", "2025-01-03T10:00:00Z", "u1")])
+    assert run_pipeline(D1).success
+
+    repeated = run_pipeline(D2, raise_on_error=False)
+    failed = [c for c in repeated.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["unique_across_days_stg_product__activity_events_event_id__activity_date"]
+    # bad data is not retried, and the failure names the test
+    assert not repeated.success
+    assert [e for e in repeated.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    [step_failure] = [e for e in repeated.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "dbt tests failed: unique_across_days_stg_product__activity_events_event_id__activity_date" in (
+        step_failure.step_failure_data.error.message
+    )
+
+    later = run_pipeline(D3)  # writes no id seen before: its check passes, the history is not grouped again
+    assert [c.check_name for c in later.get_asset_check_evaluations() if not c.passed] == []

@@ -16,6 +16,7 @@ import dagster as dg
 from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS, RAW_TABLES, Dataset
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
@@ -57,8 +58,7 @@ def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:
         for reason, count in report.top_reasons:
             totals[reason] = totals.get(reason, 0) + count
     rows = sorted(totals.items(), key=lambda item: -item[1])[:10]
-    body = [f"| {reason.replace('|', '/')} | {count} |" for reason, count in rows] or ["| (none) | 0 |"]
-    return dg.MetadataValue.md("\n".join(["| reason | records |", "|---|---|", *body]))
+    return dg.MetadataValue.md(markdown_table(["reason", "records"], rows or [("(none)", 0)]))
 
 
 def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset,

@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.transform.previews import partition_preview
@@ -118,8 +119,36 @@ def _run_dbt(
         invocation = dbt.cli(["build"], context=context)
     # Collected before previews are queried: a DuckDB file takes one writer process at a time, and
     # dbt holds it until it exits.
-    events = list(invocation.stream())
+    events, failure = [], None
+    try:
+        events.extend(invocation.stream())
+    except DagsterDbtCliRuntimeError as error:
+        failure = error  # raised after the events: the checks that ran, failed ones included, are reported
     keep_saved_parse(invocation)
+    yield from _with_previews(events, context, warehouse, dbt_vars)
+    if failure is not None:
+        failed = _failed_tests(invocation)
+        if failed:  # the data is wrong: running dbt again would fail the same way
+            raise dg.Failure(
+                description=f"dbt tests failed: {', '.join(failed)} (see the failed asset checks)",
+                allow_retries=False,
+            ) from failure
+        raise failure  # a model failed to build (a lock, a lost connection): the retry policy applies
+
+
+def _failed_tests(invocation: Any) -> list[str]:
+    """Names of the data tests dbt reported as failed (status ``fail``) in the invocation."""
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except (OSError, KeyError, ValueError):
+        return []
+    return sorted(r["unique_id"].split(".")[2] for r in results if r.get("status") == "fail")
+
+
+def _with_previews(
+    events: list[Any], context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+    dbt_vars: Mapping[str, str] | None,
+) -> Iterator[Any]:  # fmt: skip
     client = warehouse.get_client()
     for event in events:
         if isinstance(event, dg.Output | dg.AssetMaterialization) and dbt_vars:
