@@ -63,8 +63,9 @@ def test_metrics_endpoint_measures_afresh_at_every_scrape(env: dict[str, str], w
         assert first[("analytics_pipeline_run_success_ratio", (("job", "nightly"),))] == 0.5
         ok_run = next(r for r in instance.get_run_records(dg.RunsFilter(job_name="nightly", statuses=[dg.DagsterRunStatus.SUCCESS])))
         seconds = ok_run.end_time - ok_run.start_time
-        assert first[("analytics_pipeline_run_duration_avg_seconds", (("job", "nightly"),))] == pytest.approx(seconds)
-        assert first[("analytics_pipeline_run_duration_p95_seconds", (("job", "nightly"),))] == pytest.approx(seconds)
+        # the exporter reads start and end as datetimes (microseconds): the difference may be 1 µs off
+        assert first[("analytics_pipeline_run_duration_avg_seconds", (("job", "nightly"),))] == pytest.approx(seconds, abs=2e-6)
+        assert first[("analytics_pipeline_run_duration_p95_seconds", (("job", "nightly"),))] == pytest.approx(seconds, abs=2e-6)
         assert first[("analytics_pipeline_rejected_records", (("dataset", "activity_events"),))] == rejected
         assert first[("analytics_pipeline_landing_files_rejected", (("dataset", "activity_events"),))] == 1
         assert first[("analytics_pipeline_landing_lines_read", (("dataset", "activity_events"),))] == 10

@@ -7,7 +7,7 @@ live here and nowhere else: assets call :class:`Warehouse` and never branch on t
 Data on its way in is prepared in a *scratch* DuckDB (:meth:`Warehouse.scratch`): in memory, within
 a memory limit, spilling to a temporary directory. :meth:`Warehouse.replace_rows` writes a
 :class:`ScratchQuery`'s rows without holding them in Python: DuckDB attaches the warehouse file to
-the scratch connection and inserts with SQL; PostgreSQL takes them in ``COPY`` batches.
+the scratch connection and inserts with SQL; PostgreSQL takes them in one ``COPY``, fed batch by batch.
 
 SQL handed to :meth:`Warehouse.query` and friends uses ``?`` placeholders and is written in the
 dialect both engines share.

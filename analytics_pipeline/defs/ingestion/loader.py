@@ -80,6 +80,9 @@ def landing_folder(landing_root: Path, dataset: Dataset, partition: date | None)
     return folder / f"date={partition.isoformat()}" if partition is not None else folder
 
 
+FILE_REJECTS = "_file_rejects"  # the scratch table of whole-file rejects
+
+
 def load_partition(
     warehouse: Warehouse, landing_root: Path, dataset: Dataset, partition: date | None
 ) -> LoadReport:
@@ -136,9 +139,6 @@ def load_partition(
         )  # fmt: skip
     report.seconds = time.perf_counter() - started
     return report
-
-
-FILE_REJECTS = "_file_rejects"
 
 
 def _with_constants(

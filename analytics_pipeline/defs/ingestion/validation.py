@@ -114,7 +114,7 @@ _KIND_NAMES = {
 def reason_expression(dataset: Dataset, partition: date | None) -> str:
     """SQL ``case`` yielding the first rule a record breaks, or null for a valid record.
 
-    It reads the ``typed`` stage of :func:`validate`: trimmed text and the ``__typed__`` columns.
+    It reads the ``typed`` stage of :class:`Checker`'s statement: trimmed text and the ``__typed__`` columns.
     """
     present = lambda f: f"nullif({_value(f)}, '') is not null"  # noqa: E731
     rules: list[tuple[str, str]] = [("_error is not null", "_error")]
