@@ -255,3 +255,36 @@ def test_failures_are_final_leaves_only_transient_errors_to_the_retry_policy(
         return
     assert isinstance(error, dg.Failure) and error.allow_retries is False and error.__cause__ is raised
     assert error.description == description
+
+
+def test_retry_transient_waits_out_a_held_lock_and_raises_anything_else_at_once(monkeypatch) -> None:  # noqa: ANN001
+    from analytics_pipeline.resources import policies
+    from analytics_pipeline.resources.warehouse import TransientWarehouseError, WarehouseError
+
+    slept: list[float] = []
+    monkeypatch.setattr(policies.time, "sleep", slept.append)
+    outcomes = [TransientWarehouseError("locked"), TransientWarehouseError("locked"), None]
+
+    def held_twice() -> None:
+        outcome = outcomes.pop(0)
+        if outcome:
+            raise outcome
+
+    policies.retry_transient(held_twice)
+    assert (slept, outcomes) == ([2, 6], [])
+
+    def always_locked() -> None:
+        raise TransientWarehouseError("locked")
+
+    slept.clear()
+    with pytest.raises(TransientWarehouseError):
+        policies.retry_transient(always_locked)
+    assert slept == [2, 6, 14]
+
+    def broken() -> None:
+        raise WarehouseError("bad path")
+
+    slept.clear()
+    with pytest.raises(WarehouseError, match="bad path"):
+        policies.retry_transient(broken)
+    assert slept == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
@@ -15,6 +16,21 @@ from analytics_pipeline.resources.warehouse import TransientWarehouseError, Ware
 WAREHOUSE_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+
+
+def retry_transient(action: Callable[[], None]) -> None:
+    """``action`` outside any step (a command's own brief warehouse work) under the steps' retry rule:
+    a :class:`TransientWarehouseError` (a DuckDB file held by another run's step) is tried again after
+    the policy's delays (2, 6, 14 s, without jitter); anything else, or a fourth failure, is raised."""
+    for attempt in range(WAREHOUSE_RETRY_POLICY.max_retries + 1):
+        try:
+            action()
+            return
+        except TransientWarehouseError:
+            if attempt == WAREHOUSE_RETRY_POLICY.max_retries:
+                raise
+            time.sleep(WAREHOUSE_RETRY_POLICY.delay * (2 ** (attempt + 1) - 1))
+
 
 # Every warehouse writer takes a slot in this pool; the instance sets its limit (dagster.yaml), so
 # parallel runs queue instead of fighting over locks (DuckDB allows one writer process at a time).

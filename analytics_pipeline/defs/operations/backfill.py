@@ -20,6 +20,7 @@ import dagster as dg
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.instance import get_instance
 from analytics_pipeline.partitions import daily_partitions, partition_dates
+from analytics_pipeline.resources.policies import retry_transient
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError
 from analytics_pipeline.settings import get_settings
 
@@ -224,7 +225,8 @@ def _preflight() -> None:
             f"The landing directory {settings.landing_dir} does not exist; set ANALYTICS_LANDING_DIR "
             "or create sample data with `analytics-pipeline generate`."
         )
-    Warehouse(settings).ensure_ready(RAW_TABLES)
+    # another backfill's step may hold the DuckDB file for a moment: wait as a step would
+    retry_transient(lambda: Warehouse(settings).ensure_ready(RAW_TABLES))
 
 
 def run_backfill(start: date, end: date, select: str | None = None,
