@@ -8,7 +8,8 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where -%}
-        {%- set where = where | replace('__window_start__', window_start()) | replace('__window_end__', window_end()) -%}
+        {%- set where = where | replace('__window_start__', window_start())
+                              | replace('__window_end__', window_end()) -%}
         {%- set filtered -%}
             (select * from {{ relation }} where {{ where }}) dbt_subquery
         {%- endset -%}

@@ -88,12 +88,15 @@ def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
 # JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
 # at a time stays small whatever the file's size.
 BLOCK_BYTES = 8 * 2**20
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark some writers put first
 
 # Takes a select of raw records (SQL and its parameters) and keeps them; returns how many it kept.
 Writer = Callable[[str, Sequence[object]], int]
 
 
-def read_records(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
+def read_records(
+    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer
+) -> None:
     """Give every record of ``file`` to ``write``, in one or more selects over ``connection``."""
     kind = file.format
     if kind is None:
@@ -129,8 +132,7 @@ def _decoded_text(file: LandingFile) -> tuple[bytes, pa.Array]:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as error:
             raise UnreadableFile(f"not a valid gzip file ({error})") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    data = data.removeprefix(_BOM)
     if not data.strip():
         raise UnreadableFile("empty file")
     return data, _as_text(data)
@@ -153,8 +155,8 @@ def _line_blocks(file: LandingFile) -> Iterator[bytes]:
     try:
         with opener(file.path, "rb") as stream:
             while block := stream.read(BLOCK_BYTES):
-                if first and block.startswith(b"\xef\xbb\xbf"):
-                    block = block[3:]
+                if first:
+                    block = block.removeprefix(_BOM)
                 first = False
                 end = block.rfind(b"\n") + 1
                 if not end:  # a line longer than a block
@@ -266,7 +268,9 @@ def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
     return pa.table(columns).sort_by("_line")
 
 
-def _read_parquet(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
+def _read_parquet(
+    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer
+) -> None:
     try:
         described = connection.execute(
             "select column_name, column_type from (describe select * from read_parquet(?, hive_partitioning = false))",

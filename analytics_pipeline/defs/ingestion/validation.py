@@ -223,6 +223,7 @@ class Checker:
         dataset = self.dataset
         by_name = {f.name: f for f in dataset.fields}
         keys = ", ".join(f'"{k}"' for k in dataset.key)  # typed values: "01" and "1" are one integer key
+        partition = ", ".join(f'valid."{k}"' for k in dataset.key)
         matched = " and ".join(f'valid."{k}" is not distinct from repeated."{k}"' for k in dataset.key)
         if dataset.version_field:
             # dimensions: the latest version of a key wins, later files and lines break ties
@@ -237,7 +238,7 @@ class Checker:
             repeated as (select {keys} from valid group by {keys} having count(*) > 1),
             ranked as (
                 select _file, _line,
-                    row_number() over (partition by {", ".join(f'valid."{k}"' for k in dataset.key)} order by {winner_order}) as _rank
+                    row_number() over (partition by {partition} order by {winner_order}) as _rank
                 from valid inner join repeated on {matched}
             )
             select _file, _line from ranked where _rank > 1
@@ -286,4 +287,7 @@ class Checker:
 def _empty(dataset: Dataset) -> str:
     """A select of no records in the readers' shape: gives ``_checked`` its columns."""
     fields = ", ".join(f'null::varchar as "{f.name}"' for f in dataset.fields)
-    return f"select null::varchar as _file, null::bigint as _line, null::varchar as _raw, null::varchar as _error, {fields} limit 0"
+    return (
+        "select null::varchar as _file, null::bigint as _line, null::varchar as _raw, null::varchar as _error, "
+        f"{fields} limit 0"
+    )
