@@ -224,6 +224,33 @@ def test_every_kind_of_bad_event_is_rejected_with_its_reason_line_and_text(wareh
     ) == [(0,)]
 
 
+def test_spaces_around_lines_and_values_are_not_part_of_the_record(warehouse, landing: Landing) -> None:
+    padded = event(" e1 ", " 2025-01-02T10:00:00Z ", "u1  ", kind=" LOGIN ", duration_ms=" 250 ")
+    lines = [
+        " \t " + json.dumps(padded) + "  ",  # 1: JSON whitespace before and after the object
+        "    ",  # 2: spaces only
+        json.dumps(event("e3", "2025-01-02T10:00:00Z", "u1", kind="  ")),  # 3: activity_type is only spaces
+        json.dumps(event("e4", "2025-01-02T10:00:00Z", "\tu4")),  # 4: only spaces are trimmed, not tabs
+        "\t [1]",  # 5: an array after JSON whitespace
+    ]
+    landing.jsonl("activity_events", D2, "events.jsonl", lines)
+    load(warehouse, landing, ACTIVITY_EVENTS)
+
+    rows = select(warehouse, "select event_id, occurred_at, user_id, activity_type, duration_ms, _source_line "
+                  "from raw.activity_events order by _source_line")  # fmt: skip
+    assert rows == [
+        ("e1", datetime(2025, 1, 2, 10, 0), "u1", "login", 250, 1),
+        ("e4", datetime(2025, 1, 2, 10, 0), "\tu4", "login", None, 4),
+    ]
+    file = f"{EVENTS_DIR}/events.jsonl"
+    assert [row[2:4] for row in rejects(warehouse, "activity_events")] == [
+        (2, "blank line"),
+        (3, "missing required field: activity_type"),
+        (5, "not a JSON object"),
+    ]
+    assert ledger(warehouse, "activity_events") == [(file, 5, 2, 3, 0, None)]
+
+
 def test_first_occurrence_of_a_duplicate_key_wins_by_file_then_line(warehouse, landing: Landing) -> None:
     # b.jsonl has e1 on its first line, a.jsonl only on its third: a.jsonl still comes first
     landing.jsonl("activity_events", D2, "b.jsonl", [

@@ -88,7 +88,10 @@ def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
 # JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
 # at a time stays small whatever the file's size.
 BLOCK_BYTES = 8 * 2**20
-_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark some writers put first
+_BOM = b"\xef\xbb\xbf"
+# A block's lines go to DuckDB as Arrow batches of this many rows: DuckDB scans an Arrow table one
+# batch per thread, so a block in one batch would be checked on one core.
+SCAN_BATCH_ROWS = 2048  # a UTF-8 byte-order mark some writers put first
 
 # Takes a select of raw records (SQL and its parameters) and keeps them; returns how many it kept.
 Writer = Callable[[str, Sequence[object]], int]
@@ -117,7 +120,7 @@ def _write_table(
     write: Writer,
 ) -> None:  # fmt: skip
     columns = ", ".join(["_line", "_raw", "_error", *(f'"{name}"' for name in fields)])
-    connection.register("_file_records", records)
+    connection.register("_file_records", pa.Table.from_batches(records.to_batches(max_chunksize=SCAN_BATCH_ROWS)))
     try:
         write(f"select ? as _file, {columns} from _file_records", [file.relative])
     finally:
@@ -183,14 +186,15 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
     struct = json.dumps({name: "VARCHAR" for name in fields})
     projections = ", ".join(f'_parsed."{name}" as "{name}"' for name in fields)
     # Valid JSON whose first character (after JSON whitespace) is '{' is an object: cheaper than
-    # json_type(), which builds the whole document. Row order does not matter: validation sorts.
+    # json_type(), which builds the whole document. A blank line is never valid JSON, so only the
+    # invalid lines are trimmed (trimming copies the line). Row order does not matter: validation sorts.
     statement = f"""
         with checked as (
             select
                 _line,
                 _raw,
                 json_valid(_raw) as _valid,
-                starts_with(ltrim(_raw, ' ' || chr(9) || chr(10) || chr(13)), '{{') as _object
+                regexp_matches(_raw, '^[ \\t\\r\\n]*[{{]') as _object
             from _jsonl_lines
         ),
         parsed as (
@@ -198,8 +202,7 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
                 _line,
                 _raw,
                 case
-                    when trim(_raw) = '' then 'blank line'
-                    when not _valid then 'invalid JSON'
+                    when not _valid then case when trim(_raw) = '' then 'blank line' else 'invalid JSON' end
                     when not _object then 'not a JSON object'
                 end as _error,
                 case when _valid and _object then from_json(_raw, '{struct}') end as _parsed
@@ -213,7 +216,11 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
         lines = _lines(_as_text(block))
         numbers = pa.array(range(lines_before + 1, lines_before + len(lines) + 1), pa.int64())
         lines_before += len(lines)
-        connection.register("_jsonl_lines", pa.table({"_line": numbers, "_raw": lines}))
+        # in batches of one DuckDB vector, so that every thread of the scratch connection scans some
+        records = pa.Table.from_batches(
+            pa.table({"_line": numbers, "_raw": lines}).to_batches(max_chunksize=SCAN_BATCH_ROWS)
+        )
+        connection.register("_jsonl_lines", records)
         try:
             write(statement, [file.relative])
         finally:

@@ -43,6 +43,13 @@ def _value(field: Field) -> str:
     return f"trim(\"{field.name}\")" if field.kind == "json" else f"\"{field.name}\""
 
 
+def _trimmed(field: Field) -> str:
+    """The field's text without surrounding spaces. ``trim()`` copies every value it is given, so
+    only the values that start or end with a space are given to it."""
+    name = f"\"{field.name}\""
+    return f"case when starts_with({name}, ' ') or ends_with({name}, ' ') then trim({name}) else {name} end"
+
+
 def _typed_column(field: Field) -> str:
     """The field's typed value, computed once per record in the ``typed`` stage."""
     return f"\"{_TYPED}{field.name}\""
@@ -179,7 +186,7 @@ class Checker:
     def __init__(self, dataset: Dataset, partition: date | None, connection: duckdb.DuckDBPyConnection):
         self.dataset, self.connection = dataset, connection
         trimmed = ",\n                ".join(
-            f"\"{f.name}\"" if f.kind == "json" else f"trim(\"{f.name}\") as \"{f.name}\"" for f in dataset.fields
+            f"\"{f.name}\"" if f.kind == "json" else f"{_trimmed(f)} as \"{f.name}\"" for f in dataset.fields
         )
         typed = ",\n                ".join(f"{_typed(f)} as {_typed_column(f)}" for f in dataset.fields)
         stored = ",\n            ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
