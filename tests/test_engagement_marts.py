@@ -203,3 +203,30 @@ def test_an_event_id_seen_on_another_day_fails_the_run_that_repeats_it(env, ware
 
     later = run_pipeline(D3)  # writes no id seen before: its check passes, the history is not grouped again
     assert [c.check_name for c in later.get_asset_check_evaluations() if not c.passed] == []
+
+
+def test_a_window_checks_the_grain_of_every_day_from_its_start_on(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    # a window rewrites later days of some marts (first days after it, rolling windows), so their grain
+    # tests read every day from the window's start on, not only the window; earlier days are not read
+    d5 = date(2025, 1, 5)
+    landing.jsonl("activity_events", D1, "a.jsonl", [event("e1", "2025-01-01T10:00:00Z", "u1")])
+    landing.jsonl("activity_events", D3, "a.jsonl", [event("e3", "2025-01-03T10:00:00Z", "u1")])
+    landing.jsonl("activity_events", d5, "a.jsonl", [event("e5", "2025-01-05T10:00:00Z", "u2")])
+    assert run_pipeline(D1, d5).success
+    # a second row for a day the run of D1 does not rewrite (u1's next day is D3; u2 is new on D5)
+    warehouse.execute("insert into marts.fct_daily_engagement select * from marts.fct_daily_engagement "
+                      "where activity_date = ?", [d5])  # fmt: skip
+
+    rerun = run_pipeline(D1, raise_on_error=False)
+    failed = [c.check_name for c in rerun.get_asset_check_evaluations() if not c.passed]
+    assert len(failed) == 1 and failed[0].startswith("unique_combination_of_columns_fct_daily_engagement_"), failed
+    assert not rerun.success
+
+    # days before the window are not read: a second row on D1 does not fail the run of D5 (which
+    # rewrites D5, its duplicate included)
+    warehouse.execute("insert into marts.fct_daily_engagement select * from marts.fct_daily_engagement "
+                      "where activity_date = ?", [D1])  # fmt: skip
+    later = run_pipeline(d5)
+    assert later.success
+    grain = [c for c in later.get_asset_check_evaluations() if c.check_name.startswith("unique_combination")]
+    assert grain and all(c.passed for c in grain)
