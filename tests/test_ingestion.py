@@ -768,6 +768,22 @@ def test_materialization_reports_the_accounting_per_partition_and_in_total(env, 
     assert "| invalid JSON | 1 |" in reasons and sum(r.startswith("| not a valid gzip file (") for r in reasons) == 1
 
 
+def test_a_load_step_leaves_postgres_planner_statistics_of_what_it_wrote(warehouse, landing: Landing) -> None:
+    if warehouse.engine != "postgres":
+        pytest.skip("DuckDB keeps its statistics as it writes")
+    landing.jsonl("activity_events", D1, "a.jsonl", good_events("a", D1, 5))
+    landing.jsonl("activity_events", D2, "b.jsonl", [*good_events("b", D2, 7), "{broken"])
+    result = materialize_events(tags={"dagster/asset_partition_range_start": "2025-01-01",
+                                      "dagster/asset_partition_range_end": "2025-01-02"})  # fmt: skip
+    assert result.success
+    # pg_class.reltuples is -1 for a table never analyzed (PostgreSQL 14+); ANALYZE counts the rows
+    assert select(
+        warehouse,
+        "select relname, cast(reltuples as bigint) from pg_class join pg_namespace on pg_namespace.oid = relnamespace "
+        "where nspname = 'raw' and relname in ('activity_events', 'rejected_records', 'ingested_files') order by relname",
+    ) == [("activity_events", 12), ("ingested_files", 2), ("rejected_records", 1)]
+
+
 def run_check(day: date) -> dg.AssetCheckEvaluation:
     result = materialize_events(partition_key=day.isoformat())
     assert result.success

@@ -359,6 +359,29 @@ class Warehouse:
         table = self.query(sql, params)
         return table.column(0)[0].as_py() if table.num_rows else None
 
+    def analyze(self, tables: Sequence[Table]) -> None:
+        """Refresh PostgreSQL's planner statistics of those of ``tables`` a write changed noticeably.
+
+        The plans of the daily dbt tests and models depend on them, and autovacuum may be off or not
+        have caught up with a large load. A table is analyzed when it never was, or when the rows
+        changed since are more than autovacuum's default share (50 + 10% of the rows): a backfill's
+        days, not one more day on a long history. DuckDB keeps its statistics as it writes.
+        """
+        if self.engine != "postgres":
+            return
+        names = [_checked_identifier(table.name) for table in tables]
+        with self.transaction() as session:
+            stale = session.query(
+                "select c.oid::regclass::text as name from pg_class c "
+                "join pg_namespace n on n.oid = c.relnamespace "
+                "left join pg_stat_user_tables s on s.relid = c.oid "
+                "where n.nspname || '.' || c.relname = any(?) "
+                "and (c.reltuples < 0 or coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * c.reltuples)",
+                [names],
+            ).column("name").to_pylist()
+            for name in stale:
+                session.execute(f"analyze {_checked_identifier(name)}")
+
     def table_exists(self, name: str) -> bool:
         schema, table = _checked_identifier(name).split(".")
         return bool(

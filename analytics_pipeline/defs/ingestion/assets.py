@@ -13,7 +13,14 @@ from typing import Any
 
 import dagster as dg
 
-from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS, RAW_TABLES, Dataset
+from analytics_pipeline.defs.ingestion.datasets import (
+    DAILY_DATASETS,
+    DIMENSIONS,
+    INGESTED_FILES,
+    RAW_TABLES,
+    REJECTED_RECORDS,
+    Dataset,
+)
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.metadata import markdown_table
@@ -81,6 +88,12 @@ def _ready_client(warehouse: WarehouseResource) -> Warehouse:
     return client
 
 
+def _analyze(client: Warehouse, dataset: Dataset) -> None:
+    """Planner statistics of what the step wrote, once for all its partitions."""
+    with failures_are_final("Refreshing the planner statistics"):
+        client.analyze([dataset.table, REJECTED_RECORDS, INGESTED_FILES])
+
+
 def _reject_rate_check(reports: list[LoadReport]) -> dg.AssetCheckResult:
     threshold = get_settings().max_reject_rate
     worst = max(reports, key=lambda r: r.reject_rate)
@@ -128,6 +141,7 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
             context.log_event(
                 dg.AssetObservation(asset_key=key, partition=partition_key, metadata=_report_metadata(report))
             )
+        _analyze(client, dataset)
         totals = LoadReport(dataset=dataset.name, partition=None,
                             files=[f for r in reports for f in r.files],
                             seconds=sum(r.seconds for r in reports))  # fmt: skip
@@ -157,7 +171,9 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=key)],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        report = _load(context, _ready_client(warehouse), dataset, None)
+        client = _ready_client(warehouse)
+        report = _load(context, client, dataset, None)
+        _analyze(client, dataset)
         return dg.MaterializeResult(
             metadata={**_report_metadata(report), "file_accounting": _files_table([report])},
             check_results=[_reject_rate_check([report])],
