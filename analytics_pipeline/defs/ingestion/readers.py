@@ -88,10 +88,10 @@ def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
 # JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
 # at a time stays small whatever the file's size.
 BLOCK_BYTES = 8 * 2**20
-_BOM = b"\xef\xbb\xbf"
-# A block's lines go to DuckDB as Arrow batches of this many rows: DuckDB scans an Arrow table one
-# batch per thread, so a block in one batch would be checked on one core.
-SCAN_BATCH_ROWS = 2048  # a UTF-8 byte-order mark some writers put first
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark some writers put first
+# Records go to DuckDB as Arrow batches of this many rows: DuckDB scans an Arrow table one batch per
+# thread, so a block in one batch would be checked on one core.
+SCAN_BATCH_ROWS = 2048
 
 # Takes a select of raw records (SQL and its parameters) and keeps them; returns how many it kept.
 Writer = Callable[[str, Sequence[object]], int]
@@ -120,11 +120,16 @@ def _write_table(
     write: Writer,
 ) -> None:  # fmt: skip
     columns = ", ".join(["_line", "_raw", "_error", *(f'"{name}"' for name in fields)])
-    connection.register("_file_records", pa.Table.from_batches(records.to_batches(max_chunksize=SCAN_BATCH_ROWS)))
+    connection.register("_file_records", _in_scan_batches(records))
     try:
         write(f"select ? as _file, {columns} from _file_records", [file.relative])
     finally:
         connection.unregister("_file_records")
+
+
+def _in_scan_batches(records: pa.Table) -> pa.Table:
+    """``records`` in batches of :data:`SCAN_BATCH_ROWS`, so every thread of the scratch connection scans some."""
+    return pa.Table.from_batches(records.to_batches(max_chunksize=SCAN_BATCH_ROWS), records.schema)
 
 
 def _decoded_text(file: LandingFile) -> tuple[bytes, pa.Array]:
@@ -216,11 +221,7 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
         lines = _lines(_as_text(block))
         numbers = pa.array(range(lines_before + 1, lines_before + len(lines) + 1), pa.int64())
         lines_before += len(lines)
-        # in batches of one DuckDB vector, so that every thread of the scratch connection scans some
-        records = pa.Table.from_batches(
-            pa.table({"_line": numbers, "_raw": lines}).to_batches(max_chunksize=SCAN_BATCH_ROWS)
-        )
-        connection.register("_jsonl_lines", records)
+        connection.register("_jsonl_lines", _in_scan_batches(pa.table({"_line": numbers, "_raw": lines})))
         try:
             write(statement, [file.relative])
         finally:
