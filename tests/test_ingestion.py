@@ -319,6 +319,20 @@ def test_order_lines_validation(warehouse, landing: Landing) -> None:
     assert ledger(warehouse, "order_lines") == [(file, 9, 3, 5, 1, None)]
 
 
+def test_a_csv_file_with_only_its_header_is_read_as_no_records(warehouse, landing: Landing) -> None:
+    landing.csv("order_lines", D2, "empty.csv", ORDER_HEADER, [])
+    landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, [
+        ["o1", 1, AT, "A", "u1", "i1", 2, "9.99", "5.00", "EUR", "completed"],
+    ])  # fmt: skip
+    load(warehouse, landing, ORDER_LINES)
+
+    assert select(warehouse, "select order_id from raw.order_lines") == [("o1",)]
+    assert ledger(warehouse, "order_lines") == [
+        ("order_lines/date=2025-01-02/empty.csv", 0, 0, 0, 0, None),
+        ("order_lines/date=2025-01-02/orders.csv", 1, 1, 0, 0, None),
+    ]
+
+
 def test_inventory_snapshot_date_must_equal_the_folder_and_stock_cannot_be_negative(warehouse, landing: Landing) -> None:
     landing.csv("inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"], [
         ["2025-01-02", "i1", 5, 0, 2],      # line 2: valid
