@@ -36,4 +36,8 @@ defs = dg.Definitions(
     schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule, demand_forecast_schedule, model_selection_schedule, weekly_report_schedule, task_health_schedule],
     sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
+    # Every job, and the runs the UI launches, run their steps in the run's own process: most steps
+    # take turns on the warehouse pool anyway, and Dagster's default executor would load the code
+    # location again in a new process for each step (bench/before_after.md).
+    executor=dg.in_process_executor,
 )
