@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 
@@ -35,6 +36,33 @@ def retry_transient(action: Callable[[], None]) -> None:
 # Every warehouse writer takes a slot in this pool; the instance sets its limit (dagster.yaml), so
 # parallel runs queue instead of fighting over locks (DuckDB allows one writer process at a time).
 WAREHOUSE_POOL = "warehouse"
+
+
+def _seconds_to_next_pool_claim(self: Any) -> float:
+    """Seconds until the earliest retry of a step waiting for a pool slot (0: try now)."""
+    timeouts = [self._pending_timeouts.get(step) for step in self._pending_claims]
+    if not timeouts or None in timeouts:
+        return 0.0
+    return max(0.0, min(timeouts) - time.time())
+
+
+def _wait_for_pool_slots_without_spinning() -> None:
+    """Make a run whose next step waits for a pool slot sleep until its next claim instead of spinning.
+
+    The in-process executor (every job's here) sleeps for ``InstanceConcurrencyContext.
+    interval_to_next_pending_claim_check()``, which in Dagster 1.13 returns ``min(0, ...)``: never
+    more than zero, so a run queued on the warehouse pool spun a core for as long as the run holding
+    the slot worked, on that run's machine. The claims themselves stay Dagster's (retried after 1 s,
+    backing off to 15 s); this only restores the sleep in between. ``tests/test_definitions.py`` checks
+    the CPU a blocked run uses, so a Dagster release that changes this surfaces there.
+    """
+    from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+
+    if hasattr(InstanceConcurrencyContext, "interval_to_next_pending_claim_check"):
+        InstanceConcurrencyContext.interval_to_next_pending_claim_check = _seconds_to_next_pool_claim
+
+
+_wait_for_pool_slots_without_spinning()
 
 
 @contextmanager
