@@ -123,6 +123,8 @@ class Site:
                 self.pg_database = f"{DATABASE_PREFIX}{self.name}".replace("-", "_")[:60]
             _drop_database(self.pg_database)
             _maintenance(f'create database "{self.pg_database}"')
+            # the server writes out what earlier parts left in its buffers now, not during this part
+            _maintenance("checkpoint")
             self._created = True
         return self
 
