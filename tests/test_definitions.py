@@ -83,8 +83,26 @@ def test_every_job_runs_its_steps_in_the_run_process() -> None:
     assert {job.name: job.executor_def.name for job in jobs} == {job.name: "in_process" for job in jobs}
 
 
+_BLOCKED_RUN = """
+import sys
+import dagster as dg
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL
+
+@dg.asset(pool=WAREHOUSE_POOL)
+def writer() -> None:
+    pass
+
+sys.exit(0 if dg.materialize([writer], instance=dg.DagsterInstance.from_config(sys.argv[1])).success else 1)
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_a_run_waiting_for_the_warehouse_pool_sleeps_instead_of_spinning(tmp_path: Path) -> None:
-    import threading
     import time
 
     from analytics_pipeline.resources.policies import WAREHOUSE_POOL
@@ -95,19 +113,22 @@ def test_a_run_waiting_for_the_warehouse_pool_sleeps_instead_of_spinning(tmp_pat
     storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
     assert storage.claim_concurrency_slot(WAREHOUSE_POOL, "another-run", "its-step").is_claimed
 
-    @dg.asset(pool=WAREHOUSE_POOL)
-    def writer() -> None:
-        pass
-
-    results: list[dg.ExecuteInProcessResult] = []
-    run = threading.Thread(target=lambda: results.append(dg.materialize([writer], instance=instance)))
-    cpu_before = time.process_time()
-    run.start()
-    time.sleep(5)
-    blocked_cpu = time.process_time() - cpu_before
-    assert run.is_alive() and not results, "the step ran although the only slot was taken"
-    storage.free_concurrency_slots_for_run("another-run")
-    run.join(timeout=60)
-    assert results and results[0].success
+    # the waiting run in a process of its own, as a run worker is
+    run = subprocess.Popen([sys.executable, "-c", _BLOCKED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any("blocked by limit for pool" in (entry.user_message or "")
+                      for record in instance.get_run_records() for entry in instance.all_logs(record.dagster_run.run_id)):  # fmt: skip
+            assert run.poll() is None and time.monotonic() < deadline, "the run never waited for the slot"
+            time.sleep(0.5)
+        before = _cpu_seconds(run.pid)
+        time.sleep(5)
+        blocked_cpu = _cpu_seconds(run.pid) - before
+        assert run.poll() is None, "the step ran although the only slot was taken"
+        storage.free_concurrency_slots_for_run("another-run")
+        assert run.wait(timeout=120) == 0, run.stderr.read()[-2000:]
+    finally:
+        run.kill()
     # spinning, the waiting run used a whole core: about 5 s of CPU in these 5 s
     assert blocked_cpu < 1.5, f"{blocked_cpu:.2f} s of CPU while waiting 5 s for a pool slot"
