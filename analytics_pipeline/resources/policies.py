@@ -51,8 +51,8 @@ def _wait_for_pool_slots_without_spinning() -> None:
 
     The in-process executor (every job's here) sleeps for ``InstanceConcurrencyContext.
     interval_to_next_pending_claim_check()``, which in Dagster 1.13 returns ``min(0, ...)``: never
-    more than zero, so a run queued on the warehouse pool spun a core for as long as the run holding
-    the slot worked, on that run's machine. The claims themselves stay Dagster's (retried after 1 s,
+    more than zero, so a run queued on the warehouse pool spun a core of its machine for as long as
+    the run holding the slot worked. The claims themselves stay Dagster's (retried after 1 s,
     backing off to 15 s); this only restores the sleep in between. ``tests/test_definitions.py`` checks
     the CPU a blocked run uses, so a Dagster release that changes this surfaces there.
     """
