@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -118,12 +120,15 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         server, _ = serve(args.serve, args.host, args.window_days)
     except OSError as error:
         raise ValueError(f"Cannot serve metrics on {args.host}:{args.serve} ({error}); pick another --serve port.") from None
+    stop = threading.Event()
+    # SIGTERM (kill, systemd, Kubernetes) always stops the server, even where the parent left it ignored:
+    # SIG_IGN is inherited across exec, and a server that outlives its supervisor's stop is a leak.
+    signal.signal(signal.SIGTERM, lambda _signo, _frame: stop.set())
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job's ignored Ctrl-C stays ignored
+        signal.signal(signal.SIGINT, lambda _signo, _frame: stop.set())
     print(f"Prometheus metrics on http://{args.host}:{args.serve}/metrics (measured at every scrape; Ctrl-C stops)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.shutdown()
+    stop.wait()
+    server.shutdown()
     return 0
 
 

@@ -3,6 +3,10 @@ parser, on both warehouses, after real runs and a real load with rejected record
 sees what changed in between."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.operations.metrics import serve
 from analytics_pipeline.instance import get_instance
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
+from analytics_pipeline.settings import PROJECT_ROOT
 from tests_support import free_port
 
 DAY = date(2025, 1, 2)
@@ -89,3 +94,24 @@ def test_metrics_endpoint_measures_afresh_at_every_scrape(env: dict[str, str], w
     assert main(["metrics"]) == 0  # one scrape printed
     printed = parse_metrics(capsys.readouterr().out)
     assert printed[("analytics_pipeline_runs", (("job", "nightly"), ("status", "success")))] == 2
+
+
+@pytest.mark.parametrize("parent_ignored_sigterm", [False, True])
+def test_metrics_server_stops_on_sigterm_even_if_its_parent_ignored_it(tmp_path: Path, parent_ignored_sigterm: bool) -> None:
+    """An ignored signal is inherited across exec: a supervisor that ignores SIGTERM (some do while they
+    run children) must still be able to stop the server it started with a plain ``kill``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ANALYTICS_WAREHOUSE": "duckdb",
+           "ANALYTICS_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"), "ANALYTICS_LANDING_DIR": str(tmp_path)}  # fmt: skip
+    ignore = (lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)) if parent_ignored_sigterm else None
+    server = subprocess.Popen([sys.executable, "-m", "analytics_pipeline.cli", "metrics", "--serve", str(free_port())],
+                              env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=ignore)  # fmt: skip
+    try:
+        assert "/metrics" in server.stdout.readline()  # serving, its handlers installed
+        server.terminate()
+        assert server.wait(timeout=30) == 0  # a clean stop, not death by signal
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
