@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -86,13 +88,18 @@ def test_every_job_runs_its_steps_in_the_run_process() -> None:
 _BLOCKED_RUN = """
 import sys
 import dagster as dg
+from dagster._utils.interrupts import capture_interrupts
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 
 @dg.asset(pool=WAREHOUSE_POOL)
 def writer() -> None:
     pass
 
-sys.exit(0 if dg.materialize([writer], instance=dg.DagsterInstance.from_config(sys.argv[1])).success else 1)
+# as a run worker runs it: a SIGINT (how Dagster terminates a run) is captured, not raised at once
+with capture_interrupts():
+    result = dg.materialize([writer], instance=dg.DagsterInstance.from_config(sys.argv[1]), raise_on_error=False)
+print(result.dagster_run.run_id)
+sys.exit(0 if result.success else 3)
 """
 
 
@@ -102,33 +109,65 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_a_run_waiting_for_the_warehouse_pool_sleeps_instead_of_spinning(tmp_path: Path) -> None:
+@contextmanager
+def _run_blocked_on_the_warehouse_pool(home: Path) -> Iterator[tuple[dg.DagsterInstance, subprocess.Popen[str]]]:
+    """A run in a process of its own, as a run worker is, whose only step waits for the single slot of
+    the warehouse pool, which "another-run" holds; yielded once the run has logged that it waits."""
     import time
 
     from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 
-    (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    instance = dg.DagsterInstance.from_config(str(tmp_path))
-    storage = instance.event_log_storage
-    storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
-    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, "another-run", "its-step").is_claimed
-
-    # the waiting run in a process of its own, as a run worker is
-    run = subprocess.Popen([sys.executable, "-c", _BLOCKED_RUN, str(tmp_path)], cwd=PROJECT_ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    assert instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "another-run", "its-step").is_claimed
+    run = subprocess.Popen([sys.executable, "-c", _BLOCKED_RUN, str(home)], cwd=PROJECT_ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not any("blocked by limit for pool" in (entry.user_message or "")
                       for record in instance.get_run_records() for entry in instance.all_logs(record.dagster_run.run_id)):  # fmt: skip
             assert run.poll() is None and time.monotonic() < deadline, "the run never waited for the slot"
             time.sleep(0.5)
+        yield instance, run
+    finally:
+        run.kill()
+        run.wait()
+
+
+def test_a_run_waiting_for_the_warehouse_pool_sleeps_instead_of_spinning(tmp_path: Path) -> None:
+    import time
+
+    with _run_blocked_on_the_warehouse_pool(tmp_path) as (instance, run):
         before = _cpu_seconds(run.pid)
         time.sleep(5)
         blocked_cpu = _cpu_seconds(run.pid) - before
         assert run.poll() is None, "the step ran although the only slot was taken"
-        storage.free_concurrency_slots_for_run("another-run")
+        instance.event_log_storage.free_concurrency_slots_for_run("another-run")
         assert run.wait(timeout=120) == 0, run.stderr.read()[-2000:]
-    finally:
-        run.kill()
     # spinning, the waiting run used a whole core: about 5 s of CPU in these 5 s
     assert blocked_cpu < 1.5, f"{blocked_cpu:.2f} s of CPU while waiting 5 s for a pool slot"
+
+
+def test_a_run_terminated_while_waiting_for_the_warehouse_pool_stops_waiting(tmp_path: Path) -> None:
+    """Terminate as the run launcher does it (the run marked CANCELING, then SIGINT to its process):
+    the run is CANCELED within seconds, its step never started, while the slot is still taken."""
+    import signal
+
+    from analytics_pipeline.resources.policies import WAREHOUSE_POOL
+
+    with _run_blocked_on_the_warehouse_pool(tmp_path) as (instance, run):
+        (record,) = instance.get_run_records()
+        instance.report_run_canceling(record.dagster_run)
+        run.send_signal(signal.SIGINT)
+        try:
+            run.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the terminated run kept waiting for the pool slot") from None
+        assert run.returncode == 3, run.stderr.read()[-2000:]  # ended, not successful, and not by the signal
+        run_id = run.stdout.read().split()[-1]
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
+        started = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records
+        assert not started
+        info = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL)
+        assert info.active_run_ids == {"another-run"} and not info.pending_run_ids  # its own claim withdrawn

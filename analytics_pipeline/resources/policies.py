@@ -38,23 +38,41 @@ def retry_transient(action: Callable[[], None]) -> None:
 WAREHOUSE_POOL = "warehouse"
 
 
+# A terminated run notices within this long that it should stop waiting for a slot.
+_POOL_WAIT_TICK_SECONDS = 1.0
+
+
 def _seconds_to_next_pool_claim(self: Any) -> float:
-    """Seconds until the earliest retry of a step waiting for a pool slot (0: try now)."""
+    """Seconds to sleep before a step waiting for a pool slot tries again (0: try now), at most a tick.
+
+    Raises ``DagsterExecutionInterruptedError`` if the run was terminated meanwhile: the in-process
+    executor looks for a captured interrupt only when its next step starts, so a run terminated
+    while it waited (the UI's Terminate, a cancelled backfill) stayed CANCELING until the run
+    holding the slot had finished. Raised here, it ends as Dagster ends an interrupted run: CANCELED,
+    its pending claims released."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+    from dagster._utils.interrupts import pop_captured_interrupt
+
+    if pop_captured_interrupt():
+        raise DagsterExecutionInterruptedError("Terminated while its next step waited for a pool slot.")
     timeouts = [self._pending_timeouts.get(step) for step in self._pending_claims]
     if not timeouts or None in timeouts:
         return 0.0
-    return max(0.0, min(timeouts) - time.time())
+    return min(_POOL_WAIT_TICK_SECONDS, max(0.0, min(timeouts) - time.time()))
 
 
 def _wait_for_pool_slots_without_spinning() -> None:
-    """Make a run whose next step waits for a pool slot sleep until its next claim instead of spinning.
+    """Make a run whose next step waits for a pool slot sleep until its next claim instead of spinning,
+    and stop waiting when the run is terminated.
 
     The in-process executor (every job's here) sleeps for ``InstanceConcurrencyContext.
     interval_to_next_pending_claim_check()``, which in Dagster 1.13 returns ``min(0, ...)``: never
     more than zero, so a run queued on the warehouse pool spun a core of its machine for as long as
     the run holding the slot worked. The claims themselves stay Dagster's (retried after 1 s,
-    backing off to 15 s); this only restores the sleep in between. ``tests/test_definitions.py`` checks
-    the CPU a blocked run uses, so a Dagster release that changes this surfaces there.
+    backing off to 15 s); this only restores the sleep in between, in ticks of at most a second so
+    that a termination is seen. Only the in-process executor's wait calls the method.
+    ``tests/test_definitions.py`` checks the CPU a blocked run uses and that a terminated one stops,
+    so a Dagster release that changes this surfaces there.
     """
     from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 
