@@ -85,6 +85,16 @@ def test_every_job_runs_its_steps_in_the_run_process() -> None:
     assert {job.name: job.executor_def.name for job in jobs} == {job.name: "in_process" for job in jobs}
 
 
+def test_loading_the_code_location_leaves_the_heavy_libraries_unimported() -> None:
+    """Every Dagster process (webserver, daemon, each run) loads the code location; only the steps
+    that forecast or build reports need these (together seconds of imports, bench/before_after.md)."""
+    heavy = ("pandas", "statsforecast", "statsmodels", "matplotlib", "openpyxl")
+    probe = f"import sys, analytics_pipeline.definitions; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
 _BLOCKED_RUN = """
 import sys
 import dagster as dg

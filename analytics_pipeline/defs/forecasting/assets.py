@@ -14,13 +14,13 @@ compute; a lock met on the way in or out is transient and retried.
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 
 from analytics_pipeline.defs.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
+from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY, failures_are_final
@@ -30,6 +30,11 @@ from analytics_pipeline.resources.warehouse import (
     Warehouse,
     WarehouseResource,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 ITEM_DEMAND = dg.AssetKey(["marts", "fct_item_daily_demand"])
 MODEL_EVALUATIONS = dg.AssetKey(["forecast", "model_evaluations"])
@@ -98,7 +103,7 @@ def _client(warehouse: WarehouseResource) -> Warehouse:
     return client
 
 
-def _read_demand(client: Warehouse, as_of: date) -> pd.DataFrame:
+def _read_demand(client: Warehouse, as_of: date) -> "pd.DataFrame":
     """A year of daily demand up to ``as_of``; fails clearly when that day is not loaded yet."""
     if not client.table_exists("marts.fct_item_daily_demand"):
         raise dg.Failure(
@@ -124,7 +129,7 @@ def _read_demand(client: Warehouse, as_of: date) -> pd.DataFrame:
 SELECTION_COLUMNS = ["item_id", "evaluated_at", "model", "mase", "selected", "model_spec"]
 
 
-def _selections_as_of(client: Warehouse, as_of: date) -> pd.DataFrame:
+def _selections_as_of(client: Warehouse, as_of: date) -> "pd.DataFrame":
     """Each item's selected model and scores from its latest selection on or before ``as_of``."""
     frame = client.query(
         """
@@ -155,7 +160,7 @@ def _named(items: dict[str, str], limit: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def _model_mix(models_used: pd.Series) -> dg.MetadataValue:
+def _model_mix(models_used: "pd.Series") -> dg.MetadataValue:
     from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
 
     counts = models_used.value_counts().rename_axis("model").reset_index(name="items")
@@ -164,7 +169,7 @@ def _model_mix(models_used: pd.Series) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(list(table.columns), table.itertuples(index=False)))
 
 
-def _mase_vs_naive(scores: pd.DataFrame) -> dict[str, Any]:
+def _mase_vs_naive(scores: "pd.DataFrame") -> dict[str, Any]:
     """Mean cross-validated MASE of the selected models vs seasonal naive on the same items."""
     from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
 

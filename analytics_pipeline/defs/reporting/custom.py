@@ -15,19 +15,24 @@ import json
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from analytics_pipeline.defs.reporting import charts
 from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.defs.reporting.weekly import reports_dir
+from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 ENGAGEMENT_METRICS = ("active_users", "new_users", "returning_users", "events", "sessions", "events_per_active_user")
 ROLLING_METRICS = ("dau", "wau", "mau", "stickiness")
@@ -96,7 +101,7 @@ def _in_clause(schools: list[str]) -> tuple[str, list[str]]:
     return f" and org_id in ({', '.join('?' for _ in schools)})", list(schools)
 
 
-def daily_metrics(warehouse: Warehouse, start: date, end: date, schools: list[str], metrics: list[str]) -> pd.DataFrame:
+def daily_metrics(warehouse: Warehouse, start: date, end: date, schools: list[str], metrics: list[str]) -> "pd.DataFrame":
     """One row per (day, school) with the chosen daily metrics; days a school is in neither mart are absent."""
     where, params = _in_clause(schools)
     data = frame(warehouse.query(
@@ -125,7 +130,7 @@ def daily_metrics(warehouse: Warehouse, start: date, end: date, schools: list[st
     return data[["activity_date", "org_id", *[m for m in metrics if m in data.columns]]]
 
 
-def activity_mix(warehouse: Warehouse, start: date, end: date, schools: list[str]) -> pd.DataFrame:
+def activity_mix(warehouse: Warehouse, start: date, end: date, schools: list[str]) -> "pd.DataFrame":
     where, params = _in_clause(schools)
     return frame(warehouse.query(
         f"""
@@ -144,7 +149,7 @@ def _known_schools(warehouse: Warehouse) -> set[str]:
     return set(school_names(warehouse)) | {row["org_id"] for row in rows}
 
 
-def _html(request: dict[str, Any], daily: pd.DataFrame | None, mix: pd.DataFrame | None, metrics: list[str]) -> str:
+def _html(request: dict[str, Any], daily: "pd.DataFrame | None", mix: "pd.DataFrame | None", metrics: list[str]) -> str:
     sections = [("Request", html_table(pd.DataFrame([
         {"setting": k, "value": ", ".join(v) if isinstance(v, list) else v} for k, v in request.items()
     ])))]  # fmt: skip

@@ -22,12 +22,17 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
+from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.resources.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 PLATFORM = "platform"
 ALL_SCHOOLS = "__all__"
