@@ -12,6 +12,7 @@ from analytics_pipeline.defs.forecasting.schedules import (
 from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.ingestion.sensors import DIMENSION_JOB, landing_file_sensor
 from analytics_pipeline.defs.operations.alerts import run_failure_alert, run_success_clears_alert
+from analytics_pipeline.defs.operations.dead_runs import dead_run_monitor
 from analytics_pipeline.defs.operations.retention import retention_job, retention_schedule
 from analytics_pipeline.defs.operations.task_health import pipeline_task_health, task_health_job, task_health_schedule
 from analytics_pipeline.defs.reporting.custom import custom_report_job
@@ -34,7 +35,7 @@ defs = dg.Definitions(
     asset_checks=[kpi_threshold_checks],
     jobs=[daily_pipeline_job, hourly_refresh_job, DIMENSION_JOB, retention_job, demand_forecast_job, model_selection_job, weekly_report_job, custom_report_job, task_health_job],
     schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule, demand_forecast_schedule, model_selection_schedule, weekly_report_schedule, task_health_schedule],
-    sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert],
+    sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert, dead_run_monitor],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
     # Every job, and the runs the UI launches, run their steps in the run's own process: most steps
     # take turns on the warehouse pool anyway, and Dagster's default executor would load the code

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -145,3 +147,64 @@ def test_parallel_backfills_queue_on_the_warehouse_pool_instead_of_failing(env: 
     # the steps of both commands took their turn on the instance's one-slot `warehouse` pool
     assert instance.event_log_storage.get_concurrency_info("warehouse").slot_count == 1
     assert all(run.is_success for run in instance.get_runs())
+
+
+def _wait_for_a_claimed_slot(home: str, process: subprocess.Popen[str]) -> dg.DagsterInstance:
+    instance = dg.DagsterInstance.from_config(home)
+    deadline = time.monotonic() + 300
+    while not instance.event_log_storage.get_concurrency_info("warehouse").active_run_ids:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the backfill never took a warehouse pool slot"
+        time.sleep(0.1)
+    return instance
+
+
+def test_a_backfill_killed_mid_run_leaves_nothing_for_the_next_one_to_wait_for(env: dict[str, str]) -> None:
+    """kill -9 (or a closed terminal, the OOM killer) ends a backfill inside a step: its run stays
+    STARTED holding its warehouse pool slot, which no one would give back. The next backfill finds
+    the run's process gone, marks the run failed, frees the slot, says so, and does its work."""
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+    generate_small(env)
+    killed = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
+                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              cwd=PROJECT_ROOT, start_new_session=True)  # fmt: skip
+    try:
+        instance = _wait_for_a_claimed_slot(env["DAGSTER_HOME"], killed)
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)  # the command and any dbt process it started
+        killed.wait(timeout=30)
+    [stale] = instance.event_log_storage.get_concurrency_info("warehouse").active_run_ids
+    assert instance.get_run_by_id(stale).status == dg.DagsterRunStatus.STARTED
+
+    result = cli("backfill", "--start", START.isoformat(), "--end", END.isoformat(), env=env, timeout=300)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"run {stale} " in result.stderr and "had stopped without finishing" in result.stderr
+    assert instance.get_run_by_id(stale).status == dg.DagsterRunStatus.FAILURE
+    assert "succeeded: 3 days" in result.stdout
+
+
+def test_an_interrupted_backfill_stops_there_and_exits_non_zero(env: dict[str, str]) -> None:
+    """Ctrl-C while a step waits for the warehouse pool (here held by another process for good): the
+    run ends at once, the backfill starts none of its later runs and says it was interrupted."""
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
+    generate_small(env)
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    instance.event_log_storage.set_concurrency_slots("warehouse", 1)
+    assert instance.event_log_storage.claim_concurrency_slot("warehouse", "another-run", "its-step").is_claimed
+    backfill = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
+                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=PROJECT_ROOT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not instance.event_log_storage.get_concurrency_info("warehouse").pending_run_ids:
+            assert backfill.poll() is None and time.monotonic() < deadline, "the backfill never waited for the pool"
+            time.sleep(0.1)
+        backfill.send_signal(signal.SIGINT)
+        stdout, stderr = backfill.communicate(timeout=60)
+    finally:
+        backfill.kill()
+    assert backfill.returncode == 1, stdout[-2000:] + stderr[-2000:]
+    assert "FAILED" in stderr and "interrupted" in stderr
+    [run] = instance.get_runs()  # the first of the backfill's runs; none after it
+    assert run.status == dg.DagsterRunStatus.FAILURE

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
+from analytics_pipeline.defs.operations.dead_runs import release_dead_runs
 from analytics_pipeline.instance import get_instance
 from analytics_pipeline.partitions import daily_partitions, partition_dates
 from analytics_pipeline.resources.policies import retry_transient
@@ -175,6 +176,7 @@ def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: Backfil
             raise_on_error=False,
         )
     outcome.run_ids.append(result.run_id)
+    failures = len(outcome.failed_steps)
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
@@ -182,7 +184,20 @@ def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: Backfil
                 error = error.cause
             message = error.message.strip().split(": ", 1)[-1] if error else "failed"
             outcome.failed_steps.append(f"{event.step_key}: {message.splitlines()[0]}")
+    if not result.success and len(outcome.failed_steps) == failures:
+        # the run failed outside any step: interrupted (Ctrl-C, SIGTERM), or its resources did not start
+        outcome.failed_steps.append(f"run {result.run_id}: {_run_failure(result)}")
     return result
+
+
+def _run_failure(result: dg.ExecuteInProcessResult) -> str:
+    """One line on why a run failed although none of its steps did."""
+    failure = next((event for event in result.all_events if event.is_run_failure), None)
+    error = failure.event_specific_data.error if failure and failure.event_specific_data else None
+    if error is not None and error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+        return "interrupted (Ctrl-C or a termination signal); the backfill stopped here"
+    message = failure.message if failure and failure.message else f"ended {result.dagster_run.status.value}"
+    return message.strip().splitlines()[0]
 
 
 def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: date, end: date) -> dict[date, str]:
@@ -227,6 +242,10 @@ def _preflight() -> None:
         )
     # another backfill's step may hold the DuckDB file for a moment: wait as a step would
     retry_transient(lambda: Warehouse(settings).ensure_ready(RAW_TABLES))
+    # a run killed earlier would hold its warehouse pool slot forever, and this backfill would wait for it
+    for dead in release_dead_runs(get_instance()):
+        print(f"run {dead.run_id} ({dead.job_name}) had stopped without finishing ({dead.why}): marked "
+              "as ended, its warehouse pool slot freed", file=sys.stderr)  # fmt: skip
 
 
 def run_backfill(start: date, end: date, select: str | None = None,
