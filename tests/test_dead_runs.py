@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,7 @@ import pytest
 from dagster._core.events import EngineEventData
 
 from analytics_pipeline.defs.operations.dead_runs import dead_run_monitor, find_dead_runs, release_dead_runs
+from analytics_pipeline.defs.operations.health import check_runs
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 from analytics_pipeline.settings import PROJECT_ROOT
 
@@ -74,6 +76,8 @@ def test_a_killed_run_is_failed_and_its_pool_slot_freed(instance: dg.DagsterInst
 
     [dead] = find_dead_runs(instance)
     assert (dead.run_id, dead.pid) == (run_id, run.pid) and "has exited" in dead.why
+    runs = check_runs(instance, datetime.now(UTC))  # `analytics-pipeline health` says so meanwhile
+    assert runs.status == "degraded" and run_id[:8] in runs.reason and f"pid {run.pid}" in runs.reason
     result = dead_run_monitor(dg.build_sensor_context(instance=instance))  # as the daemon evaluates it
     assert run_id[:8] in result.skip_message
 
@@ -83,6 +87,7 @@ def test_a_killed_run_is_failed_and_its_pool_slot_freed(instance: dg.DagsterInst
     assert f"pid {run.pid}" in failure.event_log_entry.dagster_event.message
     assert not instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids
     assert release_dead_runs(instance) == []  # done once
+    assert "process is gone" not in check_runs(instance, datetime.now(UTC)).reason
 
     # the next writer gets the slot at once instead of waiting forever
     following = _start_run(home, tmp_path / "second", 0)

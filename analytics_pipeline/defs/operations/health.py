@@ -10,7 +10,9 @@ Six checks, each ``ok``, ``degraded`` or ``down`` with one sentence of reason:
   own rule (the one the UI shows: a heartbeat within its tolerance of about 30 minutes).
 - ``freshness``: each key mart was materialized within its freshness policy (warn 24 h, fail 26 h).
 - ``runs``: no job whose latest run in the last 24 hours failed (a failure fixed by a later
-  success of the same job is reported but is ok, as the alert is cleared then).
+  success of the same job is reported but is ok, as the alert is cleared then), and no run still
+  marked in progress whose process is gone (embedded instance; it holds its warehouse pool slot
+  until the daemon's ``dead_run_monitor`` or the next ``analytics-pipeline backfill`` ends it).
 - ``checks``: no asset check whose latest evaluation failed with ERROR severity (WARN-severity
   failures, e.g. a KPI in its warn band, are listed but ok).
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import dagster as dg
 
+from analytics_pipeline.defs.operations.dead_runs import find_dead_runs
 from analytics_pipeline.defs.operations.freshness import KEY_MART_FRESHNESS, KEY_MARTS
 from analytics_pipeline.defs.operations.run_history import latest_check_states, run_error
 from analytics_pipeline.resources.warehouse import TransientWarehouseError, Warehouse, WarehouseError
@@ -217,8 +220,15 @@ def check_runs(instance: dg.DagsterInstance, now: datetime) -> CheckResult:
                 "failed_at": latest.update_timestamp.astimezone(UTC).isoformat(),
                 "error": run_error(instance, latest.dagster_run.run_id),
             })  # fmt: skip
+    dead = find_dead_runs(instance)
     details = {"window_hours": RUN_FAILURE_WINDOW.total_seconds() / 3600, "failed_runs": len(failed),
-               "still_failing": still_failing}  # fmt: skip
+               "still_failing": still_failing,
+               "dead": [{"job": d.job_name, "run_id": d.run_id, "pid": d.pid, "why": d.why} for d in dead]}  # fmt: skip
+    if dead:
+        runs = "; ".join(f"{d.job_name} (run {d.run_id[:8]}: {d.why})" for d in dead)
+        return CheckResult("runs", DEGRADED, f"runs still marked in progress whose process is gone: {runs}; they hold "
+                           "the warehouse pool until the daemon's dead_run_monitor or the next "
+                           "`analytics-pipeline backfill` ends them", details)  # fmt: skip
     if still_failing:
         jobs = "; ".join(f"{f['job']} (run {f['run_id'][:8]}: {f['error']})" for f in still_failing)
         return CheckResult("runs", DEGRADED, f"latest run failed for {jobs}; open the run in the Dagster UI", details)
