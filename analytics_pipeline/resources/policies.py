@@ -48,8 +48,9 @@ def _seconds_to_next_pool_claim(self: Any) -> float:
     Raises ``DagsterExecutionInterruptedError`` if the run was terminated meanwhile: the in-process
     executor looks for a captured interrupt only when its next step starts, so a run terminated
     while it waited (the UI's Terminate, a cancelled backfill) stayed CANCELING until the run
-    holding the slot had finished. Raised here, it ends as Dagster ends an interrupted run: CANCELED,
-    its pending claims released."""
+    holding the slot had finished. Raised here, it ends as Dagster ends an interrupted run (CANCELED
+    when terminated, FAILURE for an interrupt no one asked Dagster for, such as a CLI's Ctrl-C), its
+    pending claims withdrawn."""
     from dagster._core.errors import DagsterExecutionInterruptedError
     from dagster._utils.interrupts import pop_captured_interrupt
 
