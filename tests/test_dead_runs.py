@@ -4,6 +4,7 @@ whose process lives is left alone."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 from dagster._core.events import EngineEventData
 
@@ -22,13 +24,17 @@ from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 from analytics_pipeline.settings import PROJECT_ROOT
 
 _RUN = """
-import sys, time
+import os, subprocess, sys, time
 from pathlib import Path
 import dagster as dg
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 
 @dg.asset(pool=WAREHOUSE_POOL)
-def writer() -> None:
+def writer(context) -> None:
+    if len(sys.argv) > 4:  # a stand-in for the dbt process dagster-dbt starts, with its per-run target folder
+        target = f"{sys.argv[4]}/writer-{context.run.run_id[:7]}-abcdef1"
+        child = subprocess.Popen(["sleep", "600"], env={**os.environ, "DBT_TARGET_PATH": target})
+        Path(sys.argv[2] + ".child").write_text(str(child.pid))
     Path(sys.argv[2]).write_text("writing")
     time.sleep(float(sys.argv[3]))
 
@@ -37,9 +43,9 @@ sys.exit(0 if result.success else 1)
 """
 
 
-def _start_run(home: Path, marker: Path, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", _RUN, str(home), str(marker), str(seconds)], cwd=PROJECT_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+def _start_run(home: Path, marker: Path, seconds: float, *dbt_target: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", _RUN, str(home), str(marker), str(seconds), *dbt_target],
+                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def _wait_for(marker: Path, process: subprocess.Popen[str]) -> None:
@@ -118,3 +124,33 @@ def test_a_run_whose_pid_now_belongs_to_a_later_process_is_dead(instance: dg.Dag
             later.wait()
     finally:
         run.kill()
+
+
+def test_the_dbt_process_a_dead_run_left_running_is_stopped(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    """kill -9 of a run's process leaves the dbt process it started running on its own (writing, and on
+    DuckDB holding the file); ending the run stops it, before the run's slot is given to another."""
+    run = _start_run(Path(instance.root_directory), tmp_path / "first", 600, str(tmp_path / "target"))
+    try:
+        _wait_for(tmp_path / "first", run)
+        orphan = psutil.Process(int((tmp_path / "first.child").read_text()))
+        unrelated = subprocess.Popen(["sleep", "600"],  # another run's dbt: left alone
+                                     env={**os.environ, "DBT_TARGET_PATH": str(tmp_path / "target" / "writer-0000000-abcdef1")})  # fmt: skip
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+        assert orphan.is_running()  # outlives the run's process
+
+        [dead] = release_dead_runs(instance)
+
+        assert dead.stopped_dbt == [orphan.pid]
+        assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+        assert unrelated.poll() is None
+        [failure] = instance.get_records_for_run(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        assert f"the dbt process it left running was stopped (pid {orphan.pid})" in failure.event_log_entry.dagster_event.message
+    finally:
+        run.kill()
+        for pid_file in tmp_path.glob("*.child"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        if "unrelated" in locals():
+            unrelated.kill()
+            unrelated.wait()

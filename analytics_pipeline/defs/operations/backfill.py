@@ -240,12 +240,14 @@ def _preflight() -> None:
             f"The landing directory {settings.landing_dir} does not exist; set ANALYTICS_LANDING_DIR "
             "or create sample data with `analytics-pipeline generate`."
         )
+    # a run killed earlier would hold its warehouse pool slot forever, and this backfill would wait for it;
+    # a dbt process it left running would hold the DuckDB file
+    for dead in release_dead_runs(get_instance()):
+        dbt = f", the dbt process it left running stopped (pid {dead.dbt_pids})" if dead.stopped_dbt else ""
+        print(f"run {dead.run_id} ({dead.job_name}) had stopped without finishing ({dead.why}): marked "
+              f"as ended, its warehouse pool slot freed{dbt}", file=sys.stderr)  # fmt: skip
     # another backfill's step may hold the DuckDB file for a moment: wait as a step would
     retry_transient(lambda: Warehouse(settings).ensure_ready(RAW_TABLES))
-    # a run killed earlier would hold its warehouse pool slot forever, and this backfill would wait for it
-    for dead in release_dead_runs(get_instance()):
-        print(f"run {dead.run_id} ({dead.job_name}) had stopped without finishing ({dead.why}): marked "
-              "as ended, its warehouse pool slot freed", file=sys.stderr)  # fmt: skip
 
 
 def run_backfill(start: date, end: date, select: str | None = None,

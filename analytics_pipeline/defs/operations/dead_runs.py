@@ -16,6 +16,11 @@ something only on the machine that ran the run, so this applies to the embedded 
 run storage: every run on this machine); the production instance relies on its run launcher's
 health checks and on ``run_monitoring.free_slots_after_run_end_seconds`` in its ``dagster.yaml``.
 
+A dbt process the dead run had started lives on without it (an orphan, still writing and, on
+DuckDB, holding the warehouse file); it is stopped too, found by the run's per-invocation target
+folder in its ``DBT_TARGET_PATH`` (dagster-dbt names it ``<op>-<first 7 of the run id>-<id>``),
+with SIGINT first (dbt then cancels its open queries), SIGKILL if it has not exited 10 s later.
+
 Called before every ``analytics-pipeline backfill`` and every minute by the ``dead_run_monitor``
 sensor in the daemon.
 """
@@ -23,7 +28,9 @@ sensor in the daemon.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import signal
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import dagster as dg
 import psutil
@@ -35,6 +42,8 @@ log = logging.getLogger(__name__)
 IN_PROCESS_EVENT = "Executing steps in process"
 # a process started up to this long after the run's start cannot be the run's (clock granularity)
 _START_SLACK_SECONDS = 1.0
+# how long a dead run's dbt process gets to stop on SIGINT before it is killed
+_DBT_STOP_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,11 @@ class DeadRun:
     status: dg.DagsterRunStatus
     pid: int
     why: str
+    stopped_dbt: list[int] = field(default_factory=list)  # pids of its dbt processes that were stopped
+
+    @property
+    def dbt_pids(self) -> str:
+        return ", ".join(map(str, self.stopped_dbt))
 
 
 def on_this_machine(instance: dg.DagsterInstance) -> bool:
@@ -80,6 +94,38 @@ def _gone(pid: int, run_started: float) -> str | None:
     return None
 
 
+def _leftover_dbt(run_id: str) -> list[psutil.Process]:
+    """dbt processes started by the run: their ``DBT_TARGET_PATH`` is one of the run's target folders."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            target = process.environ().get("DBT_TARGET_PATH")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        parts = Path(target).name.rsplit("-", 2) if target else []
+        if len(parts) == 3 and parts[1] == run_id[:7]:
+            found.append(process)
+    return found
+
+
+def _stop(processes: list[psutil.Process]) -> list[int]:
+    """SIGINT, then SIGKILL what is left after a grace period; the pids that were running."""
+    stopped = []
+    for process in processes:
+        try:
+            process.send_signal(signal.SIGINT)
+            stopped.append(process.pid)
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(processes, timeout=_DBT_STOP_SECONDS)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return stopped
+
+
 def find_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
     """Runs the instance thinks are in progress whose steps' process is gone (embedded instance only)."""
     if not on_this_machine(instance):
@@ -98,24 +144,28 @@ def find_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
 
 
 def release_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
-    """Mark each dead run failed (canceled if it was being terminated) and free its pool slots."""
-    released = find_dead_runs(instance)
-    for dead in released:
+    """Mark each dead run failed (canceled if it was being terminated), free its pool slots and stop
+    the dbt processes it left behind; the runs so ended."""
+    ended = []
+    for dead in find_dead_runs(instance):
         run = instance.get_run_by_id(dead.run_id)
         if run is None or run.status != dead.status:
             continue  # it ended meanwhile
+        dead = replace(dead, stopped_dbt=_stop(_leftover_dbt(run.run_id)))  # before its slot is given away
+        stopped = f"; the dbt process it left running was stopped (pid {dead.dbt_pids})" if dead.stopped_dbt else ""
         message = (
             f"This run stopped without finishing: {dead.why} (killed, out of memory, or the machine "
-            "restarted). Marked as ended by analytics-pipeline; its warehouse pool slots are freed."
+            f"restarted). Marked as ended by analytics-pipeline{stopped}; its warehouse pool slots are freed."
         )
         if run.status == dg.DagsterRunStatus.CANCELING:
             instance.report_run_canceled(run, message)
         else:
             instance.report_run_failed(run, message)
         freed = instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        log.warning("run %s (%s) %s; freed %s pool slots", run.run_id, run.job_name, dead.why, freed or 0,
-                    extra={"run_id": run.run_id})  # fmt: skip
-    return released
+        ended.append(dead)
+        log.warning("run %s (%s) %s; freed %s pool slots; stopped its dbt processes %s", run.run_id, run.job_name,
+                    dead.why, freed or 0, dead.stopped_dbt or "(none)", extra={"run_id": run.run_id})  # fmt: skip
+    return ended
 
 
 @dg.sensor(
