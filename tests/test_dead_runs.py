@@ -31,8 +31,9 @@ from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 
 @dg.asset(pool=WAREHOUSE_POOL)
 def writer(context) -> None:
-    if len(sys.argv) > 4:  # a stand-in for the dbt process dagster-dbt starts, with its per-run target folder
-        target = f"{sys.argv[4]}/writer-{context.run.run_id[:7]}-abcdef1"
+    if len(sys.argv) > 4:  # a stand-in for the dbt process dagster-dbt starts, in the target folder it names
+        from analytics_pipeline.resources.dbt import dbt_resource
+        target = str(dbt_resource()._get_unique_target_path(context=context))
         child = subprocess.Popen(["sleep", "600"], env={**os.environ, "DBT_TARGET_PATH": target})
         Path(sys.argv[2] + ".child").write_text(str(child.pid))
     Path(sys.argv[2]).write_text("writing")
@@ -43,8 +44,8 @@ sys.exit(0 if result.success else 1)
 """
 
 
-def _start_run(home: Path, marker: Path, seconds: float, *dbt_target: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", _RUN, str(home), str(marker), str(seconds), *dbt_target],
+def _start_run(home: Path, marker: Path, seconds: float, *with_dbt: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", _RUN, str(home), str(marker), str(seconds), *with_dbt],
                             cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -129,7 +130,7 @@ def test_a_run_whose_pid_now_belongs_to_a_later_process_is_dead(instance: dg.Dag
 def test_the_dbt_process_a_dead_run_left_running_is_stopped(instance: dg.DagsterInstance, tmp_path: Path) -> None:
     """kill -9 of a run's process leaves the dbt process it started running on its own (writing, and on
     DuckDB holding the file); ending the run stops it, before the run's slot is given to another."""
-    run = _start_run(Path(instance.root_directory), tmp_path / "first", 600, str(tmp_path / "target"))
+    run = _start_run(Path(instance.root_directory), tmp_path / "first", 600, "with-dbt")
     try:
         _wait_for(tmp_path / "first", run)
         orphan = psutil.Process(int((tmp_path / "first.child").read_text()))

@@ -20,6 +20,8 @@ A dbt process the dead run had started lives on without it (an orphan, still wri
 DuckDB, holding the warehouse file); it is stopped too, found by the run's per-invocation target
 folder in its ``DBT_TARGET_PATH`` (dagster-dbt names it ``<op>-<first 7 of the run id>-<id>``),
 with SIGINT first (dbt then cancels its open queries), SIGKILL if it has not exited 10 s later.
+That naming is dagster-dbt's; ``tests/test_dead_runs.py`` names its stand-in dbt process's folder
+with dagster-dbt's own method, so a release that changes it fails there.
 
 Called before every ``analytics-pipeline backfill`` and every minute by the ``dead_run_monitor``
 sensor in the daemon.
