@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -66,15 +65,19 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
     from analytics_pipeline.instance import prepare_dagster_home
     from analytics_pipeline.settings import PROJECT_ROOT
+    from analytics_pipeline.ui import dev_command, run_stack
 
     home = prepare_dagster_home()
-    dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-               "--host", args.host, "--port", str(args.port)]  # fmt: skip
-    print(f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)")
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    # Run from the instance directory: Dagster warns about a dagster.yaml in the current folder that
+    # is not DAGSTER_HOME's (the project root's is, through the home's link or copy). The package is
+    # found from there through the editable install, or the project root on PYTHONPATH.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    print(f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)", flush=True)
+    return run_stack(dev_command(args.host, args.port), cwd=home, env=env)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
