@@ -3,6 +3,7 @@ shape SPEC §6 asks for."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,29 @@ def test_dagster_cli_validates_the_workspace() -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_dg_lists_and_checks_the_project_definitions(tmp_path: Path) -> None:
+    """``dg`` (Dagster's recommended CLI) finds the project from pyproject.toml's [tool.dg]."""
+    dg_cli = Path(sys.executable).parent / "dg"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300, env=env)  # fmt: skip
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    defs = json.loads(listed.stdout)
+    assets = {asset["asset_key"]: asset["group_name"] for asset in defs["assets"]}
+    assert assets["raw/activity_events"] == "ingestion"
+    assert assets["marts/fct_daily_engagement"] == "engagement"
+    assert assets["forecast/demand_forecasts"] == "forecasting"
+    assert {"daily_pipeline", "weekly_report"} <= {job["name"] for job in defs["jobs"]}
+    assert "landing_file_sensor" in {sensor["name"] for sensor in defs["sensors"]}
+    checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=300, env=env)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
 
 
 def test_groups_partitions_and_checks() -> None:
