@@ -48,7 +48,7 @@ dbt-parse:
 demo: install data backfill forecast ui
 
 data: install
-	$(BIN)/analytics-pipeline generate --days $(DAYS)
+	$(BIN)/analytics-pipeline generate --days $(DAYS) --write-start-date
 
 backfill: install
 	$(BIN)/analytics-pipeline backfill --days $(DAYS)

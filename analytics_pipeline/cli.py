@@ -43,7 +43,50 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print(f"wrote {summary.files_written} files to {landing} in {summary.seconds:.1f}s")
     for dataset, rows in summary.rows.items():
         print(f"  {dataset:<20} {rows:>10} records  ({summary.bad_records.get(dataset, 0)} deliberately bad)")
+    _first_partition_advice(_first_landing_day(landing) or args.start, args.write_start_date)
     return 0
+
+
+def _first_landing_day(landing: Path) -> date | None:
+    """The earliest ``date=`` folder of the daily datasets in the landing zone (the data's first day)."""
+    from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS
+
+    days = []
+    for dataset in DAILY_DATASETS:
+        for folder in (landing / dataset.name).glob("date=*"):
+            try:
+                days.append(date.fromisoformat(folder.name.removeprefix("date=")))
+            except ValueError:
+                continue
+    return min(days, default=None)
+
+
+def _first_partition_advice(first_day: date, write: bool) -> None:
+    """Make the daily partitions start at the data's first day (``--write-start-date``), or say how.
+
+    Without it, partitions start at ANALYTICS_START_DATE (2025-01-01 by default) and the UI shows
+    hundreds of days that have no data. The value goes to the project's ``.env``, which the UI, the
+    daemon, backfills and sensors all read; a value set in the environment still wins.
+    """
+    import os
+
+    from dotenv import dotenv_values
+
+    from analytics_pipeline.settings import ENV_FILE, write_env_setting
+
+    name = "ANALYTICS_START_DATE"
+    in_file = dotenv_values(ENV_FILE).get(name) if ENV_FILE.exists() else None
+    from_environment = os.environ.get(name) if os.environ.get(name) != in_file else None
+    if write:
+        write_env_setting(name, first_day.isoformat())
+        print(f"daily partitions start at the data's first day: {name}={first_day} written to {ENV_FILE}")
+        if from_environment and from_environment != first_day.isoformat():
+            print(f"  note: {name}={from_environment} is set in the environment and wins over {ENV_FILE.name}")
+        return
+    current = get_settings().start_date
+    if current != first_day:
+        print(f"daily partitions start at {name}={current}; to start them at this data's first day, "
+              f"put {name}={first_day} in {ENV_FILE} (or run generate with --write-start-date)")
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -150,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--bad-rate", type=float, default=0.002)
     generate.add_argument("--landing-dir", help="default: ANALYTICS_LANDING_DIR")
+    generate.add_argument("--write-start-date", action="store_true",
+                          help="set ANALYTICS_START_DATE in the project's .env to the data's first day (make demo does)")  # fmt: skip
     generate.set_defaults(handler=_cmd_generate)
 
     backfill = commands.add_parser("backfill", help="materialize daily partitions for a range of days")
