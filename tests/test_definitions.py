@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,6 +47,26 @@ def test_dg_lists_and_checks_the_project_definitions(tmp_path: Path) -> None:
                              timeout=300, env=env)  # fmt: skip
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
+
+def test_a_hand_run_of_dbt_reuses_the_parse_make_install_prepared(tmp_path: Path) -> None:
+    """README: `cd dbt_project && dbt build --profiles-dir .` after `make install` starts from the saved
+    parse instead of parsing the whole project again (the pipeline's own parse is kept elsewhere)."""
+    from analytics_pipeline.resources.dbt import dbt_executable, prepare_hand_parse
+    from analytics_pipeline.settings import DBT_PROJECT_DIR
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    # the operator's shell: none of the project's settings exported (they live in .env, if anywhere)
+    shell = {name: value for name, value in os.environ.items() if not name.startswith(("ANALYTICS_", "DBT_"))}
+    prepare_hand_parse(project, shell)
+    assert (project / "target" / "partial_parse.msgpack").exists()
+    hand = subprocess.run([dbt_executable(), "--debug", "ls", "--profiles-dir", ".", "--resource-type", "model"],
+                          cwd=project, env=shell, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert hand.returncode == 0, hand.stdout[-3000:] + hand.stderr[-2000:]
+    assert "Unable to do partial parsing" not in hand.stdout, hand.stdout[-3000:]
+    assert "Partial parsing enabled" in hand.stdout, hand.stdout[-3000:]
+    assert "analytics_pipeline.marts.engagement.fct_daily_engagement" in hand.stdout
 
 
 def test_groups_partitions_and_checks() -> None:
