@@ -51,7 +51,8 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for day in ("2025-03-03", "2025-03-04", "2025-03-05"):
-        assert any(line.strip().startswith(f"{day}  ok  activity_events") for line in result.stdout.splitlines())
+        [line] = [line for line in result.stdout.splitlines() if line.strip().startswith(f"{day}  ok")]
+        assert line.strip().startswith(f"{day}  ok  activity_events") and "active users" in line, line
     assert "succeeded: 3 days" in result.stdout
     # dbt's own console lines stay in the runs' captured logs (the UI's stdout view), off the terminal
     assert not [line for line in result.stdout.splitlines() if "PASS=" in line or "Completed successfully" in line]
@@ -79,6 +80,12 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
         "2025-03-03", "2025-03-05")  # fmt: skip
     if env["ANALYTICS_WAREHOUSE"] == "postgres":
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+
+    # a selection without ingestion or the engagement mart: its day says what it built, nothing else
+    summary = cli("backfill", "--start", "2025-03-04", "--end", "2025-03-04", "--select", "key:marts/fct_activity_summary", env=env)
+    assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-3000:]
+    [line] = [line for line in summary.stdout.splitlines() if line.strip().startswith("2025-03-04")]
+    assert line.strip() == "2025-03-04  ok  built marts/fct_activity_summary", line
 
 
 @pytest.mark.e2e
