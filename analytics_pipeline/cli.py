@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -44,7 +43,50 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     print(f"wrote {summary.files_written} files to {landing} in {summary.seconds:.1f}s")
     for dataset, rows in summary.rows.items():
         print(f"  {dataset:<20} {rows:>10} records  ({summary.bad_records.get(dataset, 0)} deliberately bad)")
+    _first_partition_advice(_first_landing_day(landing) or args.start, args.write_start_date)
     return 0
+
+
+def _first_landing_day(landing: Path) -> date | None:
+    """The earliest ``date=`` folder of the daily datasets in the landing zone (the data's first day)."""
+    from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS
+
+    days = []
+    for dataset in DAILY_DATASETS:
+        for folder in (landing / dataset.name).glob("date=*"):
+            try:
+                days.append(date.fromisoformat(folder.name.removeprefix("date=")))
+            except ValueError:
+                continue
+    return min(days, default=None)
+
+
+def _first_partition_advice(first_day: date, write: bool) -> None:
+    """Make the daily partitions start at the data's first day (``--write-start-date``), or say how.
+
+    Without it, partitions start at ANALYTICS_START_DATE (2025-01-01 by default) and the UI shows
+    hundreds of days that have no data. The value goes to the project's ``.env``, which the UI, the
+    daemon, backfills and sensors all read; a value set in the environment still wins.
+    """
+    import os
+
+    from dotenv import dotenv_values
+
+    from analytics_pipeline.settings import ENV_FILE, write_env_setting
+
+    name = "ANALYTICS_START_DATE"
+    in_file = dotenv_values(ENV_FILE).get(name) if ENV_FILE.exists() else None
+    from_environment = os.environ.get(name) if os.environ.get(name) != in_file else None
+    if write:
+        write_env_setting(name, first_day.isoformat())
+        print(f"daily partitions start at the data's first day: {name}={first_day} written to {ENV_FILE}")
+        if from_environment and from_environment != first_day.isoformat():
+            print(f"  note: {name}={from_environment} is set in the environment and wins over {ENV_FILE.name}")
+        return
+    current = get_settings().start_date
+    if current != first_day:
+        print(f"daily partitions start at {name}={current}; to start them at this data's first day, "
+              f"put {name}={first_day} in {ENV_FILE} (or run generate with --write-start-date)")
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -66,15 +108,19 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
     from analytics_pipeline.instance import prepare_dagster_home
     from analytics_pipeline.settings import PROJECT_ROOT
+    from analytics_pipeline.ui import dev_command, run_stack
 
     home = prepare_dagster_home()
-    dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-               "--host", args.host, "--port", str(args.port)]  # fmt: skip
-    print(f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)")
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    # Run from the instance directory: Dagster warns about a dagster.yaml in the current folder that
+    # is not DAGSTER_HOME's (the project root's is, through the home's link or copy). The package is
+    # found from there through the editable install, or the project root on PYTHONPATH.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    print(f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)", flush=True)
+    return run_stack(dev_command(args.host, args.port), cwd=home, env=env)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -147,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--bad-rate", type=float, default=0.002)
     generate.add_argument("--landing-dir", help="default: ANALYTICS_LANDING_DIR")
+    generate.add_argument("--write-start-date", action="store_true",
+                          help="set ANALYTICS_START_DATE in the project's .env to the data's first day (make demo does)")  # fmt: skip
     generate.set_defaults(handler=_cmd_generate)
 
     backfill = commands.add_parser("backfill", help="materialize daily partitions for a range of days")

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import load_dotenv, set_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+ENV_FILE = PROJECT_ROOT / ".env"
 
 WAREHOUSES = ("duckdb", "postgres")
 
@@ -122,7 +123,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: the process environment plus the project's ``.env``)."""
         if env is None:
-            load_dotenv(PROJECT_ROOT / ".env", override=False)
+            load_dotenv(ENV_FILE, override=False)
             env = dict(os.environ)
         warehouse = env.get("ANALYTICS_WAREHOUSE", "duckdb").strip().lower()
         if warehouse not in WAREHOUSES:
@@ -190,6 +191,17 @@ class Settings:
             "ANALYTICS_PG_DATABASE": self.pg_database,
             "ANALYTICS_REORDER_LEAD_TIME_DAYS": str(self.reorder_lead_time_days),
         }
+
+
+def write_env_setting(name: str, value: str, env_file: Path | None = None) -> None:
+    """Set ``name=value`` in ``env_file`` (default: the project's ``.env``; created if missing),
+    keeping every other line as it is.
+
+    Every process of the project (CLI, webserver, daemon, run workers, sensors) reads the project's
+    ``.env``, so a value written here is seen by all of them the next time they start; a variable
+    set in a process's environment still wins.
+    """
+    set_key(env_file or ENV_FILE, name, value, quote_mode="never", follow_symlinks=True)  # a linked .env stays linked
 
 
 def get_settings() -> Settings:

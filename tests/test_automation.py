@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from analytics_pipeline.defs.ingestion import sensors
 from analytics_pipeline.defs.ingestion.sensors import contiguous_ranges, landing_file_sensor
 from analytics_pipeline.defs.operations.alerts import run_failure_alert, run_success_clears_alert
 from analytics_pipeline.defs.transform.schedules import daily_pipeline_schedule, hourly_refresh_schedule
@@ -108,6 +109,24 @@ def test_first_tick_skips_days_already_materialized(env) -> None:  # noqa: ANN00
     for day in ("2025-03-01", "2025-03-02"):  # a backfill already loaded these
         instance.report_runless_asset_event(dg.AssetMaterialization(["raw", "activity_events"], partition=day))
     assert summary(tick(instance, None)) == [("2025-03-03", None, None, ["raw/activity_events"])]
+
+
+def test_first_tick_skips_dimension_files_loaded_since_they_were_written(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """After `make demo`'s backfill the dimensions are loaded: the sensor's first tick leaves them,
+    but reloads a dimension never loaded, and one whose file changed after its last load."""
+    landing, instance = Path(env["ANALYTICS_LANDING_DIR"]), dg.DagsterInstance.ephemeral()
+    put(landing, "users/users.csv", "user_id\n", mtime=OLD)
+    put(landing, "organizations/orgs.csv", "org_id\n", mtime=OLD)
+    put(landing, "items/items.csv", "item_id\n", mtime=OLD)
+    for name in ("users", "organizations", "items"):  # the backfill loaded them (now, after OLD)
+        instance.report_runless_asset_event(dg.AssetMaterialization(["raw", name]))
+    assert not tick(instance, None).run_requests
+    monkeypatch.setattr(sensors, "SETTLE_SECONDS", 0)  # so a file written after the load is settled at once
+    put(landing, "items/items.csv", "item_id\n", mtime=time.time())  # changed after its load
+    other = dg.DagsterInstance.ephemeral()  # a fresh instance: no dimension has been loaded
+    other.report_runless_asset_event(dg.AssetMaterialization(["raw", "users"]))
+    assert summary(tick(instance, None)) == [(None, None, None, ["raw/items"])]
+    assert summary(tick(other, None)) == [(None, None, None, ["raw/items", "raw/organizations"])]
 
 
 def test_sensor_stays_cheap_with_many_files(env) -> None:  # noqa: ANN001

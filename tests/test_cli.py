@@ -51,7 +51,8 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for day in ("2025-03-03", "2025-03-04", "2025-03-05"):
-        assert any(line.strip().startswith(f"{day}  ok  activity_events") for line in result.stdout.splitlines())
+        [line] = [line for line in result.stdout.splitlines() if line.strip().startswith(f"{day}  ok")]
+        assert line.strip().startswith(f"{day}  ok  activity_events") and "active users" in line, line
     assert "succeeded: 3 days" in result.stdout
     # dbt's own console lines stay in the runs' captured logs (the UI's stdout view), off the terminal
     assert not [line for line in result.stdout.splitlines() if "PASS=" in line or "Completed successfully" in line]
@@ -79,6 +80,12 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
         "2025-03-03", "2025-03-05")  # fmt: skip
     if env["ANALYTICS_WAREHOUSE"] == "postgres":
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+
+    # a selection without ingestion or the engagement mart: its day says what it built, nothing else
+    summary = cli("backfill", "--start", "2025-03-04", "--end", "2025-03-04", "--select", "key:marts/fct_activity_summary", env=env)
+    assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-3000:]
+    [line] = [line for line in summary.stdout.splitlines() if line.strip().startswith("2025-03-04")]
+    assert line.strip() == "2025-03-04  ok  built marts/fct_activity_summary", line
 
 
 @pytest.mark.e2e
@@ -122,6 +129,45 @@ def test_missing_landing_zone_and_unreachable_postgres_name_the_setting(env: dic
     down = cli("backfill", "--days", "1", env={**env, "ANALYTICS_WAREHOUSE": "postgres", "ANALYTICS_PG_PORT": "1"})
     assert down.returncode == 2
     assert "ANALYTICS_PG_PORT" in down.stderr and "Traceback" not in down.stderr
+
+
+@pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
+def test_generate_says_how_to_start_the_partitions_at_the_datas_first_day(env: dict[str, str]) -> None:
+    result = cli("generate", "--start", "2025-03-03", "--end", "2025-03-04", "--events-per-day", "50", "--users",
+                 "20", "--orgs", "2", "--items", "5", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "daily partitions start at ANALYTICS_START_DATE=2025-01-01" in result.stdout
+    assert "put ANALYTICS_START_DATE=2025-03-03 in" in result.stdout and "--write-start-date" in result.stdout
+
+
+@pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
+def test_write_start_date_sets_the_first_day_in_env_and_keeps_the_users_settings(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``make demo``'s generate: the project's .env gets the data's first day (an earlier day already
+    in the landing zone counts), the other lines stay, and every reader of .env sees it."""
+    import analytics_pipeline.settings as settings_module
+    from analytics_pipeline.cli import main
+    from dotenv import dotenv_values
+
+    env_file = tmp_path / "project.env"
+    env_file.write_text("# mine\nANALYTICS_MAX_REJECT_RATE=0.05\nANALYTICS_START_DATE=2024-06-01\nANALYTICS_PG_DATABASE=\"my db\"\n")
+    monkeypatch.setattr(settings_module, "ENV_FILE", env_file)
+    landing = Path(env["ANALYTICS_LANDING_DIR"])
+    (landing / "order_lines" / "date=2025-02-27").mkdir(parents=True)  # a day landed earlier
+    (landing / "order_lines" / "date=not-a-day").mkdir()
+    assert main(["generate", "--start", "2025-03-03", "--end", "2025-03-04", "--events-per-day", "50", "--users",
+                 "20", "--orgs", "2", "--items", "5", "--write-start-date"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"ANALYTICS_START_DATE=2025-02-27 written to {env_file}" in out
+    # the test's own ANALYTICS_START_DATE is in the environment, which wins over .env: said so
+    assert "ANALYTICS_START_DATE=2025-01-01 is set in the environment" in out
+    assert env_file.read_text().splitlines() == [
+        "# mine", "ANALYTICS_MAX_REJECT_RATE=0.05", "ANALYTICS_START_DATE=2025-02-27", 'ANALYTICS_PG_DATABASE="my db"',
+    ]  # fmt: skip
+    written = settings_module.Settings.from_env(dict(dotenv_values(env_file)))
+    assert written.start_date == date(2025, 2, 27) and written.max_reject_rate == 0.05
+    assert written.pg_database == "my db"
 
 
 @pytest.mark.e2e

@@ -3,7 +3,9 @@ shape SPEC §6 asks for."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +24,49 @@ def test_dagster_cli_validates_the_workspace() -> None:
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_dg_lists_and_checks_the_project_definitions(tmp_path: Path) -> None:
+    """``dg`` (Dagster's recommended CLI) finds the project from pyproject.toml's [tool.dg]."""
+    dg_cli = Path(sys.executable).parent / "dg"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300, env=env)  # fmt: skip
+    assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+    defs = json.loads(listed.stdout)
+    assets = {asset["asset_key"]: asset["group_name"] for asset in defs["assets"]}
+    assert assets["raw/activity_events"] == "ingestion"
+    assert assets["marts/fct_daily_engagement"] == "engagement"
+    assert assets["forecast/demand_forecasts"] == "forecasting"
+    assert {"daily_pipeline", "weekly_report"} <= {job["name"] for job in defs["jobs"]}
+    assert "landing_file_sensor" in {sensor["name"] for sensor in defs["sensors"]}
+    checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=300, env=env)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
+
+def test_a_hand_run_of_dbt_reuses_the_parse_make_install_prepared(tmp_path: Path) -> None:
+    """README: `cd dbt_project && dbt build --profiles-dir .` after `make install` starts from the saved
+    parse instead of parsing the whole project again (the pipeline's own parse is kept elsewhere)."""
+    from analytics_pipeline.resources.dbt import dbt_executable, prepare_hand_parse
+    from analytics_pipeline.settings import DBT_PROJECT_DIR
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    # the operator's shell: none of the project's settings exported (they live in .env, if anywhere)
+    shell = {name: value for name, value in os.environ.items() if not name.startswith(("ANALYTICS_", "DBT_"))}
+    prepare_hand_parse(project, shell)
+    assert (project / "target" / "partial_parse.msgpack").exists()
+    hand = subprocess.run([dbt_executable(), "--debug", "ls", "--profiles-dir", ".", "--resource-type", "model"],
+                          cwd=project, env=shell, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert hand.returncode == 0, hand.stdout[-3000:] + hand.stderr[-2000:]
+    assert "Unable to do partial parsing" not in hand.stdout, hand.stdout[-3000:]
+    assert "Partial parsing enabled" in hand.stdout, hand.stdout[-3000:]
+    assert "analytics_pipeline.marts.engagement.fct_daily_engagement" in hand.stdout
 
 
 def test_groups_partitions_and_checks() -> None:

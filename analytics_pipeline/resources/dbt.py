@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -91,7 +92,15 @@ class AnalyticsDbtCliResource(DbtCliResource):
         """``DbtCliResource.cli``, starting from the saved parse of the current connection."""
         target_path = target_path or self._get_unique_target_path(context=context)
         _restore_saved_parse(_absolute(target_path))
-        return super().cli(args, target_path=target_path, context=context, **kwargs)
+        # dagster-dbt echoes dbt's messages to the step's stdout (the run's logs, and the console of
+        # whatever started the run: the daemon's): dbt's colours there would be raw ANSI codes.
+        colours = os.environ.get("DBT_USE_COLORS")
+        os.environ["DBT_USE_COLORS"] = colours or "false"
+        try:
+            return super().cli(args, target_path=target_path, context=context, **kwargs)  # starts dbt
+        finally:
+            if colours is None:
+                os.environ.pop("DBT_USE_COLORS", None)
 
 
 @cache
@@ -184,13 +193,47 @@ def _prune(oldest_first: list[Path], keep: int) -> None:
 
 
 def prepare_manifest() -> None:
-    """Write ``target/manifest.json`` with ``dbt parse``."""
+    """Write ``target/manifest.json`` with ``dbt parse``, and keep that parse for this connection.
+
+    The parse runs in a scratch target folder, so ``target/partial_parse.msgpack`` stays the one a
+    hand run of ``dbt`` inside ``dbt_project/`` saved (or :func:`prepare_hand_parse` prepared):
+    the pipeline's connection (absolute paths) differs from a hand run's, and each would make the
+    other parse the whole project again.
+    """
     os.environ.update(get_settings().dbt_env())
-    with dbt_window(None):
-        invocation = dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path)
-    invocation.wait()
+    scratch = _target_root() / f".prepare-{os.getpid()}"
+    try:
+        with dbt_window(None):
+            invocation = dbt_resource().cli(["parse", "--quiet"], target_path=scratch)
+        invocation.wait()
+        keep_saved_parse(invocation)
+        manifest = dbt_project.manifest_path
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        partial = manifest.with_name(f".{manifest.name}.{os.getpid()}")
+        shutil.copy2(scratch / "manifest.json", partial)
+        partial.replace(manifest)  # a code location loading meanwhile never reads half a manifest
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-# `python -m analytics_pipeline.resources.dbt` (make install) always re-parses.
-if __name__ == "__main__" or not dbt_project.manifest_path.exists() or os.getenv("DAGSTER_IS_DEV_CLI"):
+def prepare_hand_parse(project_dir: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``dbt parse`` as the README's hand run does it (in ``project_dir``, with ``profiles.yml``
+    there and ``env`` as the shell's environment), so ``target/partial_parse.msgpack`` matches a
+    hand run's profile and its ``dbt build`` reuses the parse instead of re-parsing everything."""
+    hand_env = {name: value for name, value in env.items() if name not in WINDOW_ENV.values()}
+    hand_env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false")
+    result = subprocess.run([dbt_executable(), "parse", "--quiet", "--profiles-dir", "."], cwd=project_dir,
+                            env=hand_env, capture_output=True, text=True)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt parse failed in {project_dir}:\n{result.stdout}{result.stderr}")
+    return result
+
+
+# `python -m analytics_pipeline.resources.dbt` (make install) always re-parses, for the pipeline and
+# for hand runs; the shell's environment is taken before the settings (and .env) are exported.
+if __name__ == "__main__":
+    shell_env = dict(os.environ)
+    prepare_hand_parse(DBT_PROJECT_DIR, shell_env)
+    prepare_manifest()
+elif not dbt_project.manifest_path.exists() or os.getenv("DAGSTER_IS_DEV_CLI"):
     prepare_manifest()

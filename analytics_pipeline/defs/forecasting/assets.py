@@ -20,6 +20,7 @@ import dagster as dg
 import pyarrow as pa
 
 from analytics_pipeline.defs.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
@@ -30,6 +31,9 @@ from analytics_pipeline.resources.warehouse import (
     Warehouse,
     WarehouseResource,
 )
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.forecasting")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,7 +263,7 @@ def _for_each_as_of_date(
     for partition_key in context.partition_keys:
         with failures_are_final(f"{key.to_user_string()} as of {partition_key}"):
             metadata = step(date.fromisoformat(partition_key))
-        context.log.info(f"{key.to_user_string()} as of {partition_key}: "
+        log.info(f"{key.to_user_string()} as of {partition_key}: "
                          + ", ".join(f"{k} {v}" for k, v in metadata.items() if isinstance(v, int | float | str)))  # fmt: skip
         if len(context.partition_keys) > 1:
             context.log_event(dg.AssetObservation(asset_key=key, partition=partition_key, metadata=metadata))

@@ -23,6 +23,7 @@ from analytics_pipeline.defs.ingestion.datasets import (
 )
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
@@ -31,6 +32,9 @@ from analytics_pipeline.resources.warehouse import (
     WarehouseResource,
 )
 from analytics_pipeline.settings import get_settings
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.ingestion")
 
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
 
@@ -72,7 +76,7 @@ def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset
           partition: date | None) -> LoadReport:  # fmt: skip
     with failures_are_final(f"Loading {dataset.name} {partition or 'snapshot'}", LandingZoneMissing):
         report = load_partition(client, get_settings().landing_dir, dataset, partition)
-    context.log.info(
+    log.info(
         f"{dataset.name} {partition or 'snapshot'}: {report.lines_read} lines, {report.rows_loaded} loaded, "
         f"{report.rows_rejected} rejected, {report.duplicates_dropped} duplicates, "
         f"{report.files_rejected} unreadable files"

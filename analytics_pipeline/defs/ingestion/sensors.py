@@ -8,7 +8,8 @@ dataset and every daily model downstream, once per file version: the run key is 
 files' (path, size, mtime) versions, so a tick that is retried never launches the same run twice.
 
 On its very first tick the sensor treats files of days Dagster has already materialized as handled,
-so turning it on after a backfill does not redo the backfill.
+and dimension files older than their dimension's last materialization too, so turning it on after a
+backfill does not redo the backfill or reload the dimensions it has just loaded.
 """
 
 import hashlib
@@ -166,6 +167,16 @@ def _already_materialized(instance: dg.DagsterInstance) -> dict[str, set[str]]:
     }
 
 
+def _dimensions_loaded_at(instance: dg.DagsterInstance) -> dict[str, int]:
+    """When each dimension was last materialized (ns since the epoch); a file older than that was loaded."""
+    loaded: dict[str, int] = {}
+    for dimension in DIMENSIONS:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["raw", dimension.name]))
+        if event is not None:
+            loaded[dimension.name] = int(event.timestamp * 1_000_000_000)
+    return loaded
+
+
 @dg.sensor(
     name="landing_file_sensor",
     description="New or changed landing files -> a run of exactly the affected days (raw dataset and the daily "
@@ -182,8 +193,12 @@ def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     versions = [v for v in scan_landing(root) if v.mtime_ns <= settled_before]
     cursor = Cursor.parse(context.cursor)
     if cursor is None:
-        done = _already_materialized(context.instance)
-        new = [v for v in versions if v.day is None or v.day.isoformat() not in done.get(v.dataset, set())]
+        done, loaded_at = _already_materialized(context.instance), _dimensions_loaded_at(context.instance)
+        new = [
+            v for v in versions
+            if (v.day is None and v.mtime_ns > loaded_at.get(v.dataset, -1))
+            or (v.day is not None and v.day.isoformat() not in done.get(v.dataset, set()))
+        ]  # fmt: skip
         cursor = Cursor().advanced(versions)
     else:
         new = [v for v in versions if cursor.is_new(v)]

@@ -26,6 +26,7 @@ from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError
 from analytics_pipeline.settings import get_settings
 
 BACKFILL_TAG = "analytics/backfill"
+ENGAGEMENT_MART = "marts/fct_daily_engagement"
 # The run's full log is in the instance (and the UI); the terminal gets warnings and the summary.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -201,13 +202,22 @@ def _run_failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: date, end: date) -> dict[date, str]:
-    """One line per processed day: what was loaded and what the day's engagement says."""
+    """One line per processed day, about what the run built: what was loaded, the day's engagement
+    when the engagement mart was built, otherwise the assets materialized for the day."""
     loaded: dict[date, list[str]] = {}
+    built: dict[date, list[str]] = {}
     for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            if materialization.partition:
+                built.setdefault(date.fromisoformat(materialization.partition), []).append(
+                    materialization.asset_key.to_user_string()
+                )
+            continue
         if event.event_type_value != "ASSET_OBSERVATION":
             continue
         observation = event.event_specific_data.asset_observation
-        if not observation.partition:
+        if not observation.partition or "rows_loaded" not in observation.metadata:
             continue
         day = date.fromisoformat(observation.partition)
         meta = {k: v.value for k, v in observation.metadata.items()}
@@ -216,8 +226,9 @@ def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: d
             f"/{meta.get('rows_rejected', 0)} rejected/{meta.get('duplicates_dropped', 0)} dup"
         )
     engagement: dict[date, str] = {}
+    engagement_built = any(ENGAGEMENT_MART in keys for keys in built.values())
     try:
-        if warehouse.table_exists("marts.fct_daily_engagement"):
+        if engagement_built and warehouse.table_exists("marts.fct_daily_engagement"):
             rows = warehouse.query(
                 "select activity_date, sum(active_users) as active, sum(new_users) as new, sum(events) as events "
                 "from marts.fct_daily_engagement where activity_date between ? and ? group by activity_date",
@@ -226,10 +237,13 @@ def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: d
             engagement = {r["activity_date"]: f"active users {r['active']}, new {r['new']}, events {r['events']}" for r in rows}
     except WarehouseError:
         pass  # the summary is a courtesy; the run's own status decides the exit code
-    return {
-        day: "; ".join(loaded.get(day, []) + ([engagement[day]] if day in engagement else []))
-        for day in partition_dates(start, end)
-    }
+    lines = {}
+    for day in partition_dates(start, end):
+        parts = loaded.get(day, []) + ([engagement[day]] if day in engagement else [])
+        if not parts and built.get(day):  # e.g. forecast vintages: say what was built
+            parts = ["built " + ", ".join(sorted(set(built[day])))]
+        lines[day] = "; ".join(parts)
+    return lines
 
 
 def _preflight() -> None:

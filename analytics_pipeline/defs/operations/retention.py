@@ -16,9 +16,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.retention")
 
 
 @dataclass
@@ -81,7 +85,7 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
 def apply_retention_policies(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     settings = get_settings()
     report = apply_retention(warehouse.get_client(), settings, datetime.now(UTC).date())
-    context.log.info(f"retention: {report.rows_deleted}, {len(report.files_deleted)} files")
+    log.info(f"retention: {report.rows_deleted}, {len(report.files_deleted)} files")
     context.add_output_metadata(
         {
             **{f"rows_deleted.{table}": count for table, count in report.rows_deleted.items()},

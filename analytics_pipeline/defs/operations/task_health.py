@@ -28,6 +28,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.operations.run_history import RunFacts, runs_since
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
@@ -36,6 +37,9 @@ from analytics_pipeline.resources.warehouse import (
     Table,
     WarehouseResource,
 )
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.task_health")
 
 TASK_HEALTH_TABLE = Table(
     "ops.pipeline_task_health",
@@ -208,7 +212,7 @@ def pipeline_task_health(
         client.replace_rows([(TASK_HEALTH_TABLE, {}, to_arrow(rows, recorded_at, window_start, config.window_days))])
     jobs = [r for r in rows if r.kind == "job"]
     successes, failures = sum(r.successes for r in jobs), sum(r.failures for r in jobs)
-    context.log.info(f"task health over {config.window_days} days: {len(jobs)} jobs, {len(rows) - len(jobs)} assets")
+    log.info(f"task health over {config.window_days} days: {len(jobs)} jobs, {len(rows) - len(jobs)} assets")
     metadata: dict[str, object] = {
         "window_days": config.window_days,
         "jobs": len(jobs),

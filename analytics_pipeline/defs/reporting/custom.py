@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting import charts
 from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
@@ -28,6 +29,9 @@ from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.reporting")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -228,7 +232,7 @@ def write_custom_report(context: dg.OpExecutionContext, config: CustomReportConf
     settings = get_settings()
     with failures_are_final("The custom report", CustomReportError):
         files = build_custom_report(warehouse.get_client(), settings, config, context.run_id, datetime.now(UTC).date())
-    context.log.info(f"custom report: {', '.join(str(path) for path in files)}")
+    log.info(f"custom report: {', '.join(str(path) for path in files)}")
     context.add_output_metadata({
         "folder": dg.MetadataValue.path(str(files[0].parent)),
         **{path.name: dg.MetadataValue.path(str(path)) for path in files},

@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.documents import cell, label
 from analytics_pipeline.defs.reporting.figures import Week
 from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
@@ -38,6 +39,9 @@ SMTP_TIMEOUT_SECONDS = 30
 DELIVERY_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+logger = get_logger("analytics_pipeline.reporting")
 
 
 @dataclass
@@ -240,7 +244,7 @@ def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeR
     unknown = unknown_targets(settings, deliveries)
     if unknown:
         metadata["recipients_without_report"] = ", ".join(unknown)
-        context.log.warning(f"ANALYTICS_REPORT_RECIPIENTS names {', '.join(unknown)}, which have no report this week")
+        logger.warning(f"ANALYTICS_REPORT_RECIPIENTS names {', '.join(unknown)}, which have no report this week")
     failed = [d for d in deliveries if d.status == "failed"]
     if failed:
         transient = any(d.transient for d in failed)
@@ -255,5 +259,5 @@ def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeR
             metadata=metadata,
             allow_retries=transient,
         )  # fmt: skip
-    context.log.info(f"weekly reports for {week} mailed: {metadata['sent']} sent")
+    logger.info(f"weekly reports for {week} mailed: {metadata['sent']} sent")
     return dg.MaterializeResult(metadata=metadata)

@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.documents import cell, write_report
 from analytics_pipeline.defs.reporting.figures import (
     ReportDataError,
@@ -42,6 +43,9 @@ from analytics_pipeline.resources.warehouse import (
     WarehouseResource,
 )
 from analytics_pipeline.settings import Settings, get_settings
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.reporting")
 
 WEEKLY_REPORTS_KEY = dg.AssetKey(["reporting", "weekly_reports"])
 MANIFEST = "manifest.json"
@@ -178,7 +182,7 @@ def weekly_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     week = Week.from_key(context.partition_key)
     with failures_are_final(f"Writing the weekly reports for {week}", ReportDataError):
         build = build_weekly_reports(warehouse.get_client(), get_settings(), week, context.run_id)
-    context.log.info(f"weekly reports for {week}: {len(build.schools)} schools and the platform in {build.folder}")
+    log.info(f"weekly reports for {week}: {len(build.schools)} schools and the platform in {build.folder}")
     for note in build.platform.notes:
-        context.log.warning(note)
+        log.warning(note)
     return dg.MaterializeResult(metadata=_metadata(build))

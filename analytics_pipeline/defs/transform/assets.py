@@ -19,12 +19,16 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
+from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.transform.previews import partition_preview
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import get_settings
+
+# the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
+log = get_logger("analytics_pipeline.transform")
 
 DAILY_TAG = "daily"
 # Far enough back to mean "every earlier day" for history-dependent models.
@@ -113,7 +117,7 @@ def _run_dbt(
 ) -> Iterator[Any]:
     os.environ.update(get_settings().dbt_env())
     if dbt_vars:
-        context.log.info(f"dbt window {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
+        log.info(f"dbt window {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
     # The window travels in the environment: as --vars it would make dbt re-parse the project.
     with dbt_window(dbt_vars):
         invocation = dbt.cli(["build"], context=context)
