@@ -104,7 +104,8 @@ def _type_error(field: Field) -> str | None:
     """Condition that is true when a present value is not of the field's kind."""
     value = _value(field)
     if field.kind == "int":
-        return f"not regexp_full_match({value}, '[+-]?[0-9]{{1,18}}')"
+        # any number of digits: one too large for bigint has no typed value and fails the range rule
+        return f"not regexp_full_match({value}, '[+-]?[0-9]+')"
     # a present value's typed value is null exactly when it does not convert (defaults apply to absent ones)
     if field.kind == "decimal":
         return f"not regexp_full_match({value}, '{_DECIMAL_PATTERN}')"
