@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -151,17 +152,23 @@ def test_a_parquet_file_repeating_a_column_is_rejected_and_wrong_types_reject_th
     epoch = pa.table({**columns, "order_id": pa.array(["e1"]), "ordered_at": pa.array([1735812000], pa.int64()),
                       "user_id": pa.array([42], pa.int64())})  # fmt: skip
     pq.write_table(epoch, folder / "epoch.parquet")
+    # a type DuckDB cannot take at all (half-precision float): the catch-all rejects the file
+    half = pa.table({**columns, "order_id": pa.array(["h1"]), "quantity": pa.array(np.array([2], np.float16))})
+    pq.write_table(half, folder / "half.parquet")
     load(warehouse, landing, ORDER_LINES)
 
     assert order_ids(warehouse) == ["g1", "g2"]
     twice_reason = "Parquet file repeats the column 'quantity' (names are case-insensitive)"
+    half_reason = "not a readable parquet file (Not implemented Error: Unsupported Internal Arrow Type e)"
     assert [row[:3] for row in rejects(warehouse, "order_lines")] == [
         (f"{ORDERS_DIR}/epoch.parquet", 1, "ordered_at is not an ISO-8601 timestamp with offset or Z: '1735812000'"),
+        (f"{ORDERS_DIR}/half.parquet", None, half_reason),
         (f"{ORDERS_DIR}/twice.parquet", None, twice_reason),
     ]
     assert ledger(warehouse, "order_lines") == [
         (f"{ORDERS_DIR}/epoch.parquet", 1, 0, 1, 0, None),
         (f"{ORDERS_DIR}/good.csv", 2, 2, 0, 0, None),
+        (f"{ORDERS_DIR}/half.parquet", 0, 0, 0, 0, half_reason),
         (f"{ORDERS_DIR}/twice.parquet", 0, 0, 0, 0, twice_reason),
     ]
 
@@ -369,6 +376,8 @@ def test_a_link_out_of_the_landing_root_is_refused_unread_and_a_link_inside_is_r
     folder = landing.folder("activity_events", D2)
     os.symlink(secret, folder / "leak.jsonl")
     os.symlink(tmp_path / "gone.jsonl", folder / "broken.jsonl")
+    os.symlink(folder / "loop-b.jsonl", folder / "loop-a.jsonl")
+    os.symlink(folder / "loop-a.jsonl", folder / "loop-b.jsonl")
     elsewhere = landing.jsonl("activity_events", None, "staged.jsonl", [event("s1", AT, "u1")])
     os.symlink(elsewhere, folder / "inside.jsonl")
     landing.jsonl("activity_events", D2, "good.jsonl", [event("g1", AT, "u1")])
@@ -379,13 +388,16 @@ def test_a_link_out_of_the_landing_root_is_refused_unread_and_a_link_inside_is_r
     ]  # fmt: skip
     outside = "symbolic link to a file outside the landing zone (not followed)"
     assert rejects(warehouse, "activity_events") == [
-        (f"{EVENTS_DIR}/broken.jsonl", None, "symbolic link to a file outside the landing zone (not followed)", ""),
+        (f"{EVENTS_DIR}/broken.jsonl", None, outside, ""),  # its missing target would be outside too
         (f"{EVENTS_DIR}/leak.jsonl", None, outside, ""),  # nothing of the target
+        (f"{EVENTS_DIR}/loop-a.jsonl", None, "symbolic link that does not resolve (a loop of links)", ""),
+        (f"{EVENTS_DIR}/loop-b.jsonl", None, "symbolic link that does not resolve (a loop of links)", ""),
     ]
     assert [row[0] for row in ledger(warehouse, "activity_events")] == [
-        f"{EVENTS_DIR}/broken.jsonl", f"{EVENTS_DIR}/good.jsonl", f"{EVENTS_DIR}/inside.jsonl", f"{EVENTS_DIR}/leak.jsonl"
+        f"{EVENTS_DIR}/broken.jsonl", f"{EVENTS_DIR}/good.jsonl", f"{EVENTS_DIR}/inside.jsonl",
+        f"{EVENTS_DIR}/leak.jsonl", f"{EVENTS_DIR}/loop-a.jsonl", f"{EVENTS_DIR}/loop-b.jsonl",
     ]  # fmt: skip
-    assert report.files_rejected == 2
+    assert report.files_rejected == 4
 
 
 # -- 10. reserved org ids ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ the rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw
 
 The writer (validation's :meth:`~analytics_pipeline.defs.ingestion.validation.Checker.write`)
 checks them as they come, so a large day is never held whole: JSON Lines files are read in blocks
-of whole lines, Parquet files are read by DuckDB itself.
+of whole lines, Parquet files in batches of rows.
 
 Every file is opened by its exact name from Python (never handed to DuckDB as a path, which DuckDB
 would read as a glob pattern: ``x[1].parquet`` or ``snap-*.parquet``).
@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -121,8 +120,13 @@ def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
     for path in sorted(folder.iterdir()):
         skipped, refused = skip_reason(path.name), None
         if skipped is None and path.is_symlink():
-            target = path.resolve()
-            if not target.is_relative_to(root):
+            try:
+                target = path.resolve()
+            except (OSError, RuntimeError):  # a loop of links
+                target = None
+            if target is None:
+                refused = "symbolic link that does not resolve (a loop of links)"
+            elif not target.is_relative_to(root):
                 refused = "symbolic link to a file outside the landing zone (not followed)"
             elif not target.exists():
                 refused = "broken symbolic link"
