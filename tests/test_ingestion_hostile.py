@@ -471,3 +471,25 @@ def test_nan_infinity_and_a_repeated_key_reject_the_record(warehouse, landing: L
         (f"{EVENTS_DIR}/events.jsonl", 7, 2, 5, 0, None),
         (f"{EVENTS_DIR}/good.jsonl", 1, 1, 0, 0, None),
     ]
+
+
+def test_the_materialization_counts_skipped_entries_apart_from_files_read(env, landing: Landing) -> None:  # noqa: ANN001
+    from analytics_pipeline.defs.ingestion.assets import ingestion_assets
+    from analytics_pipeline.resources.warehouse import WarehouseResource
+
+    landing.jsonl("activity_events", D2, "events.jsonl", [event("e1", AT, "u1")])
+    landing.raw("activity_events", D2, "_SUCCESS", b"")
+    asset = next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", "activity_events"]))
+    result = dg.materialize([asset], resources={"warehouse": WarehouseResource()},
+                            instance=dg.DagsterInstance.ephemeral(), partition_key=D2.isoformat())  # fmt: skip
+    assert result.success
+
+    [materialization] = result.get_asset_materialization_events()
+    metadata = materialization.materialization.metadata
+    names = ("files", "files_skipped", "files_rejected", "reject_rate")
+    assert {name: metadata[name].value for name in names} == {
+        "files": 1, "files_skipped": 1, "files_rejected": 0, "reject_rate": 0.0
+    }  # fmt: skip
+    assert "| skipped: marker or temporary file (name starts with '_') |" in metadata["file_accounting"].value
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed

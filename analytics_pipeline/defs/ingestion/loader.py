@@ -72,6 +72,10 @@ class LoadReport:
         return sum(f.duplicates_dropped for f in self.files)
 
     @property
+    def files_skipped(self) -> int:
+        return sum(1 for f in self.files if f.skipped)
+
+    @property
     def files_rejected(self) -> int:
         return sum(1 for f in self.files if f.file_error and not f.skipped)
 
