@@ -301,7 +301,7 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
                 *,
                 case when _suspect then regexp_matches(_raw, '{_NON_FINITE}') end as _non_finite,
                 case when _suspect
-                    then list_filter(json_keys(_raw), (key, i) -> list_position(json_keys(_raw), key) < i)[1]
+                    then list_filter(json_keys(_raw), lambda key, i: list_position(json_keys(_raw), key) < i)[1]
                 end as _repeated_key
             from suspects
         ),
