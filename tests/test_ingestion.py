@@ -397,16 +397,27 @@ def test_unreadable_files_are_rejected_whole_and_the_rest_of_the_partition_loads
     assert report.reject_rate == pytest.approx(5 / 7)
 
 
-def test_hidden_and_temporary_files_are_ignored(warehouse, landing: Landing) -> None:
+def test_hidden_temporary_and_marker_files_are_skipped_and_named_in_the_ledger(warehouse, landing: Landing) -> None:
     landing.jsonl("activity_events", D2, "good.jsonl", [event("g1", "2025-01-02T10:00:00Z", "u1")])
     landing.raw("activity_events", D2, ".good.jsonl.swp", b"\x00binary")
     landing.raw("activity_events", D2, "_SUCCESS", b"")
     landing.raw("activity_events", D2, "~lock.jsonl", b"not json\n")
-    load(warehouse, landing, ACTIVITY_EVENTS)
+    sub = landing.folder("activity_events", D2) / "retry"
+    sub.mkdir()
+    (sub / "more.jsonl").write_text(json.dumps(event("s1", "2025-01-02T10:00:00Z", "u1")) + "\n")
+    report = load(warehouse, landing, ACTIVITY_EVENTS)
 
     assert event_ids(warehouse) == ["g1"]
-    assert rejects(warehouse, "activity_events") == []
-    assert [row[0] for row in ledger(warehouse, "activity_events")] == [f"{EVENTS_DIR}/good.jsonl"]
+    assert rejects(warehouse, "activity_events") == []  # skipped is not rejected
+    assert ledger(warehouse, "activity_events") == [
+        (f"{EVENTS_DIR}/.good.jsonl.swp", 0, 0, 0, 0, "skipped: hidden file (name starts with '.')"),
+        (f"{EVENTS_DIR}/_SUCCESS", 0, 0, 0, 0, "skipped: marker or temporary file (name starts with '_')"),
+        (f"{EVENTS_DIR}/good.jsonl", 1, 1, 0, 0, None),
+        (f"{EVENTS_DIR}/retry/", 0, 0, 0, 0,
+         "skipped: subfolder (files in subfolders of a landing folder are not read)"),
+        (f"{EVENTS_DIR}/~lock.jsonl", 0, 0, 0, 0, "skipped: temporary file (name starts with '~')"),
+    ]  # fmt: skip
+    assert (report.files_rejected, report.reject_rate) == (0, 0.0)
 
 
 def test_a_utf16_file_is_rejected_whole_on_every_engine(warehouse, landing: Landing) -> None:

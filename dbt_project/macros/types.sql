@@ -4,7 +4,9 @@
     double precision
 {%- endmacro %}
 
-{#- Money: exact decimals with 4 places on every adapter. -#}
+{#- Money: exact decimals with 4 places on every adapter. 38 digits, not the 18 of a raw price: a sum
+    over a day of lines at the ingestion bound (quantity and price up to 10^9 each, so 10^18 a line)
+    cannot overflow it. -#}
 {% macro money(expression) -%}
-    cast({{ expression }} as numeric(18,4))
+    cast({{ expression }} as numeric(38,4))
 {%- endmacro %}

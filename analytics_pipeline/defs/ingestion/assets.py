@@ -45,7 +45,8 @@ def _report_metadata(report: LoadReport) -> dict[str, Any]:
         "rows_loaded": report.rows_loaded,
         "rows_rejected": report.rows_rejected,
         "duplicates_dropped": report.duplicates_dropped,
-        "files": len(report.files),
+        "files": len(report.files) - report.files_skipped,
+        "files_skipped": report.files_skipped,  # hidden, temporary, marker files and subfolders (in the ledger)
         "files_rejected": report.files_rejected,
         "reject_rate": round(report.reject_rate, 6),
         "seconds": round(report.seconds, 3),

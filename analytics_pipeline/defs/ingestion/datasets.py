@@ -26,15 +26,31 @@ SQL_TYPES = {
 }
 
 
+# The largest value of every numeric field. It fits the raw types (bigint, numeric(18,4)) with room, and
+# keeps every sum in the marts inside its type: a line's quantity x unit_price is at most 10^18, the
+# marts' money columns are numeric(38,4) (below 10^34), so a day or a 30-day window would need more
+# than 10^15 lines at the limit to overflow; a day's units (bigint, below 9.2 x 10^18) more than 9 x 10^9.
+NUMBER_LIMIT = 1_000_000_000
+# Decimals keep this many places (numeric(18,4)); a value with more is rejected, never rounded.
+DECIMAL_SCALE = 4
+# org_id values the marts and reports use for the whole platform: fct_engagement_rolling and
+# fct_retention_cohorts write their platform rows as '__all__', the weekly report folder of the
+# platform is 'platform'. A school with such an id would collide with them, so it is rejected.
+RESERVED_ORG_IDS = ("__all__", "platform")
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
     kind: str  # one of SQL_TYPES
     required: bool = False
     minimum: int | None = None  # for int / decimal: the smallest allowed value
+    # for int / decimal: the largest allowed value (see NUMBER_LIMIT)
+    maximum: int | None = None
     choices: tuple[str, ...] = ()  # allowed values, compared lower-cased
     lower: bool = False  # stored lower-cased
     default: str | None = None  # used when the field is absent or empty
+    reserved: tuple[str, ...] = ()  # values (compared lower-cased) the marts use for themselves
 
 
 @dataclass(frozen=True)
@@ -74,13 +90,13 @@ ACTIVITY_EVENTS = Dataset(
         Field("event_id", "text", required=True),
         Field("occurred_at", "timestamp", required=True),
         Field("user_id", "text", required=True),
-        Field("org_id", "text", required=True),
+        Field("org_id", "text", required=True, reserved=RESERVED_ORG_IDS),
         Field("activity_type", "text", required=True, lower=True),
         Field("session_id", "text"),
         Field("request_id", "text"),
         Field("ip_address", "text"),
         Field("user_agent", "text"),
-        Field("duration_ms", "int", minimum=0),
+        Field("duration_ms", "int", minimum=0, maximum=NUMBER_LIMIT),
         Field("properties", "json"),
     ),
     key=("event_id",),
@@ -94,14 +110,14 @@ ORDER_LINES = Dataset(
     name="order_lines",
     fields=(
         Field("order_id", "text", required=True),
-        Field("line_no", "int", required=True, minimum=1),
+        Field("line_no", "int", required=True, minimum=1, maximum=NUMBER_LIMIT),
         Field("ordered_at", "timestamp", required=True),
-        Field("org_id", "text", required=True),
+        Field("org_id", "text", required=True, reserved=RESERVED_ORG_IDS),
         Field("user_id", "text"),
         Field("item_id", "text", required=True),
-        Field("quantity", "int", required=True, minimum=1),
-        Field("unit_price", "decimal", required=True, minimum=0),
-        Field("unit_cost", "decimal", required=True, minimum=0),
+        Field("quantity", "int", required=True, minimum=1, maximum=NUMBER_LIMIT),
+        Field("unit_price", "decimal", required=True, minimum=0, maximum=NUMBER_LIMIT),
+        Field("unit_cost", "decimal", required=True, minimum=0, maximum=NUMBER_LIMIT),
         Field("currency", "text", default="USD"),
         Field(
             "status", "text", required=True, lower=True,
@@ -118,9 +134,9 @@ INVENTORY_SNAPSHOTS = Dataset(
     fields=(
         Field("snapshot_date", "date", required=True),
         Field("item_id", "text", required=True),
-        Field("on_hand", "int", required=True, minimum=0),
-        Field("on_order", "int", minimum=0),
-        Field("reorder_point", "int", minimum=0),
+        Field("on_hand", "int", required=True, minimum=0, maximum=NUMBER_LIMIT),
+        Field("on_order", "int", minimum=0, maximum=NUMBER_LIMIT),
+        Field("reorder_point", "int", minimum=0, maximum=NUMBER_LIMIT),
     ),
     key=("snapshot_date", "item_id"),
     daily=True,
@@ -130,7 +146,7 @@ INVENTORY_SNAPSHOTS = Dataset(
 ORGANIZATIONS = Dataset(
     name="organizations",
     fields=(
-        Field("org_id", "text", required=True),
+        Field("org_id", "text", required=True, reserved=RESERVED_ORG_IDS),
         Field("name", "text"),
         Field("plan", "text", lower=True),
         Field("region", "text", lower=True),
@@ -146,7 +162,7 @@ USERS = Dataset(
     name="users",
     fields=(
         Field("user_id", "text", required=True),
-        Field("org_id", "text", required=True),
+        Field("org_id", "text", required=True, reserved=RESERVED_ORG_IDS),
         Field("role", "text", lower=True, choices=("student", "teacher", "staff", "admin")),
         Field("created_at", "timestamp"),
         Field("updated_at", "timestamp", required=True),
@@ -162,8 +178,8 @@ ITEMS = Dataset(
         Field("item_id", "text", required=True),
         Field("name", "text"),
         Field("category", "text", lower=True),
-        Field("unit_cost", "decimal", minimum=0),
-        Field("list_price", "decimal", minimum=0),
+        Field("unit_cost", "decimal", minimum=0, maximum=NUMBER_LIMIT),
+        Field("list_price", "decimal", minimum=0, maximum=NUMBER_LIMIT),
         Field("active", "bool", default="true"),
         Field("updated_at", "timestamp", required=True),
     ),

@@ -16,7 +16,13 @@ import duckdb
 import pyarrow as pa
 
 from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
-from analytics_pipeline.defs.ingestion.readers import LandingFile, UnreadableFile, list_files, read_records
+from analytics_pipeline.defs.ingestion.readers import (
+    SKIPPED,
+    LandingFile,
+    UnreadableFile,
+    list_files,
+    read_records,
+)
 from analytics_pipeline.defs.ingestion.validation import Checker
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.resources.warehouse import ScratchQuery, Warehouse
@@ -38,6 +44,7 @@ class FileReport:
     rows_rejected: int = 0
     duplicates_dropped: int = 0
     file_error: str | None = None
+    skipped: bool = False  # not read on purpose (file_error says why): not a rejected file
 
 
 @dataclass
@@ -65,8 +72,12 @@ class LoadReport:
         return sum(f.duplicates_dropped for f in self.files)
 
     @property
+    def files_skipped(self) -> int:
+        return sum(1 for f in self.files if f.skipped)
+
+    @property
     def files_rejected(self) -> int:
-        return sum(1 for f in self.files if f.file_error)
+        return sum(1 for f in self.files if f.file_error and not f.skipped)
 
     @property
     def reject_rate(self) -> float:
@@ -101,6 +112,10 @@ def load_partition(
         for landing_file in list_files(landing_folder(landing_root, dataset, partition), landing_root):
             file_report = FileReport(landing_file.relative, landing_file.size_bytes, landing_file.modified_at)
             report.files.append(file_report)
+            if landing_file.skipped:
+                file_report.file_error, file_report.skipped = SKIPPED + landing_file.skipped, True
+                log.info(f"skipped {landing_file.relative}: {landing_file.skipped}")
+                continue
             try:
                 read_records(landing_file, dataset.field_names, connection, checker.write)
             except UnreadableFile as error:
@@ -151,6 +166,9 @@ def _with_constants(
 
 
 def _file_head(landing_file: LandingFile) -> str:
+    """The first bytes of a rejected file, as text; nothing of a file that was refused unopened."""
+    if landing_file.refused:
+        return ""
     with landing_file.path.open("rb") as stream:
         head = stream.read(200)
     return head.decode("utf-8", errors="replace").replace("\x00", "\ufffd")

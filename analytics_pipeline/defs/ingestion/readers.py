@@ -9,7 +9,10 @@ the rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw
 
 The writer (validation's :meth:`~analytics_pipeline.defs.ingestion.validation.Checker.write`)
 checks them as they come, so a large day is never held whole: JSON Lines files are read in blocks
-of whole lines, Parquet files are read by DuckDB itself.
+of whole lines, Parquet files in batches of rows.
+
+Every file is opened by its exact name from Python (never handed to DuckDB as a path, which DuckDB
+would read as a glob pattern: ``x[1].parquet`` or ``snap-*.parquet``).
 
 Files are split and parsed by Arrow and DuckDB, never line by line in Python. A file that cannot be
 read at all (bad gzip, not UTF-8, not the format its name says, empty) raises
@@ -19,6 +22,7 @@ discards them, rejects the file whole and carries on.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import zlib
@@ -31,6 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -51,15 +56,24 @@ class LandingFile:
     relative: str  # path relative to the landing root, as recorded in the warehouse
     size_bytes: int
     modified_at: datetime
+    # why the entry is not read at all: recorded in the ledger only (hidden, temporary, marker
+    # files, subfolders, special files)
+    skipped: str | None = None
+    # why the entry is rejected whole without being opened (a link out of the landing zone)
+    refused: str | None = None
 
     @classmethod
-    def at(cls, path: Path, landing_root: Path) -> LandingFile:
-        stat = path.stat()
+    def at(cls, path: Path, landing_root: Path, skipped: str | None = None, refused: str | None = None) -> LandingFile:
+        # a skipped or refused entry is described by itself, never by what a link points to
+        stat = path.lstat() if skipped or refused else path.stat()
+        relative = path.relative_to(landing_root).as_posix() + ("/" if skipped and path.is_dir() else "")
         return cls(
             path=path,
-            relative=path.relative_to(landing_root).as_posix(),
+            relative=relative,
             size_bytes=stat.st_size,
             modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC).replace(tzinfo=None),
+            skipped=skipped,
+            refused=refused,
         )
 
     @property
@@ -75,14 +89,54 @@ class LandingFile:
         return self.path.name.lower().endswith(".gz")
 
 
+SKIPPED = "skipped: "  # how the ledger's file_error marks an entry that was not read on purpose
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a file of this name is not read (hidden, temporary and marker files), else None."""
+    if name.startswith("."):
+        return "hidden file (name starts with '.')"
+    if name.startswith("_"):
+        return "marker or temporary file (name starts with '_')"
+    if name.startswith("~"):
+        return "temporary file (name starts with '~')"
+    return None
+
+
+SUBFOLDER = "subfolder (files in subfolders of a landing folder are not read)"
+
+
 def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
-    """Files of one landing folder in a stable order (hidden and temporary files are skipped)."""
+    """Every entry of one landing folder in a stable order, each either to read, skipped or refused.
+
+    Hidden, temporary and marker files, subfolders and special files are skipped (the ledger names
+    them); a symbolic link is read only when it resolves to a regular file inside the landing root,
+    a link out of it is refused without opening its target.
+    """
     if not folder.is_dir():
         return []
-    paths = sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_", "~"))
-    )
-    return [LandingFile.at(path, landing_root) for path in paths]
+    root = landing_root.resolve()
+    files = []
+    for path in sorted(folder.iterdir()):
+        skipped, refused = skip_reason(path.name), None
+        if skipped is None and path.is_symlink():
+            try:
+                target = path.resolve()
+            except (OSError, RuntimeError):  # a loop of links
+                target = None
+            if target is None:
+                refused = "symbolic link that does not resolve (a loop of links)"
+            elif not target.is_relative_to(root):
+                refused = "symbolic link to a file outside the landing zone (not followed)"
+            elif not target.exists():
+                refused = "broken symbolic link"
+        if skipped is None and refused is None:
+            if path.is_dir():
+                skipped = SUBFOLDER
+            elif not path.is_file():
+                skipped = "not a regular file"
+        files.append(LandingFile.at(path, landing_root, skipped=skipped, refused=refused))
+    return files
 
 
 # JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
@@ -101,18 +155,38 @@ def read_records(
     file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer
 ) -> None:
     """Give every record of ``file`` to ``write``, in one or more selects over ``connection``."""
+    if file.refused:
+        raise UnreadableFile(file.refused)
     kind = file.format
     if kind is None:
         raise UnreadableFile(
             f"unsupported file type {file.path.name!r}; expected one of "
             + ", ".join(sorted(FORMATS))
         )
-    if kind == "parquet":
-        _read_parquet(file, fields, connection, write)
-    elif kind == "jsonl":
-        _read_jsonl(file, fields, connection, write)
-    else:
-        _write_table(_read_csv(*_decoded_text(file), fields), file, fields, connection, write)
+    try:
+        if kind == "parquet":
+            _read_parquet(file, fields, connection, write)
+        elif kind == "jsonl":
+            _read_jsonl(file, fields, connection, write)
+        else:
+            _write_table(_read_csv(*_decoded_text(file), fields), file, fields, connection, write)
+    except _SHAPE_ERRORS as error:
+        # a shape no rule above foresaw must still cost only this file, never the partition
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UnreadableFile(f"not a readable {kind} file ({detail})") from error
+
+
+# Errors reading a file's content can raise (Arrow and DuckDB on data they cannot take): they reject
+# the file. Errors of the machine (out of memory, disk full, interrupted) still fail the partition.
+_SHAPE_ERRORS = (
+    pa.ArrowException,
+    KeyError,
+    ValueError,
+    duckdb.ConversionException,
+    duckdb.InvalidInputException,
+    duckdb.NotImplementedException,
+    duckdb.BinderException,
+)
 
 
 def _write_table(
@@ -187,12 +261,28 @@ def _lines(text: pa.Array) -> pa.Array:
     return pc.utf8_rtrim(lines, characters="\r")
 
 
+# DuckDB's JSON reader accepts NaN and Infinity (any case, and "inf"), which JSON does not have: such
+# a token outside a string (the prefix steps over whole strings and whatever lies between them).
+_NON_FINITE = r'^([^"]|"([^"\\]|\\.)*")*(?i:nan|inf)'
+
+
+def _repeated_field(fields: Sequence[str]) -> str:
+    """A cheap test for a record that may repeat a contract field: the field's key text occurs twice.
+
+    It also matches a nested key or a value with that text; the record's keys are then compared
+    exactly, so only a key repeated at the top level of the record rejects it."""
+    return "|".join(f'"{name}".*"{name}"' for name in fields)
+
+
 def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
     struct = json.dumps({name: "VARCHAR" for name in fields})
     projections = ", ".join(f'_parsed."{name}" as "{name}"' for name in fields)
+    suspect = f"{_NON_FINITE}|{_repeated_field(fields)}"
     # Valid JSON whose first character (after JSON whitespace) is '{' is an object: cheaper than
     # json_type(), which builds the whole document. A blank line is never valid JSON, so only the
-    # invalid lines are trimmed (trimming copies the line). Row order does not matter: validation sorts.
+    # invalid lines are trimmed (trimming copies the line). NaN / Infinity and a repeated key (DuckDB
+    # keeps the first value) are found by one regular expression over the valid objects; only the few
+    # lines it matches are looked at closely. Row order does not matter: validation sorts.
     statement = f"""
         with checked as (
             select
@@ -202,6 +292,19 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
                 regexp_matches(_raw, '^[ \\t\\r\\n]*[{{]') as _object
             from _jsonl_lines
         ),
+        suspects as (
+            select *, _valid and _object and regexp_matches(_raw, '{suspect}') as _suspect
+            from checked
+        ),
+        looked_at as (
+            select
+                *,
+                case when _suspect then regexp_matches(_raw, '{_NON_FINITE}') end as _non_finite,
+                case when _suspect
+                    then list_filter(json_keys(_raw), lambda key, i: list_position(json_keys(_raw), key) < i)[1]
+                end as _repeated_key
+            from suspects
+        ),
         parsed as (
             select
                 _line,
@@ -209,9 +312,12 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
                 case
                     when not _valid then case when trim(_raw) = '' then 'blank line' else 'invalid JSON' end
                     when not _object then 'not a JSON object'
+                    when _non_finite then 'invalid JSON: NaN and Infinity are not JSON numbers'
+                    when _repeated_key is not null
+                        then 'the key "' || left(_repeated_key, 80) || '" occurs twice in the record'
                 end as _error,
                 case when _valid and _object then from_json(_raw, '{struct}') end as _parsed
-            from checked
+            from looked_at
         )
         select ? as _file, _line, _raw, _error, {projections} from parsed
     """
@@ -230,9 +336,25 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
         raise UnreadableFile("empty file")
 
 
+def _csv_header(first_line: str) -> list[str]:
+    """The header's column names (lower-cased, without spaces), or a whole-file reject if they are
+    not a set of names: an empty name or a name twice (case-insensitively) leaves a value unclaimed
+    or claimed twice, and no single reading of such a file is right."""
+    names = [name.strip().lower() for name in next(csv.reader([first_line]), [])]
+    for position, name in enumerate(names, start=1):
+        if not name:
+            raise UnreadableFile(f"CSV header has an empty column name (column {position})")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UnreadableFile(
+            "CSV header repeats the column " + ", ".join(repr(name) for name in repeated) + " (names are case-insensitive)"
+        )
+    return names
+
+
 def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
     lines = _lines(text)
-    header = [name.strip().strip('"').strip().lower() for name in lines[0].as_py().split(",")]
+    header = _csv_header(lines[0].as_py())
     invalid: dict[int, str] = {}
 
     def note_invalid(row: pacsv.InvalidRow) -> str:
@@ -276,38 +398,84 @@ def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
     return pa.table(columns).sort_by("_line")
 
 
+# Parquet records go to DuckDB this many at a time (read by pyarrow, one batch after another).
+PARQUET_BATCH_ROWS = 32 * SCAN_BATCH_ROWS
+_PARQUET_LINE = "__landing_line"  # the row number column added to each batch
+
+
+def _parquet_columns(parquet: pq.ParquetFile) -> dict[str, str]:
+    """Lower-cased name -> the file's column name, or a whole-file reject when names are not unique
+    (a field given twice has no single value)."""
+    names = parquet.schema_arrow.names
+    if not names:
+        raise UnreadableFile("Parquet file has no columns")
+    lowered = [name.strip().lower() for name in names]
+    if "" in lowered:
+        raise UnreadableFile("Parquet file has a column without a name")
+    repeated = sorted({name for name in lowered if lowered.count(name) > 1})
+    if repeated:
+        raise UnreadableFile(
+            "Parquet file repeats the column " + ", ".join(repr(name) for name in repeated) + " (names are case-insensitive)"
+        )
+    return dict(zip(lowered, names, strict=True))
+
+
+def _sql_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _parquet_statement(connection: duckdb.DuckDBPyConnection, columns: dict[str, str], fields: Sequence[str]) -> str:
+    """The select turning the registered ``_parquet_records`` into the raw-record shape."""
+    described = connection.execute("select column_name, column_type from (describe select * from _parquet_records)").fetchall()
+    types = {name: kind.upper() for name, kind in described}
+
+    def as_text(field: str) -> str:
+        if field not in columns:
+            return f"null::varchar as \"{field}\""
+        name = _sql_name(columns[field])
+        kind = types[columns[field]]
+        if kind.startswith("TIMESTAMP"):
+            # naive Parquet timestamps are UTC by convention; render them as ISO-8601 with Z
+            return f"strftime({name}::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ') as \"{field}\""
+        if kind.startswith(("STRUCT", "MAP")) or kind.endswith("]"):
+            return f"to_json({name})::varchar as \"{field}\""
+        return f"{name}::varchar as \"{field}\""
+
+    record = ", ".join(f"{_sql_literal(name)}: {_sql_name(name)}" for name in columns.values())
+    projections = ", ".join(as_text(field) for field in fields)
+    return f"""
+        select ? as _file, {_PARQUET_LINE} as _line, to_json({{{record}}})::varchar as _raw,
+               null::varchar as _error, {projections}
+        from _parquet_records
+    """
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _read_parquet(
     file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer
 ) -> None:
+    """Read by pyarrow from the opened file (a path handed to DuckDB would be a glob pattern), a batch
+    of rows at a time; DuckDB turns each batch into the raw-record shape."""
     try:
-        described = connection.execute(
-            "select column_name, column_type from (describe select * from read_parquet(?, hive_partitioning = false))",
-            [str(file.path)],
-        ).fetchall()
-    except duckdb.Error as error:
+        with file.path.open("rb") as stream:
+            parquet = pq.ParquetFile(stream)
+            columns = _parquet_columns(parquet)
+            statement, lines_before = None, 0
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                numbers = pa.array(range(lines_before + 1, lines_before + batch.num_rows + 1), pa.int64())
+                lines_before += batch.num_rows
+                records = pa.Table.from_batches([batch]).append_column(_PARQUET_LINE, numbers)
+                connection.register("_parquet_records", _in_scan_batches(records))
+                try:
+                    statement = statement or _parquet_statement(connection, columns, fields)
+                    write(statement, [file.relative])
+                finally:
+                    connection.unregister("_parquet_records")
+    except (pa.ArrowInvalid, OSError) as error:
         detail = str(error).splitlines()[0].replace(str(file.path), file.path.name)
         raise UnreadableFile(f"not a readable Parquet file ({detail})") from None
-    types = {name.lower(): (name, kind.upper()) for name, kind in described}
-
-    def as_text(field: str) -> str:
-        if field not in types:
-            return f"null::varchar as \"{field}\""
-        name, kind = types[field]
-        if kind.startswith("TIMESTAMP"):
-            # naive Parquet timestamps are UTC by convention; render them as ISO-8601 with Z
-            return f"strftime(\"{name}\"::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ') as \"{field}\""
-        if kind.startswith(("STRUCT", "MAP")) or kind.endswith("[]"):
-            return f"to_json(\"{name}\")::varchar as \"{field}\""
-        return f"\"{name}\"::varchar as \"{field}\""
-
-    projections = ", ".join(as_text(field) for field in fields)
-    written = write(
-        f"""
-        select ? as _file, row_number() over () as _line, to_json(src)::varchar as _raw,
-               null::varchar as _error, {projections}
-        from read_parquet(?, hive_partitioning = false) as src
-        """,
-        [file.relative, str(file.path)],
-    )
-    if written == 0:
+    if lines_before == 0:
         raise UnreadableFile("empty file")

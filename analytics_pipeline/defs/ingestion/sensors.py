@@ -25,7 +25,7 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
 from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS
-from analytics_pipeline.defs.ingestion.readers import FORMATS
+from analytics_pipeline.defs.ingestion.readers import FORMATS, skip_reason
 from analytics_pipeline.jobs import DAILY_DBT_KEYS, daily_pipeline_job
 from analytics_pipeline.settings import get_settings
 
@@ -52,8 +52,10 @@ class LandingVersion:
 
 
 def _is_landing_file(name: str) -> bool:
+    """A file the loader reads: files it skips (and records as skipped) or cannot read never start a
+    run of their own, so a marker file cannot make the sensor re-run a day."""
     lowered = name.lower()
-    return not name.startswith((".", "_", "~")) and any(lowered.endswith(suffix) for suffix in FORMATS)
+    return skip_reason(name) is None and any(lowered.endswith(suffix) for suffix in FORMATS)
 
 
 def _files_in(folder: str, relative: str, dataset: str, day: date | None) -> Iterator[LandingVersion]:

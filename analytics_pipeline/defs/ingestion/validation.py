@@ -21,12 +21,18 @@ from datetime import date
 
 import duckdb
 
-from analytics_pipeline.defs.ingestion.datasets import Dataset, Field
+from analytics_pipeline.defs.ingestion.datasets import DECIMAL_SCALE, Dataset, Field
 
 # ISO-8601 date-time with an explicit offset or Z (the contract requires one).
 _TIMESTAMP_PATTERN = (
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"
 )
+# a decimal number as text: digits with an optional point and exponent (JSON writes small and large
+# numbers as 4e-05 or 1e+18); NaN and Infinity are not numbers
+_DECIMAL_PATTERN = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+# A decimal is checked at a wider type than it is stored in (numeric(18,4)), so a value too large for
+# the column is reported as out of range; the bound keeps accepted values far inside the column.
+_WIDE_DECIMAL = "decimal(38,4)"
 _TRUE = ("true", "t", "1", "yes", "y")
 _FALSE = ("false", "f", "0", "no", "n")
 
@@ -68,6 +74,11 @@ def _shown(field: Field) -> str:
     return f"'''' || left({_value(field)}, 80) || ''''"
 
 
+def _shown_number(field: Field) -> str:
+    """A number in a reason as given, cut to a readable length (it passed the type check)."""
+    return f"left({_value(field)}, 80)"
+
+
 def _typed(field: Field) -> str:
     """Expression turning the field's text into its warehouse type (valid records only)."""
     value = _value(field)
@@ -76,7 +87,7 @@ def _typed(field: Field) -> str:
     if field.kind == "int":
         return f"try_cast({value} as bigint)"
     if field.kind == "decimal":
-        return f"try_cast({value} as decimal(18,4))"
+        return f"try_cast({value} as {_WIDE_DECIMAL})"
     if field.kind == "timestamp":
         return f"try_cast(try_cast({_timestamp_text(field)} as timestamptz) as timestamp)"
     if field.kind == "date":
@@ -93,10 +104,11 @@ def _type_error(field: Field) -> str | None:
     """Condition that is true when a present value is not of the field's kind."""
     value = _value(field)
     if field.kind == "int":
-        return f"not regexp_full_match({value}, '[+-]?[0-9]{{1,18}}')"
+        # any number of digits: one too large for bigint has no typed value and fails the range rule
+        return f"not regexp_full_match({value}, '[+-]?[0-9]+')"
     # a present value's typed value is null exactly when it does not convert (defaults apply to absent ones)
     if field.kind == "decimal":
-        return f"{_typed_column(field)} is null"
+        return f"not regexp_full_match({value}, '{_DECIMAL_PATTERN}')"
     if field.kind == "timestamp":
         return f"not regexp_full_match({value}, '{_TIMESTAMP_PATTERN}') or {_typed_column(field)} is null"
     if field.kind == "date":
@@ -116,6 +128,19 @@ _KIND_NAMES = {
     "bool": "true or false",
     "json": "valid JSON",
 }
+
+
+def _beyond_scale(field: Field) -> str:
+    """Condition that is true when a decimal has more places than are stored (it would be rounded).
+
+    Plain text has a non-zero digit after the kept places; a number in exponent form (how JSON
+    writes 4e-05) is compared with its stored value as a double, the precision it was written in."""
+    value = _value(field)
+    return (
+        f"case when contains({value}, 'e') or contains({value}, 'E') "
+        f"then try_cast({value} as double) <> cast({_typed_column(field)} as double) "
+        f"else regexp_matches({value}, '\\.[0-9]{{{DECIMAL_SCALE}}}[0-9]*[1-9]') end"
+    )
 
 
 def reason_expression(dataset: Dataset, partition: date | None) -> str:
@@ -140,12 +165,28 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
                     f"{_quote(f'{field.name} is not {_KIND_NAMES[field.kind]}: ')} || {_shown(field)}",
                 )
             )
+        if field.kind == "decimal":
+            rules.append(
+                (
+                    f"{present(field)} and ({_beyond_scale(field)})",
+                    f"{_quote(f'{field.name} has more than {DECIMAL_SCALE} decimal places: ')} || {_shown(field)}",
+                )
+            )
     for field in dataset.fields:
+        # a number that passed the type check but has no typed value is too large for any column
+        overflow = f"{present(field)} and {_typed_column(field)} is null"
         if field.minimum is not None:
             rules.append(
                 (
-                    f"{_typed_column(field)} < {field.minimum}",
-                    f"{_quote(f'{field.name} must be >= {field.minimum}, got ')} || {_value(field)}",
+                    f"{_typed_column(field)} < {field.minimum} or ({overflow} and starts_with({_value(field)}, '-'))",
+                    f"{_quote(f'{field.name} must be >= {field.minimum}, got ')} || {_shown_number(field)}",
+                )
+            )
+        if field.maximum is not None:
+            rules.append(
+                (
+                    f"{_typed_column(field)} > {field.maximum} or ({overflow})",
+                    f"{_quote(f'{field.name} must be <= {field.maximum}, got ')} || {_shown_number(field)}",
                 )
             )
         if field.choices:
@@ -155,6 +196,15 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
                     f"{present(field)} and lower({_value(field)}) not in ({allowed})",
                     f"{_quote(f'unknown {field.name} ')} || {_shown(field)} || "
                     f"{_quote(' (expected one of ' + ', '.join(field.choices) + ')')}",
+                )
+            )
+        if field.reserved:
+            reserved = ", ".join(_quote(value) for value in field.reserved)
+            rules.append(
+                (
+                    f"{present(field)} and lower({_value(field)}) in ({reserved})",
+                    f"{_quote(f'{field.name} ')} || {_shown(field)} || "
+                    f"{_quote(' is reserved for platform-wide rows (reserved: ' + ', '.join(field.reserved) + ')')}",
                 )
             )
     if partition is not None and dataset.partition_field:
@@ -275,7 +325,11 @@ class Checker:
 
     def accepted_query(self) -> str:
         """The loaded rows: typed fields, one row per key, with ``_source_file`` and ``_source_line``."""
-        columns = ", ".join(f'"{f.name}"' for f in self.dataset.fields)
+        # decimals are checked wide and stored as numeric(18,4); accepted values are within NUMBER_LIMIT
+        columns = ", ".join(
+            f'cast("{f.name}" as decimal(18,{DECIMAL_SCALE})) as "{f.name}"' if f.kind == "decimal" else f'"{f.name}"'
+            for f in self.dataset.fields
+        )
         return (
             f"select {columns}, _file as _source_file, _line as _source_line from {CHECKED} as checked "
             f"where _reason is null and not exists (select 1 from {DUPLICATES} as duplicate "

@@ -143,7 +143,9 @@ class PipelineCollector(Collector):
                         rejected.add_metric([row["dataset"]], row["n"])
                 if "raw.ingested_files" in present:
                     for row in session.query(
-                        "select dataset, sum(lines_read) as lines, sum(case when file_error is null then 0 else 1 end) as bad "
+                        # a file skipped on purpose (ledger 'skipped: ...') is not a rejected file
+                        "select dataset, sum(lines_read) as lines, sum(case when file_error is null "
+                        "or left(file_error, 9) = 'skipped: ' then 0 else 1 end) as bad "
                         "from raw.ingested_files group by dataset"
                     ).to_pylist():  # fmt: skip
                         lines.add_metric([row["dataset"]], row["lines"] or 0)
