@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.defs.reporting.spreadsheets import neutralise_arrow, text_not_formulas
 from analytics_pipeline.resources.warehouse import Warehouse
+from analytics_pipeline.resources.warehouse_lock import Progress
 
 
 class ExportError(ValueError):
@@ -90,13 +91,21 @@ def default_output(output_dir: Path, mart: Exportable, start: date, end: date, o
     return output_dir / "exports" / f"{name}_{start.isoformat()}_{end.isoformat()}{suffix}.{fmt}"
 
 
-def fetch(warehouse: Warehouse, mart: Exportable, start: date, end: date, org: str | None) -> pa.Table:
+def fetch(warehouse: Warehouse, mart: Exportable, start: date, end: date, org: str | None,
+          waiting: Progress | None = None) -> pa.Table:  # fmt: skip
+    """The rows, read as a reader of the warehouse: a running step is waited for, never disturbed."""
     where, params = f"{mart.date_column} between ? and ?", [start, end]
     if org is not None:
         if not mart.has_org:
             raise ExportError(f"{mart.table} has no school column; leave out --org.")
         where, params = where + " and org_id = ?", [*params, org]
-    return warehouse.query(f"select * from {mart.table} where {where} order by {', '.join(mart.grain)}", params)
+    schema, table = mart.table.split(".")
+    with warehouse.reading(progress=waiting) as session:
+        exists = session.query("select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",
+                               (schema, table)).column("n")[0].as_py()  # fmt: skip
+        if not exists:
+            raise ExportError(f"{mart.table} has not been built yet; run `analytics-pipeline backfill` first.")
+        return session.query(f"select * from {mart.table} where {where} order by {', '.join(mart.grain)}", params)
 
 
 def _write_csv(data: pa.Table, file: BinaryIO, progress: Callable[[int], None]) -> None:
@@ -133,7 +142,7 @@ WRITERS = {"csv": _write_csv, "json": _write_json, "xlsx": _write_xlsx, "parquet
 
 def export(
     warehouse: Warehouse, table: str, start: date, end: date, fmt: str, output: Path, org: str | None = None,
-    progress: Callable[[int], None] = lambda rows: None,
+    progress: Callable[[int], None] = lambda rows: None, waiting: Progress | None = None,
 ) -> int:  # fmt: skip
     """Write the mart's rows for start..end (and one school) to ``output``; returns the row count."""
     mart = resolve(table)
@@ -142,7 +151,7 @@ def export(
     if end < start:
         raise ExportError(f"--end {end} is before --start {start}.")
     _check_writable(output)
-    data = fetch(warehouse, mart, start, end, org)
+    data = fetch(warehouse, mart, start, end, org, waiting)
     if data.num_rows == 0:
         school = f" for school {_shortened(org)!r}" if org else ""
         raise ExportError(f"{mart.table} has no rows from {start} to {end}{school}; nothing was written.")
