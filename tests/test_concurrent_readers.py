@@ -34,7 +34,10 @@ def _one_sentence_refusal(result: subprocess.CompletedProcess[str]) -> bool:
 
 
 @pytest.mark.e2e
-def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[str, str]) -> None:
+def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[str, str], warehouse: Warehouse) -> None:
+    """Readers in other processes (``export``, ``health``) in a loop, and one reader in this process
+    that holds the warehouse open almost all the time (half a second per read, the next at once):
+    without the writers' turn, the dbt step and the steps after it would meet an open file."""
     generate_small(env)
     backfill = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -49,17 +52,28 @@ def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[st
                                           END.isoformat(), env=reader_env, timeout=300)))  # fmt: skip
             readers.append(("health", cli("health", "--json", env=reader_env, timeout=300)))
 
-    loop = threading.Thread(target=read_in_a_loop)
-    loop.start()
+    held_reads: list[int] = []
+
+    def hold_the_warehouse_open() -> None:
+        while backfill.poll() is None:
+            with warehouse.reading(wait_seconds=900) as session:
+                held_reads.append(session.query("select count(*) as n from information_schema.tables").column("n")[0].as_py())
+                time.sleep(0.5)
+
+    loops = [threading.Thread(target=read_in_a_loop), threading.Thread(target=hold_the_warehouse_open)]
+    for loop in loops:
+        loop.start()
     try:
         stdout, stderr = backfill.communicate(timeout=900)
     finally:
         backfill.kill()
-        loop.join(timeout=600)
+        for loop in loops:
+            loop.join(timeout=600)
 
     assert backfill.returncode == 0, stdout[-3000:] + stderr[-3000:]
     assert "succeeded: 3 days" in stdout
     assert [name for name, _ in readers[:2]] == ["export", "health"]  # readers ran while the backfill did
+    assert len(held_reads) > 1 and all(count > 0 for count in held_reads)
     for name, result in readers:
         if name == "export":
             assert result.returncode == 0 or _one_sentence_refusal(result), result.stderr[-2000:]

@@ -252,16 +252,23 @@ class Warehouse:
             return f"DuckDB file {s.duckdb_path}"
         return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
 
-    def _connect_duckdb(self, read_only: bool = False, deadline: float | None = None) -> duckdb.DuckDBPyConnection:
+    def _connect_duckdb(self, read_only: bool = False, deadline: float | None = None,
+                        progress: warehouse_lock.Progress | None = None) -> duckdb.DuckDBPyConnection:  # fmt: skip
         """A connection to the DuckDB file; DuckDB's own lock error (a process outside this pipeline
         holds the file) is tried again until ``deadline`` (``time.monotonic()``; default: at once)."""
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = self._retrying_lock_errors(lambda: duckdb.connect(str(path), read_only=read_only), deadline)
+        connection = self._retrying_lock_errors(
+            lambda: duckdb.connect(str(path), read_only=read_only), deadline, progress
+        )
         connection.execute("set TimeZone = 'UTC'")
         return connection
 
-    def _retrying_lock_errors(self, open_file: Any, deadline: float | None) -> Any:
+    def _log_wait(self, holder: str, waited: float) -> None:
+        log.warning(f"waiting for the DuckDB file {self.settings.duckdb_path}, held by {holder} ({waited:.0f} s)")
+
+    def _retrying_lock_errors(self, open_file: Any, deadline: float | None,
+                              progress: warehouse_lock.Progress | None = None) -> Any:  # fmt: skip
         started, reported = time.monotonic(), 0.0
         while True:
             try:
@@ -271,8 +278,7 @@ class Warehouse:
                 if "lock" not in str(error).lower() or deadline is None or now >= deadline:
                     raise self._duckdb_open_error(error, now - started) from error
                 if now - reported >= warehouse_lock.PROGRESS_EVERY_SECONDS:
-                    log.warning(f"waiting for the DuckDB file {self.settings.duckdb_path}, held by "
-                                f"{_conflicting_holder(error)} ({now - started:.0f} s)")  # fmt: skip
+                    (progress or self._log_wait)(_conflicting_holder(error), now - started)
                     reported = now
                 time.sleep(min(warehouse_lock.POLL_SECONDS * 5, max(0.0, deadline - now)))
 
@@ -292,8 +298,7 @@ class Warehouse:
         path = self.settings.duckdb_path
         try:
             with warehouse_lock.hold(path, exclusive=True, wait_seconds=WRITE_WAIT_SECONDS, what=what,
-                                     progress=lambda holder, waited: log.warning(
-                                         f"waiting for the DuckDB file {path}, held by {holder} ({waited:.0f} s)")):  # fmt: skip
+                                     progress=self._log_wait):  # fmt: skip
                 yield time.monotonic() + WRITE_WAIT_SECONDS
         except warehouse_lock.LockTimeout as timeout:
             raise WarehouseBusyError(
@@ -362,7 +367,7 @@ class Warehouse:
         wait = self.settings.read_wait_seconds if wait_seconds is None else wait_seconds
         try:
             with warehouse_lock.hold(path, exclusive=False, wait_seconds=wait, progress=progress):
-                connection = self._connect_duckdb(read_only=True, deadline=time.monotonic() + wait)
+                connection = self._connect_duckdb(read_only=True, deadline=time.monotonic() + wait, progress=progress)
                 try:
                     yield _DuckDBSession(connection)
                 finally:
