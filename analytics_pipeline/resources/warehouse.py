@@ -300,6 +300,8 @@ class Warehouse:
             with warehouse_lock.hold(path, exclusive=True, wait_seconds=WRITE_WAIT_SECONDS, what=what,
                                      progress=self._log_wait):  # fmt: skip
                 yield time.monotonic() + WRITE_WAIT_SECONDS
+        except warehouse_lock.LockFileError as error:
+            raise WarehouseError(str(error)) from None
         except warehouse_lock.LockTimeout as timeout:
             raise WarehouseBusyError(
                 f"The DuckDB file {path} stayed held by {timeout.holder} for {timeout.waited:.0f} s; "
@@ -372,6 +374,8 @@ class Warehouse:
                     yield _DuckDBSession(connection)
                 finally:
                     connection.close()
+        except warehouse_lock.LockFileError as error:
+            raise WarehouseError(str(error)) from None
         except warehouse_lock.LockTimeout as timeout:
             raise WarehouseBusyError(
                 f"The DuckDB file {path} is being written by {timeout.holder} and was not free within "

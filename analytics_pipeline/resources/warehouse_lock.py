@@ -65,8 +65,17 @@ def lock_path(database: Path) -> Path:
     return database.with_name(database.name + ".lock")
 
 
+class LockFileError(OSError):
+    """A lock file beside the DuckDB file cannot be opened (a read-only folder, a link in its place)."""
+
+
 def _open(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        raise LockFileError(f"Cannot open the lock file {path} beside the DuckDB file ({error.strerror}); "
+                            "every process that reads or writes the warehouse needs write access to its "
+                            "folder.") from None  # fmt: skip
 
 
 def describe_self(what: str = "") -> str:
@@ -127,7 +136,12 @@ def hold(database: Path, exclusive: bool, wait_seconds: float, progress: Progres
     main_path, gate_path = lock_path(database), lock_path(database).with_name(lock_path(database).name + ".gate")
     started = time.monotonic()
     deadline = started + wait_seconds
-    main, gate = _open(main_path), _open(gate_path)
+    main = _open(main_path)
+    try:
+        gate = _open(gate_path)
+    except LockFileError:
+        os.close(main)
+        raise
     try:
         if exclusive:
             _flock(gate, fcntl.LOCK_EX, deadline, "writer", gate_path, progress, started)
