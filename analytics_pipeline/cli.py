@@ -139,7 +139,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         written += rows
         print(f"\r  {written:,} rows written", end="", file=sys.stderr, flush=True)
 
-    rows = export(Warehouse(settings), mart.table, args.start, args.end, args.format, output, args.org, progress)
+    def waiting(holder: str, seconds: float) -> None:
+        print(f"waiting for the warehouse: {holder} is writing to it ({seconds:.0f} s of at most "
+              f"{settings.read_wait_seconds:.0f} s, ANALYTICS_READ_WAIT_SECONDS)", file=sys.stderr, flush=True)  # fmt: skip
+
+    rows = export(Warehouse(settings), mart.table, args.start, args.end, args.format, output, args.org, progress,
+                  waiting)  # fmt: skip
     print(file=sys.stderr)
     print(f"exported {rows} rows of {mart.table} ({args.start} .. {args.end}) to {output}")
     return 0

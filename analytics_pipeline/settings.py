@@ -85,6 +85,14 @@ def _parse_lead_time(env: dict[str, str]) -> int:
     return days
 
 
+def _parse_wait(env: dict[str, str]) -> float:
+    name = "ANALYTICS_READ_WAIT_SECONDS"
+    seconds = _parse_float(name, env.get(name, "300").strip() or "300")
+    if not seconds >= 0:
+        raise SettingsError(f"{name}={seconds!r} must be a number of seconds, 0 or more.")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse: str = "duckdb"
@@ -118,6 +126,8 @@ class Settings:
     # days between placing a reorder and receiving it (mart_reorder_recommendations); at most the
     # 28-day forecast horizon
     reorder_lead_time_days: int = 14
+    # how long a reader of the DuckDB file (export, ...) waits for a writing step before giving up
+    read_wait_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -169,6 +179,7 @@ class Settings:
             report_email_from=env.get("ANALYTICS_REPORT_EMAIL_FROM", "analytics-pipeline@localhost"),
             report_recipients=_parse_recipients(env.get("ANALYTICS_REPORT_RECIPIENTS", "")),
             reorder_lead_time_days=_parse_lead_time(env),
+            read_wait_seconds=_parse_wait(env),
         )
 
     def report_recipients_for(self, target: str) -> tuple[str, ...]:

@@ -254,3 +254,39 @@ def test_an_interrupted_backfill_stops_there_and_exits_non_zero(env: dict[str, s
     assert "FAILED" in stderr and "interrupted" in stderr
     [run] = instance.get_runs()  # the first of the backfill's runs; none after it
     assert run.status == dg.DagsterRunStatus.FAILURE
+
+
+# dagster-dbt 1.13's message for a failed dbt process, with the error dbt logs when PostgreSQL is down
+DBT_CONNECTION_REFUSED = """The dbt CLI process with command
+
+`dbt build`
+
+failed with exit code `2`. Check the stdout in the Dagster compute logs for the full information about the error.
+
+Errors parsed from dbt logs:
+
+Encountered an error:
+Database Error
+  connection to server at "127.0.0.1", port 5499 failed: Connection refused
+  \tIs the server running on that host and accepting TCP/IP connections?
+  """
+
+
+def test_a_failed_dbt_step_is_summarised_by_its_cause() -> None:
+    from analytics_pipeline.defs.operations.backfill import failure_summary
+
+    assert failure_summary(DBT_CONNECTION_REFUSED) == (
+        'dbt build failed (exit code 2): Database Error: connection to server at "127.0.0.1", port 5499 failed: '
+        "Connection refused: Is the server running on that host and accepting TCP/IP connections?"
+    )
+    two_models = DBT_CONNECTION_REFUSED.split("Errors parsed")[0] + (
+        "Errors parsed from dbt logs:\n\nRuntime Error in model fct_a (models/a.sql)\n  IO Error: disk full\n\n"
+        "Runtime Error in model fct_b (models/b.sql)\n  IO Error: disk full\n\n"
+        "Runtime Error in model fct_a (models/a.sql)\n  IO Error: disk full"  # dbt repeats errors in its summary
+    )
+    assert failure_summary(two_models) == ("dbt build failed (exit code 2): Runtime Error in model fct_a (models/a.sql): "
+                                           "IO Error: disk full; Runtime Error in model fct_b (models/b.sql): IO Error: disk full")  # fmt: skip
+    no_errors = DBT_CONNECTION_REFUSED.split("Errors parsed")[0]
+    assert failure_summary(no_errors) == "dbt build failed (exit code 2); see the step's output in the run's logs"
+    assert len(failure_summary(DBT_CONNECTION_REFUSED.replace("5499", "5499" + " x" * 500))) == 400
+    assert failure_summary("raw.users has the wrong columns\nmore detail") == "raw.users has the wrong columns"

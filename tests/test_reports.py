@@ -494,3 +494,33 @@ def test_reporting_is_registered_with_weekly_partitions_mapped_to_days() -> None
     assert sorted(upstream.get_partition_keys()) == [date.fromordinal(date(2025, 1, 6).toordinal() + d).isoformat() for d in range(14)]
     assert defs.resolve_job_def("weekly_report") and defs.resolve_job_def("custom_report")
     assert defs.resolve_schedule_def("weekly_report_schedule").cron_schedule == "0 9 * * 1"
+
+
+def test_report_folders_are_staged_in_new_folders_of_their_own(tmp_path: Path) -> None:
+    """The week's files are written aside and swapped in; the folder written aside is always a new one,
+    so a folder or link someone planted beside the reports is never written through."""
+    from analytics_pipeline.defs.reporting.weekly import staging_folder, swap_in
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    final = tmp_path / "reports" / "2025-01-13"
+    final.parent.mkdir()
+    (final.parent / ".2025-01-13.partial").symlink_to(victim)  # a guessable staging name, planted
+    staging, other = staging_folder(final), staging_folder(final)
+    assert staging != other and not staging.is_symlink() and list(staging.iterdir()) == []
+    assert staging.parent == final.parent and staging.name.startswith(".2025-01-13.partial-")
+    assert staging.stat().st_mode & 0o777 == 0o777 & ~_umask()  # an ordinary folder, not a private one
+    (staging / "report.html").write_text("new")
+    final.symlink_to(victim)  # a link where the week's folder goes is replaced, never emptied
+    swap_in(staging, final)
+    assert (final / "report.html").read_text() == "new" and not final.is_symlink()
+    assert [p.name for p in victim.iterdir()] == ["keep.txt"] and (victim / "keep.txt").read_text() == "precious"
+
+
+def _umask() -> int:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

@@ -11,13 +11,22 @@ the scratch connection and inserts with SQL; PostgreSQL takes them in one ``COPY
 
 SQL handed to :meth:`Warehouse.query` and friends uses ``?`` placeholders and is written in the
 dialect both engines share.
+
+A DuckDB file takes one read-write process or many read-only ones, never a mix, and does not wait.
+Every connection here therefore takes its turn through :mod:`warehouse_lock`: a writer's
+connection (and :meth:`Warehouse.writing`, around a dbt invocation) holds the file exclusively, a
+reader (:meth:`Warehouse.reading`: ``export``, ``health``, metrics) shares it for its short read, and
+each waits for the other for a bounded time instead of failing. A program outside the pipeline
+that holds the file (a BI tool) is waited out the same way, by retrying DuckDB's lock error.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +39,7 @@ import psycopg2.errors
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from analytics_pipeline.resources import warehouse_lock
 from analytics_pipeline.settings import Settings, get_settings
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "forecast", "ops")
@@ -39,6 +49,11 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 SCRATCH_MEMORY_LIMIT = "384MB"
 SCRATCH_ROWS_PER_BATCH = 100_000
 _ATTACHED = "warehouse"  # the warehouse file's catalog name inside a scratch connection (DuckDB engine)
+# A writer waits this long for readers of the DuckDB file (and for a program outside the pipeline
+# that holds it) before its step fails with a TransientWarehouseError, which the retry policy retries.
+WRITE_WAIT_SECONDS = 120.0
+_CONFLICT = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+log = logging.getLogger("analytics_pipeline.warehouse")
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,10 @@ class WarehouseError(RuntimeError):
 
 class TransientWarehouseError(WarehouseError):
     """A failure worth retrying (lock held by another process, connection dropped)."""
+
+
+class WarehouseBusyError(TransientWarehouseError):
+    """The DuckDB file stayed held by someone else for longer than the caller would wait."""
 
 
 class MissingDatabaseError(WarehouseError):
@@ -205,6 +224,12 @@ class _CsvStream:
         return chunk
 
 
+def _conflicting_holder(error: duckdb.Error) -> str:
+    """Who holds the DuckDB file, from DuckDB's lock error ("Conflicting lock is held in … (PID n)")."""
+    conflict = _CONFLICT.search(str(error))
+    return f"{conflict['program']} (pid {conflict['pid']})" if conflict else "another process"
+
+
 def _rollback_quietly(connection: Any) -> None:
     try:
         connection.rollback()
@@ -227,30 +252,69 @@ class Warehouse:
             return f"DuckDB file {s.duckdb_path}"
         return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
 
-    def _connect_duckdb(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def _connect_duckdb(self, read_only: bool = False, deadline: float | None = None,
+                        progress: warehouse_lock.Progress | None = None) -> duckdb.DuckDBPyConnection:  # fmt: skip
+        """A connection to the DuckDB file; DuckDB's own lock error (a process outside this pipeline
+        holds the file) is tried again until ``deadline`` (``time.monotonic()``; default: at once)."""
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            connection = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            raise self._duckdb_open_error(error) from error
+        connection = self._retrying_lock_errors(
+            lambda: duckdb.connect(str(path), read_only=read_only), deadline, progress
+        )
         connection.execute("set TimeZone = 'UTC'")
         return connection
 
+    def _log_wait(self, holder: str, waited: float) -> None:
+        log.warning(f"waiting for the DuckDB file {self.settings.duckdb_path}, held by {holder} ({waited:.0f} s)")
+
+    def _retrying_lock_errors(self, open_file: Any, deadline: float | None,
+                              progress: warehouse_lock.Progress | None = None) -> Any:  # fmt: skip
+        started, reported = time.monotonic(), 0.0
+        while True:
+            try:
+                return open_file()
+            except duckdb.IOException as error:
+                now = time.monotonic()
+                if "lock" not in str(error).lower() or deadline is None or now >= deadline:
+                    raise self._duckdb_open_error(error, now - started) from error
+                if now - reported >= warehouse_lock.PROGRESS_EVERY_SECONDS:
+                    (progress or self._log_wait)(_conflicting_holder(error), now - started)
+                    reported = now
+                time.sleep(min(warehouse_lock.POLL_SECONDS * 5, max(0.0, deadline - now)))
+
     @contextmanager
     def _duckdb_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        connection = self._connect_duckdb()
-        try:
-            yield connection
-        finally:
-            connection.close()
+        with self._holding_exclusively() as deadline:
+            connection = self._connect_duckdb(deadline=deadline)
+            try:
+                yield connection
+            finally:
+                connection.close()
 
-    def _duckdb_open_error(self, error: duckdb.Error) -> WarehouseError:
+    @contextmanager
+    def _holding_exclusively(self, what: str = "") -> Iterator[float]:
+        """The DuckDB file held exclusively by this thread (waiting for readers up to
+        :data:`WRITE_WAIT_SECONDS`); yields the deadline for waiting out a program outside the pipeline."""
+        path = self.settings.duckdb_path
+        try:
+            with warehouse_lock.hold(path, exclusive=True, wait_seconds=WRITE_WAIT_SECONDS, what=what,
+                                     progress=self._log_wait):  # fmt: skip
+                yield time.monotonic() + WRITE_WAIT_SECONDS
+        except warehouse_lock.LockFileError as error:
+            raise WarehouseError(str(error)) from None
+        except warehouse_lock.LockTimeout as timeout:
+            raise WarehouseBusyError(
+                f"The DuckDB file {path} stayed held by {timeout.holder} for {timeout.waited:.0f} s; "
+                "wait for it to finish or point ANALYTICS_DUCKDB_PATH elsewhere."
+            ) from None
+
+    def _duckdb_open_error(self, error: duckdb.Error, waited: float = 0.0) -> WarehouseError:
         path = self.settings.duckdb_path
         if "lock" in str(error).lower():
-            return TransientWarehouseError(
-                f"The DuckDB file {path} is in use by another process (one writer at a time); "
-                "wait for the other run to finish or point ANALYTICS_DUCKDB_PATH elsewhere."
+            return WarehouseBusyError(
+                f"The DuckDB file {path} is in use by {_conflicting_holder(error)}"
+                + (f" and stayed so for {waited:.0f} s" if waited >= 1 else "")
+                + " (one writer at a time); wait for it to finish, close it, or point ANALYTICS_DUCKDB_PATH elsewhere."
             )
         return WarehouseError(f"Cannot open the DuckDB file {path}: {error}. Check ANALYTICS_DUCKDB_PATH.")
 
@@ -260,16 +324,64 @@ class Warehouse:
         resolve first), detached afterwards."""
         path = self.settings.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        with self._holding_exclusively() as deadline:
+            self._retrying_lock_errors(
+                lambda: scratch.execute(f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as {_ATTACHED}"), deadline
+            )
+            try:
+                scratch.execute(f"use {_ATTACHED}")
+                yield scratch
+            finally:
+                scratch.execute("use memory")
+                scratch.execute(f"detach {_ATTACHED}")
+
+    @contextmanager
+    def writing(self, what: str = "") -> Iterator[None]:
+        """Hold the warehouse for a writer that opens it by itself (the dbt CLI process): readers of
+        this pipeline wait until the block ends, and a program outside it that holds the DuckDB file
+        is waited out (up to :data:`WRITE_WAIT_SECONDS`) before the block starts. Connections opened
+        inside by this thread do not wait. Nothing to do on PostgreSQL."""
+        if self.engine != "duckdb":
+            yield
+            return
+        with self._holding_exclusively(what) as deadline:
+            self._connect_duckdb(deadline=deadline).close()  # free of outside holders now
+            yield
+
+    @contextmanager
+    def reading(self, wait_seconds: float | None = None,
+                progress: warehouse_lock.Progress | None = None) -> Iterator[Session]:  # fmt: skip
+        """A read-only session for a reader outside any step (``export``, ``health``, metrics).
+
+        On DuckDB it shares the file with other readers and waits, up to ``wait_seconds`` (default
+        ``ANALYTICS_READ_WAIT_SECONDS``; ``progress`` hears who it waits for), for a writer to
+        finish; it never makes a writer fail. Past the wait it raises :class:`WarehouseBusyError`
+        naming the holder. PostgreSQL readers never block writers and need none of this."""
+        if self.engine != "duckdb":
+            with self.transaction() as session:
+                session.execute("set transaction read only")
+                yield session
+            return
+        path = self.settings.duckdb_path
+        if not path.exists():
+            raise WarehouseError(f"The DuckDB file {path} does not exist; load data with "
+                                 "`analytics-pipeline backfill` or fix ANALYTICS_DUCKDB_PATH.")  # fmt: skip
+        wait = self.settings.read_wait_seconds if wait_seconds is None else wait_seconds
         try:
-            scratch.execute(f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as {_ATTACHED}")
-        except duckdb.IOException as error:
-            raise self._duckdb_open_error(error) from error
-        try:
-            scratch.execute(f"use {_ATTACHED}")
-            yield scratch
-        finally:
-            scratch.execute("use memory")
-            scratch.execute(f"detach {_ATTACHED}")
+            with warehouse_lock.hold(path, exclusive=False, wait_seconds=wait, progress=progress):
+                connection = self._connect_duckdb(read_only=True, deadline=time.monotonic() + wait, progress=progress)
+                try:
+                    yield _DuckDBSession(connection)
+                finally:
+                    connection.close()
+        except warehouse_lock.LockFileError as error:
+            raise WarehouseError(str(error)) from None
+        except warehouse_lock.LockTimeout as timeout:
+            raise WarehouseBusyError(
+                f"The DuckDB file {path} is being written by {timeout.holder} and was not free within "
+                f"{timeout.waited:.0f} s; try again when it has finished, or wait longer with "
+                "ANALYTICS_READ_WAIT_SECONDS."
+            ) from None
 
     @contextmanager
     def scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -396,16 +508,8 @@ class Warehouse:
         what to fix. Creates nothing: a missing DuckDB file or database is an error here, and DuckDB
         is opened read-only."""
         if self.engine == "duckdb":
-            if not self.settings.duckdb_path.exists():
-                raise WarehouseError(
-                    f"The DuckDB file {self.settings.duckdb_path} does not exist; load data with "
-                    "`analytics-pipeline backfill` or fix ANALYTICS_DUCKDB_PATH."
-                )
-            connection = self._connect_duckdb(read_only=True)
-            try:
-                connection.execute("select 1").fetchall()
-            finally:
-                connection.close()
+            with self.reading(wait_seconds=connect_timeout) as session:
+                session.query("select 1")
             return
         connection = self._connect_postgres(connect_timeout=connect_timeout)
         try:

@@ -8,6 +8,7 @@ its logs, its asset materializations and checks show in the UI exactly as a UI-l
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -184,11 +185,41 @@ def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: Backfil
             while error is not None and error.cause is not None and "Failure" not in error.cls_name:
                 error = error.cause
             message = error.message.strip().split(": ", 1)[-1] if error else "failed"
-            outcome.failed_steps.append(f"{event.step_key}: {message.splitlines()[0]}")
+            outcome.failed_steps.append(f"{event.step_key}: {failure_summary(message)}")
     if not result.success and len(outcome.failed_steps) == failures:
         # the run failed outside any step: interrupted (Ctrl-C, SIGTERM), or its resources did not start
         outcome.failed_steps.append(f"run {result.run_id}: {_run_failure(result)}")
     return result
+
+
+# dagster-dbt's message for a failed dbt process: a first line that says nothing, then dbt's own errors
+_DBT_ERRORS_HEADING = "Errors parsed from dbt logs:"
+_DBT_FAILED = re.compile(r"The dbt CLI process with command\s+`(?P<command>[^`]*)`\s+failed with exit code `(?P<code>-?\d+)`")
+SUMMARY_LINE_CHARS = 400
+
+
+def failure_summary(message: str) -> str:
+    """One readable line on why a step failed, for the backfill's summary.
+
+    Most failures say it in their first line. A failed dbt process does not (dagster-dbt's first line
+    is "The dbt CLI process with command"); its cause is in the dbt errors that follow, e.g.
+    "dbt build failed (exit code 2): Database Error: connection to server at "127.0.0.1", port 5432
+    failed: Connection refused ...", each error's lines joined, repeats dropped, trimmed to
+    :data:`SUMMARY_LINE_CHARS`."""
+    text = message.strip()
+    failed = _DBT_FAILED.search(text)
+    if failed is None:
+        return _trimmed(text.splitlines()[0] if text else "failed")
+    errors = text.split(_DBT_ERRORS_HEADING, 1)[1] if _DBT_ERRORS_HEADING in text else ""
+    causes = [": ".join(" ".join(line.split()).rstrip(":") for line in block.splitlines() if line.strip())
+              for block in errors.split("\n\n")]  # fmt: skip
+    causes = [cause.removeprefix("Encountered an error: ") for cause in dict.fromkeys(c for c in causes if c)]
+    what = f"{failed['command']} failed (exit code {failed['code']})"
+    return _trimmed(f"{what}: {'; '.join(causes)}" if causes else f"{what}; see the step's output in the run's logs")
+
+
+def _trimmed(line: str) -> str:
+    return line if len(line) <= SUMMARY_LINE_CHARS else line[: SUMMARY_LINE_CHARS - 1] + "…"
 
 
 def _run_failure(result: dg.ExecuteInProcessResult) -> str:

@@ -133,7 +133,8 @@ class PipelineCollector(Collector):
         lines = _gauge("landing_lines_read", "Lines read from landing files (raw.ingested_files), by dataset.", ("dataset",))
         files = _gauge("landing_files_rejected", "Landing files rejected whole (unreadable), by dataset.", ("dataset",))
         try:
-            with Warehouse(settings).transaction() as session:
+            # a reader: shares the DuckDB file with other readers, never makes a writing step fail
+            with Warehouse(settings).reading(wait_seconds=health.WAREHOUSE_CONNECT_TIMEOUT) as session:
                 present = {row["name"] for row in session.query(
                     "select table_schema || '.' || table_name as name from information_schema.tables "
                     "where table_schema = 'raw' and table_name in ('rejected_records', 'ingested_files')"

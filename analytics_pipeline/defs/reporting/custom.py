@@ -24,7 +24,7 @@ from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting import charts
 from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
-from analytics_pipeline.defs.reporting.weekly import reports_dir
+from analytics_pipeline.defs.reporting.weekly import reports_dir, staging_folder
 from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
@@ -203,9 +203,7 @@ def build_custom_report(
     request = {"start_date": start.isoformat(), "end_date": end.isoformat(), "schools": schools or ["(all)"],
                "metrics": metrics, "format": config.format, "run_id": run_id}  # fmt: skip
     final = reports_dir(settings) / "custom" / run_id
-    staging = final.with_name(f".{run_id}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = staging_folder(final)
     try:
         (staging / "request.json").write_text(json.dumps(request, indent=2))
         tables = {name: t for name, t in (("daily_metrics", daily), ("activity_mix", mix)) if t is not None}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from analytics_pipeline.defs.reporting import charts
 from analytics_pipeline.defs.reporting.figures import TargetReport
+from analytics_pipeline.defs.reporting.spreadsheets import neutralise_frame, text_not_formulas
 from analytics_pipeline.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -111,17 +112,23 @@ def page(title: str, subtitle: str, sections: Iterable[tuple[str, str]], notes: 
 
 
 def write_csv(data: pd.DataFrame, path: Path) -> Path:
-    data.to_csv(path, index=False)
+    """``data`` as CSV; text a spreadsheet would run as a formula is neutralised (``spreadsheets``).
+
+    Lines end in CRLF (RFC 4180): Python's CSV writer quotes a value holding a carriage return only
+    when the line terminator has one, and an unquoted one splits the row for every reader."""
+    neutralise_frame(data).to_csv(path, index=False, lineterminator="\r\n")
     return path
 
 
 def write_xlsx(sheets: Mapping[str, pd.DataFrame], path: Path, notes: Iterable[str] = ()) -> Path:
+    """One sheet per table (and the notes); text cells stay text, never formulas (``spreadsheets``)."""
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, data in sheets.items():
             data.to_excel(writer, index=False, sheet_name=name[:31])
         notes = list(notes)
         if notes:
             pd.DataFrame({"note": notes}).to_excel(writer, index=False, sheet_name="notes")
+        text_not_formulas(writer.book)
     return path
 
 

@@ -14,7 +14,9 @@ deletes week folders older than ``ANALYTICS_RETENTION_REPORT_DAYS``.
 """
 
 import json
+import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +86,19 @@ class WeeklyBuild:
     files: dict[str, list[Path]] = field(default_factory=dict)  # report folder name -> final file paths
 
 
+def staging_folder(final: Path) -> Path:
+    """A new empty folder beside ``final`` to write into before :func:`swap_in`.
+
+    Created exclusively under a random name (``mkdtemp``), so a folder or link someone planted
+    where it would go is never written through; its permissions are an ordinary folder's."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
 def swap_in(staging: Path, final: Path) -> None:
     """Put the complete ``staging`` folder in ``final``'s place; the old folder goes only after."""
     old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
@@ -118,8 +133,7 @@ def build_weekly_reports(warehouse: Warehouse, settings: Settings, week: Week, r
 
     final = week_folder(settings, week)
     build = WeeklyBuild(week, final, platform, schools)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+    staging = staging_folder(final)
     try:
         for report in (platform, *schools):
             written = write_report(report, staging / report.folder)

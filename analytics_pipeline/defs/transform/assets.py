@@ -118,16 +118,20 @@ def _run_dbt(
     os.environ.update(get_settings().dbt_env())
     if dbt_vars:
         log.info(f"dbt window {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
-    # The window travels in the environment: as --vars it would make dbt re-parse the project.
-    with dbt_window(dbt_vars):
-        invocation = dbt.cli(["build"], context=context)
-    # Collected before previews are queried: a DuckDB file takes one writer process at a time, and
-    # dbt holds it until it exits.
-    events, failure = [], None
-    try:
-        events.extend(invocation.stream())
-    except DagsterDbtCliRuntimeError as error:
-        failure = error  # raised after the events: the checks that ran, failed ones included, are reported
+    # dbt opens the DuckDB file itself: the step holds the warehouse for the whole invocation, so
+    # readers (export, health, metrics) wait for it instead of making dbt fail on the file's lock.
+    with warehouse.get_client().writing(f"dbt build in step {context.op_def.name}, run {context.run_id[:8]}"):
+        # The window travels in the environment: as --vars it would make dbt re-parse the project.
+        with dbt_window(dbt_vars):
+            invocation = dbt.cli(["build"], context=context)
+        # Collected before previews are queried: a DuckDB file takes one writer process at a time, and
+        # dbt holds it until it exits.
+        events, failure = [], None
+        try:
+            events.extend(invocation.stream())
+        except DagsterDbtCliRuntimeError as error:
+            failure = error  # raised after the events: the checks that ran, failed ones included, are reported
+        invocation.process.wait()
     keep_saved_parse(invocation)
     yield from _with_previews(events, context, warehouse, dbt_vars)
     if failure is not None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import DBT_PROJECT_DIR
 
@@ -46,6 +47,9 @@ def check_name(kpi: str) -> str:
         for kpi in _kpis_with_thresholds()
     ],
     can_subset=True,
+    # reads the warehouse: takes its turn like a writer, and a file held too long is tried again
+    retry_policy=WAREHOUSE_RETRY_POLICY,
+    pool=WAREHOUSE_POOL,
 )
 def kpi_threshold_checks(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
