@@ -1,0 +1,109 @@
+"""Data-quality rules of the raw daily datasets, evaluated over the file ledger (``raw.ingested_files``).
+
+Two rules, both judged on every loaded day rather than only on the days of the latest run, so a
+bad day keeps failing until that day itself is reloaded clean:
+
+* reject rate: a day fails when its share of rejected lines exceeds ``ANALYTICS_MAX_REJECT_RATE``
+  *with confidence* ``ANALYTICS_REJECT_RATE_CONFIDENCE`` (default 0.95): that many rejects would be
+  unlikely (probability below 1 - confidence) if the true reject rate were the threshold. One bad
+  line among 56 (1.8%) is noise; 2 bad lines among 7, or 2,000 among 100,000, are not. A
+  confidence of 0 fails any day over the threshold.
+* missing files: a day on which another daily dataset has landing files and this one has none is
+  missing data, not a quiet day.
+
+Reading the ledger costs one grouped query per check, whatever the number of days; a per-partition
+check result would add one event per day to every backfill.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from analytics_pipeline.resources.warehouse import Warehouse
+from analytics_pipeline.settings import Settings
+
+# Datasets whose old days the weekly retention job deletes from raw (ledger included); see
+# defs/operations/retention.py. Their days before the retention cutoff are not called missing.
+RETENTION_TRIMMED = ("activity_events",)
+
+
+def binomial_upper_tail(rejected: int, lines: int, rate: float) -> float:
+    """P(X >= rejected) for X ~ Binomial(lines, rate), exact (summed in log space)."""
+    if rejected <= 0:
+        return 1.0
+    if rate <= 0:
+        return 0.0
+    if rate >= 1:
+        return 1.0
+    # far in the upper tail the sum below is pointless: a normal bound of 10 sigma is ~1e-23
+    mean, sigma = lines * rate, math.sqrt(lines * rate * (1 - rate))
+    if rejected > mean + 10 * sigma + 10:
+        return 0.0
+    log_odds = math.log(rate) - math.log1p(-rate)
+    log_pmf = lines * math.log1p(-rate)  # P(X = 0)
+    below = 0.0
+    for k in range(rejected):
+        below += math.exp(log_pmf)
+        log_pmf += math.log(lines - k) - math.log(k + 1) + log_odds
+    return max(0.0, 1.0 - below)
+
+
+def reject_rate_fails(rejected: int, lines: int, settings: Settings) -> bool:
+    """The day's reject rate is over the threshold, beyond what chance explains at the confidence."""
+    if lines <= 0 or rejected / lines <= settings.max_reject_rate:
+        return False
+    return binomial_upper_tail(rejected, lines, settings.max_reject_rate) < 1 - settings.reject_rate_confidence
+
+
+@dataclass(frozen=True)
+class DayRejects:
+    day: date
+    lines: int  # lines read, plus one per unreadable file
+    rejected: int  # rejected lines, plus one per unreadable file
+
+    @property
+    def rate(self) -> float:
+        return self.rejected / self.lines if self.lines else 0.0
+
+
+def days_with_rejects(warehouse: Warehouse, dataset: str) -> tuple[int, list[DayRejects]]:
+    """(days in the ledger, the days with any reject) of a daily dataset, as the ledger has them now."""
+    rows = warehouse.query(
+        "select partition_date, "
+        "sum(lines_read) + sum(case when file_error is null then 0 else 1 end) as lines, "
+        "sum(rows_rejected) + sum(case when file_error is null then 0 else 1 end) as rejected "
+        "from raw.ingested_files where dataset = ? group by partition_date order by partition_date",
+        (dataset,),
+    ).to_pylist()
+    rejects = [DayRejects(r["partition_date"], int(r["lines"]), int(r["rejected"])) for r in rows if r["rejected"]]
+    return len(rows), rejects
+
+
+def days_without_files(warehouse: Warehouse, dataset: str, others: tuple[str, ...], settings: Settings,
+                       today: date) -> list[tuple[date, list[str]]]:  # fmt: skip
+    """Days on which one of ``others`` has landing files in the ledger and ``dataset`` has none,
+    with the datasets that do have files.
+
+    A day of a retention-trimmed dataset older than the retention cutoff and older than its first
+    day still in the ledger is left out: retention may have removed it. A dataset with no day in
+    the ledger at all has every such day missing.
+    """
+    placeholders = ", ".join("?" for _ in others)
+    rows = warehouse.query(
+        "select partition_date, dataset from raw.ingested_files "
+        f"where dataset in ({placeholders}) "
+        "and partition_date not in (select partition_date from raw.ingested_files where dataset = ?) "
+        "group by partition_date, dataset order by partition_date, dataset",
+        (*others, dataset),
+    ).to_pylist()
+    if dataset in RETENTION_TRIMMED and rows:
+        first = warehouse.scalar("select min(partition_date) from raw.ingested_files where dataset = ?", (dataset,))
+        cutoff = today - timedelta(days=settings.retention_activity_days)
+        if first is not None:
+            rows = [r for r in rows if not (r["partition_date"] < cutoff and r["partition_date"] < first)]
+    missing: dict[date, list[str]] = {}
+    for row in rows:
+        missing.setdefault(row["partition_date"], []).append(row["dataset"])
+    return list(missing.items())
