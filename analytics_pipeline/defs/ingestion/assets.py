@@ -3,10 +3,10 @@
 Daily datasets are partitioned by UTC day; a backfill covers its whole range in one run and loads
 the days one after another (each day is still its own transaction). Dimensions are full snapshots.
 Each materialization reports the accounting of SPEC §4 (lines read = loaded + rejected +
-duplicates, per file). Two checks judge every loaded day from the file ledger (see ``quality.py``),
-once per run: ``reject_rate_below_threshold`` fails while any day's reject rate is over
-``ANALYTICS_MAX_REJECT_RATE`` beyond chance, and ``landing_files_present`` warns while a day that
-other daily datasets have files for has none of this one.
+duplicates, per file). Two checks judge every day, once per run (see ``quality.py``):
+``reject_rate_below_threshold`` fails while any loaded day's reject rate (from the file ledger) is
+over ``ANALYTICS_MAX_REJECT_RATE`` beyond chance, and ``landing_files_present`` warns while a day
+that other daily datasets have landing files for has none of this one.
 """
 
 
@@ -154,11 +154,11 @@ def _ledger_reject_check(client: Warehouse, dataset: Dataset, reports: list[Load
     )
 
 
-def _files_present_check(client: Warehouse, dataset: Dataset) -> dg.AssetCheckResult:
+def _files_present_check(dataset: Dataset) -> dg.AssetCheckResult:
     """WARN while a day has landing files of other daily datasets and none of this one."""
     others = tuple(d.name for d in DAILY_DATASETS if d.name != dataset.name)
-    with failures_are_final("Reading the file ledger"):
-        missing = days_without_files(client, dataset.name, others, get_settings(), datetime.now(UTC).date())
+    settings = get_settings()
+    missing = days_without_files(settings.landing_dir, dataset.name, others, settings.start_date, datetime.now(UTC).date())
     return dg.AssetCheckResult(
         check_name=FILES_PRESENT_CHECK,
         passed=not missing,
@@ -224,7 +224,7 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 "partition_window": f"{context.partition_keys[0]} .. {context.partition_keys[-1]}",
                 "file_accounting": _files_table(reports),
             },
-            check_results=[_ledger_reject_check(client, dataset, reports), _files_present_check(client, dataset)],
+            check_results=[_ledger_reject_check(client, dataset, reports), _files_present_check(dataset)],
         )
 
     return _asset

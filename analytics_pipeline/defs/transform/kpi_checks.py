@@ -1,6 +1,8 @@
 """KPI status as Dagster asset checks: one check per KPI with a threshold in the dbt seed
 ``kpi_thresholds``. A KPI in ``breach`` fails its check (error severity), one in ``warn`` fails with
-warning severity, so the UI's asset health shows what an operator must look at."""
+warning severity, so the UI's asset health shows what an operator must look at. A KPI without a
+value (``no_data``, e.g. no inventory snapshot) or without any period to judge yet fails with
+warning severity and the reason in the metadata: an unknown KPI never reads as fine."""
 
 import csv
 from collections.abc import Iterator
@@ -27,9 +29,29 @@ LATEST_STATUS_SQL = """
 """
 
 
-def _kpis_with_thresholds() -> list[str]:
+# worst last: a KPI without a value is worse than one in its band, better than one in breach
+STATUS_ORDER = ("ok", "no_data", "warn", "breach")
+NO_DATA_REASONS = {
+    "stockout_rate": "no inventory snapshot loaded for it",
+    "inventory_value": "no inventory snapshot loaded for it",
+    "inventory_turnover_30d": "no inventory snapshot in its 30 days",
+    "gross_margin_pct": "no revenue",
+    "avg_order_value": "no completed order",
+    "repeat_customer_rate_30d": "no customer in its 30 days",
+}
+
+
+def _thresholds() -> list[dict[str, str]]:
     with THRESHOLDS_CSV.open() as handle:
-        return sorted({row["kpi_name"] for row in csv.DictReader(handle)})
+        return list(csv.DictReader(handle))
+
+
+def _kpis_with_thresholds() -> list[str]:
+    return sorted({row["kpi_name"] for row in _thresholds()})
+
+
+def _grains(kpi: str) -> set[str]:
+    return {row["grain"] for row in _thresholds() if row["kpi_name"] == kpi}
 
 
 def check_name(kpi: str) -> str:
@@ -57,10 +79,14 @@ def kpi_threshold_checks(
     for check_key in context.selected_asset_check_keys:
         kpi = check_key.name.removeprefix("kpi_").removesuffix("_within_threshold")
         periods = by_kpi.get(kpi, [])
-        worst = max(periods, key=lambda r: ("ok", "warn", "breach").index(r["status"]), default=None)
+        worst = max(periods, key=lambda r: STATUS_ORDER.index(r["status"]), default=None)
         if worst is None:
-            yield dg.AssetCheckResult(check_name=check_key.name, passed=True,
-                                      metadata={"kpi": kpi, "status": "no data yet"})  # fmt: skip
+            yield dg.AssetCheckResult(
+                check_name=check_key.name, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"kpi": kpi, "status": "no_data",
+                          "reason": f"marts.kpi_snapshots has no {' or '.join(sorted(_grains(kpi)))} of {kpi} to judge "
+                                    "yet (weeks and months count once every day of them is loaded)"},
+            )  # fmt: skip
             continue
         yield dg.AssetCheckResult(
             check_name=check_key.name,
@@ -69,6 +95,9 @@ def kpi_threshold_checks(
             metadata={
                 "kpi": kpi,
                 "status": worst["status"],
+                **({"reason": f"{kpi} has no value for the {worst['grain']} of {worst['period_start']} "
+                              f"({NO_DATA_REASONS.get(kpi, 'nothing to compute it from')})"}
+                   if worst["status"] == "no_data" else {}),
                 "grain": worst["grain"],
                 "period_start": str(worst["period_start"]),
                 "value": float(worst["value"]) if worst["value"] is not None else None,
