@@ -109,18 +109,36 @@ def test_intervals_contain_the_forecast_and_widen_with_the_horizon() -> None:
     assert (frame["yhat"] <= frame["yhat_hi_80"] + 1e-9).all()
     assert (frame["yhat_hi_80"] <= frame["yhat_hi_95"] + 1e-9).all()
     assert (frame[["yhat", "yhat_lo_80", "yhat_lo_95"]] >= 0).all().all()
-    # Uncertainty never shrinks further ahead: the upper half-width grows or stays (the lower one may
-    # be cut by the zero floor on low days).
+    # Uncertainty never shrinks further ahead: the width (after the zero floor) grows or stays.
     for item, rows in frame.groupby("item_id"):
         for level in (80, 95):
-            upper = (rows[f"yhat_hi_{level}"] - rows["yhat"]).to_numpy()
-            assert (np.diff(upper) >= -1e-9).all(), (item, level)
+            width = (rows[f"yhat_hi_{level}"] - rows[f"yhat_lo_{level}"]).to_numpy()
+            assert (np.diff(width) >= -1e-9).all(), (item, level)
     # A noisy series has real uncertainty, and more of it four weeks out than tomorrow.
     noisy = frame[frame["item_id"] == "trend"]
     assert noisy["yhat_hi_95"].iloc[-1] - noisy["yhat_lo_95"].iloc[-1] > noisy["yhat_hi_95"].iloc[0] - noisy["yhat_lo_95"].iloc[0]
     # The forecast starts the day after the last observation and runs HORIZON days.
     assert frame["forecast_date"].min() == pd.Timestamp("2025-07-01")
     assert frame["forecast_date"].max() == pd.Timestamp("2025-07-01") + pd.Timedelta(days=models.HORIZON - 1)
+
+
+def test_an_interval_cut_by_the_zero_floor_still_never_narrows() -> None:
+    """Two days of one item whose intervals dip below zero: day 2's centre is lower, so clipping at
+    zero cuts more of it, and before the fix its 95% width fell from 12 to 10.5."""
+    frame = pd.DataFrame({
+        "item_id": ["a", "a"],
+        "forecast_date": pd.to_datetime(["2025-07-01", "2025-07-02"]),
+        "model": "AutoETS",
+        "yhat": [2.0, 0.5],
+        "yhat_lo_80": [-3.0, -4.0], "yhat_hi_80": [7.0, 5.0],  # half-widths 5 and 4.5
+        "yhat_lo_95": [-8.0, -9.5], "yhat_hi_95": [12.0, 10.5],  # half-widths 10 and 10
+    })  # fmt: skip
+    tidy = models._tidy_intervals(frame)
+    # day 1: 80% [2-5, 2+5] -> [0, 7]; 95% [2-10, 2+10] -> [0, 12]
+    # day 2: half-widths grow to 5 and 10 -> 80% [0, 5.5], 95% [0, 10.5]; widths 5.5 < 7 and 10.5 < 12,
+    # so the upper bounds take up the rest: 80% [0, 7], 95% [0, 12]
+    columns = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+    assert tidy[columns].to_numpy().tolist() == [[2.0, 0.0, 7.0, 0.0, 12.0], [0.5, 0.0, 7.0, 0.0, 12.0]]
 
 
 def test_fallbacks_for_new_short_zero_and_unknown_models_are_named() -> None:
