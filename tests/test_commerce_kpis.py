@@ -341,3 +341,77 @@ def test_gross_margin_check_follows_the_latest_day(env, warehouse, landing: Land
             if name in ("kpi", "value", "warn_threshold", "breach_threshold")} == {
         "kpi": "gross_margin_pct", "value": pytest.approx(10.0), "warn_threshold": 35.0, "breach_threshold": 20.0,
     }  # fmt: skip
+
+
+# -- no inventory snapshots, a partial first week -------------------------------------------------
+
+# One order a day by school A, revenue 100, cost 50, from Sat 2025-01-11 to Sun 2025-01-19, and no
+# inventory snapshot at all. The week of Mon 2025-01-06 holds two of its days (the first loaded), the
+# week of 2025-01-13 all seven; January holds 9 of its 31.
+SAT11, SUN12, MON13, SUN19 = date(2025, 1, 11), date(2025, 1, 12), date(2025, 1, 13), date(2025, 1, 19)
+
+
+def write_flat_history(landing: Landing) -> None:
+    for n in range(9):
+        day = date.fromordinal(SAT11.toordinal() + n)
+        write_orders(landing, day, [line(f"F{n}", 1, day, "A", "I1", 1, "100.00", "50.00")])
+
+
+def kpi_checks(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name.startswith("kpi_")}
+
+
+def snapshot_periods(warehouse, kpi: str) -> list[tuple]:  # noqa: ANN001
+    rows = warehouse.query(
+        "select grain, period_start, value, trend, status, loaded_days, is_complete_period from marts.kpi_snapshots "
+        "where kpi_name = ? and grain in ('week', 'month') order by grain desc, period_start", [kpi]
+    ).to_pylist()
+    return [tuple(r.values()) for r in rows]
+
+
+def test_kpis_without_data_and_a_partial_first_week_are_not_reported_as_fine(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+    write_flat_history(landing)
+
+    first = run_pipeline(SAT11, SUN12)  # the first two loaded days: a partial week
+    assert first.success
+    # week of 01-06: 2 of 7 days, not complete, so not judged against the weekly threshold
+    assert snapshot_periods(warehouse, "net_revenue") == approx_floats([
+        ("week", date(2025, 1, 6), 200.0, "flat", "breach", 2, False),
+        ("month", date(2025, 1, 1), 200.0, "flat", "ok", 2, False),  # no monthly threshold
+    ])  # fmt: skip
+    checks = kpi_checks(first)
+    net_revenue = checks["kpi_net_revenue_within_threshold"]
+    assert (net_revenue.passed, net_revenue.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert net_revenue.metadata["status"].value == "no_data"
+    assert "has no week of net_revenue to judge yet" in net_revenue.metadata["reason"].value
+
+    # no snapshot: the stock KPIs have no value, no trend, status no_data, on every grain
+    stock_rows = warehouse.query(
+        "select kpi_name, grain, count(*) as n, count(value) as valued, count(trend) as trended, "
+        "min(status) as lowest, max(status) as highest from marts.kpi_snapshots "
+        "where kpi_name in ('stockout_rate', 'inventory_value', 'inventory_turnover_30d') "
+        "group by kpi_name, grain order by kpi_name, grain"
+    ).to_pylist()
+    assert [tuple(r.values()) for r in stock_rows] == [
+        (kpi, grain, n, 0, 0, "no_data", "no_data")
+        for kpi in ("inventory_turnover_30d", "inventory_value", "stockout_rate")
+        for grain, n in (("day", 2), ("month", 1), ("week", 1))
+    ]  # fmt: skip
+    stockout = checks["kpi_stockout_rate_within_threshold"]
+    assert (stockout.passed, stockout.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert {k: stockout.metadata[k].value for k in ("status", "grain", "period_start", "value", "trend")} == {
+        "status": "no_data", "grain": "day", "period_start": "2025-01-12", "value": None, "trend": None}
+    assert "no inventory snapshot loaded for it" in stockout.metadata["reason"].value
+    # a KPI with a value is still judged as before: margin 50% >= 35
+    assert checks["kpi_gross_margin_pct_within_threshold"].passed
+
+    second = run_pipeline(MON13, SUN19)  # the first whole week
+    assert second.success
+    assert snapshot_periods(warehouse, "net_revenue") == approx_floats([
+        ("week", date(2025, 1, 6), 200.0, "flat", "breach", 2, False),
+        ("week", date(2025, 1, 13), 700.0, "up", "breach", 7, True),  # (700-200)/200 = +250%
+        ("month", date(2025, 1, 1), 900.0, "flat", "ok", 9, False),
+    ])  # fmt: skip
+    net_revenue = kpi_checks(second)["kpi_net_revenue_within_threshold"]
+    assert (net_revenue.passed, net_revenue.severity) == (False, dg.AssetCheckSeverity.ERROR)  # 700 < 1000
+    assert (net_revenue.metadata["period_start"].value, net_revenue.metadata["value"].value) == ("2025-01-13", 700.0)

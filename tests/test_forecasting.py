@@ -323,8 +323,9 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
         # v1 (as of D2): I1 on D3, D4, D5: forecasts 1, 4, 4 against actuals 0, 5, 3
         + _forecast_rows(v1, "I1", "SeasonalNaive", [
             (1, 1, 0, 2, 0, 3), (2, 4, 3, 6, 2, 8), (3, 4, 3.5, 4.5, 1, 5)])  # fmt: skip
-        # v2 (as of D4), the latest vintage: I1 2/day sigma 1, I2 3/day sigma 2, I3 nothing
-        + _flat(v2, "I1", 2, 1) + _flat(v2, "I2", 3, 2) + _flat(v2, "I3", 0, 0)
+        # v2 (as of D4), the latest vintage: I1 2/day sigma 1, I2 3/day sigma 2, I3 nothing,
+        # I4 1/day although it was never in a snapshot
+        + _flat(v2, "I1", 2, 1) + _flat(v2, "I2", 3, 2) + _flat(v2, "I3", 0, 0) + _flat(v2, "I4", 1, 0)
     )
     _write_forecasts(warehouse, rows)
     assert run_unpartitioned(FORECAST_MARTS).success
@@ -354,9 +355,10 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
                              ("I1", "AutoETS", "01-07"), ("I2", "AutoETS", "01-07"), ("I3", "AutoETS", "01-07")}  # fmt: skip
 
     reorder = {r["item_id"]: r for r in warehouse.query("select * from marts.mart_reorder_recommendations").to_pylist()}
-    assert set(reorder) == {"I1", "I2", "I3"}
+    assert set(reorder) == {"I1", "I2", "I3", "I4"}
     i1, i2, i3 = reorder["I1"], reorder["I2"], reorder["I3"]
     assert (i1["as_of_date"], i1["stock_date"], i1["lead_time_days"]) == (D4, D3, 3)
+    assert i1["stock_status"] == "stale"  # D4 has no snapshot: the D3 one is used, and flagged
     # I1: 26 on hand, 2/day: 6 over 3 days, safety 1.645 * sqrt(3 * 1^2); cover 13 days; out on day 14
     assert (i1["on_hand"], i1["forecast_demand_lead_time"]) == (26, pytest.approx(6))
     assert i1["safety_stock"] == pytest.approx(1.645 * math.sqrt(3), rel=1e-6)
@@ -371,6 +373,15 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
     # I3: nothing forecast: no cover figure, no stockout, nothing to order
     assert (i3["days_of_cover"], i3["projected_stockout_date"], i3["suggested_reorder_qty"]) == (None, None, 0)
     assert i3["item_name"] == "Globe"
+    # I4: never in a snapshot. Unknown stock is not zero stock: no figure derived from it, no order
+    # advice, and a column that says why; the forecast itself is still there (1/day, 3 over 3 days).
+    i4 = reorder["I4"]
+    assert i4["stock_status"] == "no snapshot"
+    assert {c: i4[c] for c in ("stock_date", "on_hand", "on_order", "days_of_cover", "projected_stockout_date",
+                               "suggested_reorder_qty", "reorder_now")} == dict.fromkeys(
+        ("stock_date", "on_hand", "on_order", "days_of_cover", "projected_stockout_date", "suggested_reorder_qty",
+         "reorder_now"))  # fmt: skip
+    assert (i4["forecast_demand_lead_time"], i4["forecast_daily_demand"]) == (pytest.approx(3), pytest.approx(1))
 
 
 def test_lead_time_beyond_the_horizon_is_refused(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
