@@ -310,7 +310,7 @@ def run_backfill(start: date, end: date, select: str | None = None,
         )
         for day, line in _day_lines(result, Warehouse(get_settings()), start, end, outcome).items():
             status = "FAILED" if not result.success else "warn" if day in outcome.warned_days else "ok"
-            echo(f"  {day}  {status:<6}  {line}")
+            echo(f"  {day}  {status}  {line}")
         if not outcome.success:
             return outcome
     if after:
