@@ -10,7 +10,7 @@ that other daily datasets have landing files for has none of this one.
 """
 
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -158,7 +158,9 @@ def _files_present_check(dataset: Dataset) -> dg.AssetCheckResult:
     """WARN while a day has landing files of other daily datasets and none of this one."""
     others = tuple(d.name for d in DAILY_DATASETS if d.name != dataset.name)
     settings = get_settings()
-    missing = days_without_files(settings.landing_dir, dataset.name, others, settings.start_date, datetime.now(UTC).date())
+    # up to yesterday: today (UTC) is still in progress, its end-of-day files have not had their chance
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    missing = days_without_files(settings.landing_dir, dataset.name, others, settings.start_date, yesterday)
     return dg.AssetCheckResult(
         check_name=FILES_PRESENT_CHECK,
         passed=not missing,
@@ -201,7 +203,8 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 FILES_PRESENT_CHECK,
                 asset=key,
-                description="Warns while a day with landing files of another daily dataset has none of this one.",
+                description="Warns while a complete UTC day with landing files of another daily dataset has none "
+                "of this one.",
             ),
         ],
     )

@@ -6,6 +6,7 @@ warning severity and the reason in the metadata: an unknown KPI never reads as f
 
 import csv
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -16,14 +17,17 @@ KPI_SNAPSHOTS = dg.AssetKey(["marts", "kpi_snapshots"])
 THRESHOLDS_CSV = DBT_PROJECT_DIR / "seeds" / "kpi_thresholds.csv"
 
 # The latest period of each grain the KPI has a threshold for: days as they come, weeks and months
-# once complete (a half-week compared with a threshold for a whole one would raise false alarms).
+# once every day of them is loaded (a half-week compared with a threshold for a whole one would raise
+# false alarms). Today (UTC, still in progress: the hourly refresh) counts only once it has a value:
+# its end-of-day inventory snapshot is not missing yet.
 LATEST_STATUS_SQL = """
     select kpi_name, grain, period_start, value, previous_value, trend, status, warn_threshold, breach_threshold
     from (
         select snapshots.*,
                row_number() over (partition by kpi_name, grain order by period_start desc) as recency
         from marts.kpi_snapshots as snapshots
-        where warn_threshold is not null and (grain = 'day' or is_complete_period)
+        where warn_threshold is not null and is_complete_period
+          and (grain <> 'day' or value is not null or period_start < ?)
     ) as latest
     where recency = 1
 """
@@ -72,7 +76,7 @@ def check_name(kpi: str) -> str:
 def kpi_threshold_checks(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
-    rows = warehouse.get_client().query(LATEST_STATUS_SQL).to_pylist()
+    rows = warehouse.get_client().query(LATEST_STATUS_SQL, (datetime.now(UTC).date(),)).to_pylist()
     by_kpi: dict[str, list[dict]] = {}
     for row in rows:
         by_kpi.setdefault(row["kpi_name"], []).append(row)
