@@ -213,7 +213,7 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
         if evaluation.passed:
             continue
         meta = {k: v.value for k, v in evaluation.metadata.items()}
-        what = next((str(meta[k]) for k in ("partitions_over_threshold", "missing_days", "reason") if k in meta), "")
+        what = next((str(meta[k]) for k in ("partitions_over_threshold", "missing_days", "reason", "status") if k in meta), "")
         lines.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
                      f"({evaluation.severity.value}){': ' + what if what else ''}")  # fmt: skip
     return lines
