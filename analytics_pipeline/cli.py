@@ -98,7 +98,12 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     days = (end - start).days + 1
     if outcome.success:
-        print(f"backfill {outcome.backfill_id} succeeded: {days} days in {seconds:.1f}s, runs {', '.join(outcome.run_ids)}")
+        warned = f", {len(outcome.warned_days)} with warnings" if outcome.warned_days else ""
+        print(f"backfill {outcome.backfill_id} succeeded: {days} days{warned} in {seconds:.1f}s, runs {', '.join(outcome.run_ids)}")
+        for day, warnings in sorted(outcome.warned_days.items()):
+            print(f"  warn {day}: {'; '.join(warnings)}")
+        for check in outcome.failed_checks:
+            print(f"  check failed: {check}")
         return 0
     print(f"backfill {outcome.backfill_id} FAILED after {seconds:.1f}s (runs {', '.join(outcome.run_ids)}):", file=sys.stderr)
     for failure in outcome.failed_steps:

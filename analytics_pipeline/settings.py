@@ -107,6 +107,9 @@ class Settings:
     start_date: date = date(2025, 1, 1)
     dagster_home: Path = field(default_factory=lambda: _resolve("data/dagster_home"))
     max_reject_rate: float = 0.01
+    # a day fails the reject-rate check only when its rate is over max_reject_rate with this
+    # confidence (one-sided binomial test); 0 fails any day over the threshold
+    reject_rate_confidence: float = 0.95
     retention_activity_days: int = 90
     retention_ops_days: int = 30
     retention_report_days: int = 180
@@ -148,6 +151,14 @@ class Settings:
         )
         if not 0 <= max_reject_rate <= 1:
             raise SettingsError("ANALYTICS_MAX_REJECT_RATE must be a share between 0 and 1.")
+        reject_rate_confidence = _parse_float(
+            "ANALYTICS_REJECT_RATE_CONFIDENCE", env.get("ANALYTICS_REJECT_RATE_CONFIDENCE", "0.95")
+        )
+        if not 0 <= reject_rate_confidence < 1:
+            raise SettingsError(
+                "ANALYTICS_REJECT_RATE_CONFIDENCE must be at least 0 and below 1 (e.g. 0.95; 0 fails any day "
+                "over ANALYTICS_MAX_REJECT_RATE)."
+            )
         return cls(
             warehouse=warehouse,
             duckdb_path=_resolve(env.get("ANALYTICS_DUCKDB_PATH", "data/warehouse.duckdb")),
@@ -163,6 +174,7 @@ class Settings:
             ),
             dagster_home=_resolve(env.get("DAGSTER_HOME", "data/dagster_home")),
             max_reject_rate=max_reject_rate,
+            reject_rate_confidence=reject_rate_confidence,
             retention_activity_days=_parse_days("ANALYTICS_RETENTION_ACTIVITY_DAYS", env, 90),
             retention_ops_days=_parse_days("ANALYTICS_RETENTION_OPS_DAYS", env, 30),
             retention_report_days=_parse_days("ANALYTICS_RETENTION_REPORT_DAYS", env, 180),

@@ -13,7 +13,10 @@ import dagster as dg
 from dagster._daemon.types import DaemonHeartbeat
 from prometheus_client.parser import text_string_to_metric_families
 
+from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.defs.operations.freshness import KEY_MARTS
+from analytics_pipeline.resources.warehouse import Warehouse
+from analytics_pipeline.settings import get_settings
 
 _TEMPLATE: Path | None = None
 
@@ -37,11 +40,27 @@ def seed_dagster_home(home: Path) -> None:
 
 
 def make_healthy(instance: dg.DagsterInstance) -> None:
-    """What a running daemon and a fresh daily run leave behind: heartbeats and key marts just built."""
+    """What a running daemon and a fresh daily run leave behind: heartbeats and key marts just built,
+    with a row each in the warehouse of the current settings."""
     for daemon_type in instance.get_required_daemon_types():
         instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), daemon_type, "test", None))
     for key in KEY_MARTS:
         instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    fill_key_marts(Warehouse(get_settings()))
+
+
+def fill_key_marts(warehouse: Warehouse) -> None:
+    """One row in each key mart's table (stand-ins for the marts, created if missing)."""
+    warehouse.ensure_ready(RAW_TABLES)
+    with warehouse.transaction() as session:
+        session.execute("create schema if not exists marts")
+        for key in KEY_MARTS:
+            table = ".".join(key.path)
+            if key.path[0] == "raw":
+                session.execute(f"insert into {table} (event_id) values ('health-test')")
+            else:
+                session.execute(f"create table if not exists {table} (placeholder integer)")
+                session.execute(f"insert into {table} values (1)")
 
 
 def parse_metrics(text: str) -> Samples:

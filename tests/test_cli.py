@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -51,8 +51,10 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for day in ("2025-03-03", "2025-03-04", "2025-03-05"):
-        [line] = [line for line in result.stdout.splitlines() if line.strip().startswith(f"{day}  ok")]
-        assert line.strip().startswith(f"{day}  ok  activity_events") and "active users" in line, line
+        [line] = [line for line in result.stdout.splitlines() if line.strip().startswith((f"{day}  ok", f"{day}  warn"))]
+        # a day whose bad records are beyond chance (--bad-rate 0.01 on a few dozen lines) is a warning
+        assert line.strip().startswith((f"{day}  ok  activity_events", f"{day}  warn  activity_events")), line
+        assert "active users" in line, line
     assert "succeeded: 3 days" in result.stdout
     # dbt's own console lines stay in the runs' captured logs (the UI's stdout view), off the terminal
     assert not [line for line in result.stdout.splitlines() if "PASS=" in line or "Completed successfully" in line]
@@ -86,6 +88,76 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
     assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-3000:]
     [line] = [line for line in summary.stdout.splitlines() if line.strip().startswith("2025-03-04")]
     assert line.strip() == "2025-03-04  ok  built marts/fct_activity_summary", line
+
+
+def _write_day(landing: Path, day: date, stock: list[str] | None) -> None:
+    """One event and one order line; ``stock`` lines of an inventory snapshot (none: no file)."""
+    folder = landing / "activity_events" / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "events.jsonl").write_text(
+        f'{{"event_id": "e{day}", "occurred_at": "{day}T10:00:00Z", "user_id": "u1", "org_id": "A", '
+        f'"activity_type": "login"}}\n'
+    )
+    folder = landing / "order_lines" / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "orders.csv").write_text("order_id,line_no,ordered_at,org_id,item_id,quantity,unit_price,unit_cost,status\n"
+                                       f"o{day},1,{day}T10:00:00Z,A,I1,1,2.00,1.00,completed\n")  # fmt: skip
+    folder = landing / "inventory_snapshots" / f"date={day}"
+    if stock is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stock.csv").write_text("snapshot_date,item_id,on_hand\n" + "".join(f"{row}\n" for row in stock))
+
+
+def _stock(day: date, good: int, bad: int = 0) -> list[str]:
+    return [f"{day},I{n},5" for n in range(good)] + [f"{day},B{n},-1" for n in range(bad)]
+
+
+def _day_line(stdout: str, day: date) -> str:
+    return next(line.strip() for line in stdout.splitlines() if line.strip().startswith(str(day)))
+
+
+def test_backfill_marks_missing_files_and_bad_days_and_a_bad_day_keeps_failing(env: dict[str, str]) -> None:
+    """Day 1 clean; day 2 has no inventory snapshot file; day 3's snapshot has 2 bad lines of 7
+    (28.6%; 2 or more rejects of 7 at a 1% rate has probability 0.0020, beyond chance)."""
+    from analytics_pipeline.defs.operations.health import check_asset_checks
+    from analytics_pipeline.instance import get_instance
+
+    landing = Path(env["ANALYTICS_LANDING_DIR"])
+    day1, day2, day3, day4 = (date(2025, 3, d) for d in (3, 4, 5, 6))
+    _write_day(landing, day1, _stock(day1, 7))
+    _write_day(landing, day2, None)
+    _write_day(landing, day3, _stock(day3, 5, bad=2))
+    _write_day(landing, day4, _stock(day4, 7))
+
+    first = cli("backfill", "--start", str(day1), "--end", str(day3), "--select", "group:ingestion", env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert _day_line(first.stdout, day1).startswith(f"{day1}  ok  ")
+    assert _day_line(first.stdout, day2).startswith(f"{day2}  warn  ")
+    assert "inventory_snapshots 0 loaded/0 rejected/0 dup (no files)" in _day_line(first.stdout, day2)
+    assert _day_line(first.stdout, day3).startswith(f"{day3}  warn  ")
+    assert "inventory_snapshots 5 loaded/2 rejected/0 dup (reject rate 28.6% over 1.0%)" in _day_line(first.stdout, day3)
+    assert "succeeded: 3 days, 2 with warnings" in first.stdout
+    assert f"warn {day2}: inventory_snapshots: no landing files" in first.stdout
+    assert f"check failed: raw/inventory_snapshots:reject_rate_below_threshold (ERROR): {day3}" in first.stdout
+    assert f"check failed: raw/inventory_snapshots:landing_files_present (WARN): {day2}" in first.stdout
+
+    # A later backfill of a clean day: that day is ok, and the check still fails for day 3.
+    later = cli("backfill", "--start", str(day4), "--end", str(day4), "--select", "group:ingestion", env=env)
+    assert later.returncode == 0, later.stdout[-3000:] + later.stderr[-3000:]
+    assert _day_line(later.stdout, day4).startswith(f"{day4}  ok  ")
+    assert f"check failed: raw/inventory_snapshots:reject_rate_below_threshold (ERROR): {day3}" in later.stdout
+    instance = get_instance()
+    checks = check_asset_checks(instance, datetime.now(UTC))
+    assert checks.status == "degraded" and "raw/inventory_snapshots:reject_rate_below_threshold" in checks.reason
+
+    # Day 3 reloaded clean: the check passes, and health no longer names it.
+    _write_day(landing, day3, _stock(day3, 7))
+    fixed = cli("backfill", "--start", str(day3), "--end", str(day3), "--select", "group:ingestion", env=env)
+    assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-3000:]
+    assert _day_line(fixed.stdout, day3).startswith(f"{day3}  ok  ")
+    assert "reject_rate_below_threshold" not in fixed.stdout
+    assert "raw/inventory_snapshots:reject_rate_below_threshold" not in check_asset_checks(instance, datetime.now(UTC)).reason
+    instance.dispose()
 
 
 @pytest.mark.e2e

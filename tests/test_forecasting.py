@@ -109,18 +109,36 @@ def test_intervals_contain_the_forecast_and_widen_with_the_horizon() -> None:
     assert (frame["yhat"] <= frame["yhat_hi_80"] + 1e-9).all()
     assert (frame["yhat_hi_80"] <= frame["yhat_hi_95"] + 1e-9).all()
     assert (frame[["yhat", "yhat_lo_80", "yhat_lo_95"]] >= 0).all().all()
-    # Uncertainty never shrinks further ahead: the upper half-width grows or stays (the lower one may
-    # be cut by the zero floor on low days).
+    # Uncertainty never shrinks further ahead: the width (after the zero floor) grows or stays.
     for item, rows in frame.groupby("item_id"):
         for level in (80, 95):
-            upper = (rows[f"yhat_hi_{level}"] - rows["yhat"]).to_numpy()
-            assert (np.diff(upper) >= -1e-9).all(), (item, level)
+            width = (rows[f"yhat_hi_{level}"] - rows[f"yhat_lo_{level}"]).to_numpy()
+            assert (np.diff(width) >= -1e-9).all(), (item, level)
     # A noisy series has real uncertainty, and more of it four weeks out than tomorrow.
     noisy = frame[frame["item_id"] == "trend"]
     assert noisy["yhat_hi_95"].iloc[-1] - noisy["yhat_lo_95"].iloc[-1] > noisy["yhat_hi_95"].iloc[0] - noisy["yhat_lo_95"].iloc[0]
     # The forecast starts the day after the last observation and runs HORIZON days.
     assert frame["forecast_date"].min() == pd.Timestamp("2025-07-01")
     assert frame["forecast_date"].max() == pd.Timestamp("2025-07-01") + pd.Timedelta(days=models.HORIZON - 1)
+
+
+def test_an_interval_cut_by_the_zero_floor_still_never_narrows() -> None:
+    """Two days of one item whose intervals dip below zero: day 2's centre is lower, so clipping at
+    zero cuts more of it, and before the fix its 95% width fell from 12 to 10.5."""
+    frame = pd.DataFrame({
+        "item_id": ["a", "a"],
+        "forecast_date": pd.to_datetime(["2025-07-01", "2025-07-02"]),
+        "model": "AutoETS",
+        "yhat": [2.0, 0.5],
+        "yhat_lo_80": [-3.0, -4.0], "yhat_hi_80": [7.0, 5.0],  # half-widths 5 and 4.5
+        "yhat_lo_95": [-8.0, -9.5], "yhat_hi_95": [12.0, 10.5],  # half-widths 10 and 10
+    })  # fmt: skip
+    tidy = models._tidy_intervals(frame)
+    # day 1: 80% [2-5, 2+5] -> [0, 7]; 95% [2-10, 2+10] -> [0, 12]
+    # day 2: half-widths grow to 5 and 10 -> 80% [0, 5.5], 95% [0, 10.5]; widths 5.5 < 7 and 10.5 < 12,
+    # so the upper bounds take up the rest: 80% [0, 7], 95% [0, 12]
+    columns = ["yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95"]
+    assert tidy[columns].to_numpy().tolist() == [[2.0, 0.0, 7.0, 0.0, 12.0], [0.5, 0.0, 7.0, 0.0, 12.0]]
 
 
 def test_fallbacks_for_new_short_zero_and_unknown_models_are_named() -> None:
@@ -305,8 +323,9 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
         # v1 (as of D2): I1 on D3, D4, D5: forecasts 1, 4, 4 against actuals 0, 5, 3
         + _forecast_rows(v1, "I1", "SeasonalNaive", [
             (1, 1, 0, 2, 0, 3), (2, 4, 3, 6, 2, 8), (3, 4, 3.5, 4.5, 1, 5)])  # fmt: skip
-        # v2 (as of D4), the latest vintage: I1 2/day sigma 1, I2 3/day sigma 2, I3 nothing
-        + _flat(v2, "I1", 2, 1) + _flat(v2, "I2", 3, 2) + _flat(v2, "I3", 0, 0)
+        # v2 (as of D4), the latest vintage: I1 2/day sigma 1, I2 3/day sigma 2, I3 nothing,
+        # I4 1/day although it was never in a snapshot
+        + _flat(v2, "I1", 2, 1) + _flat(v2, "I2", 3, 2) + _flat(v2, "I3", 0, 0) + _flat(v2, "I4", 1, 0)
     )
     _write_forecasts(warehouse, rows)
     assert run_unpartitioned(FORECAST_MARTS).success
@@ -336,9 +355,10 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
                              ("I1", "AutoETS", "01-07"), ("I2", "AutoETS", "01-07"), ("I3", "AutoETS", "01-07")}  # fmt: skip
 
     reorder = {r["item_id"]: r for r in warehouse.query("select * from marts.mart_reorder_recommendations").to_pylist()}
-    assert set(reorder) == {"I1", "I2", "I3"}
+    assert set(reorder) == {"I1", "I2", "I3", "I4"}
     i1, i2, i3 = reorder["I1"], reorder["I2"], reorder["I3"]
     assert (i1["as_of_date"], i1["stock_date"], i1["lead_time_days"]) == (D4, D3, 3)
+    assert i1["stock_status"] == "stale"  # D4 has no snapshot: the D3 one is used, and flagged
     # I1: 26 on hand, 2/day: 6 over 3 days, safety 1.645 * sqrt(3 * 1^2); cover 13 days; out on day 14
     assert (i1["on_hand"], i1["forecast_demand_lead_time"]) == (26, pytest.approx(6))
     assert i1["safety_stock"] == pytest.approx(1.645 * math.sqrt(3), rel=1e-6)
@@ -353,6 +373,15 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
     # I3: nothing forecast: no cover figure, no stockout, nothing to order
     assert (i3["days_of_cover"], i3["projected_stockout_date"], i3["suggested_reorder_qty"]) == (None, None, 0)
     assert i3["item_name"] == "Globe"
+    # I4: never in a snapshot. Unknown stock is not zero stock: no figure derived from it, no order
+    # advice, and a column that says why; the forecast itself is still there (1/day, 3 over 3 days).
+    i4 = reorder["I4"]
+    assert i4["stock_status"] == "no snapshot"
+    assert {c: i4[c] for c in ("stock_date", "on_hand", "on_order", "days_of_cover", "projected_stockout_date",
+                               "suggested_reorder_qty", "reorder_now")} == dict.fromkeys(
+        ("stock_date", "on_hand", "on_order", "days_of_cover", "projected_stockout_date", "suggested_reorder_qty",
+         "reorder_now"))  # fmt: skip
+    assert (i4["forecast_demand_lead_time"], i4["forecast_daily_demand"]) == (pytest.approx(3), pytest.approx(1))
 
 
 def test_lead_time_beyond_the_horizon_is_refused(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

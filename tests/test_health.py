@@ -61,6 +61,30 @@ def test_health_is_ok_on_a_healthy_setup(env: dict[str, str], warehouse: Warehou
     assert lines[0].split()[:2] == ["warehouse", "ok"] and lines[-1].split() == ["overall", "ok"]
 
 
+def test_a_fresh_key_mart_without_rows_is_degraded(env: dict[str, str], warehouse: Warehouse) -> None:
+    """Materialized every day from a dataset that never landed: fresh, and empty."""
+    seed_dagster_home(Path(env["DAGSTER_HOME"]))
+    instance = get_instance()
+    make_healthy(instance)
+    assert check_freshness(instance, datetime.now(UTC), get_settings()).status == "ok"
+
+    warehouse.execute("delete from marts.fct_daily_engagement")
+    warehouse.execute("drop table marts.fct_engagement_rolling")
+    report = evaluate()
+    freshness = report.check("freshness")
+    assert (report.status, freshness.status) == ("degraded", "degraded")
+    assert "marts/fct_daily_engagement has no rows at all" in freshness.reason
+    assert "marts/fct_engagement_rolling has no rows at all" in freshness.reason  # no table, no rows
+    assert "marts/fct_kpi_daily" not in freshness.reason
+    assert freshness.details["assets"]["marts/fct_daily_engagement"]["has_rows"] is False
+    assert freshness.details["assets"]["marts/fct_kpi_daily"]["has_rows"] is True
+
+    warehouse.execute("insert into marts.fct_daily_engagement values (1)")
+    warehouse.execute("create table marts.fct_engagement_rolling (placeholder integer)")
+    warehouse.execute("insert into marts.fct_engagement_rolling values (1)")
+    assert evaluate().check("freshness").status == "ok"
+
+
 @dg.asset(check_specs=[dg.AssetCheckSpec("rows_present", asset="orders"),
                        dg.AssetCheckSpec("kpi_in_band", asset="orders")])  # fmt: skip
 def orders(context) -> dg.MaterializeResult:  # noqa: ANN001 - Dagster inspects the annotation

@@ -13,8 +13,10 @@ What this module proves, with every expectation worked out by hand from the file
   leave nothing behind), and a failed write keeps the previous version of the partition;
 * dimensions are full snapshots where the latest ``updated_at`` wins;
 * a missing landing root or an unreachable PostgreSQL fail loudly, naming the setting to fix;
-* the Dagster asset reports the accounting as metadata and its reject-rate check honours
-  ``ANALYTICS_MAX_REJECT_RATE``.
+* the Dagster asset reports the accounting as metadata; its reject-rate check honours
+  ``ANALYTICS_MAX_REJECT_RATE`` beyond chance (``ANALYTICS_REJECT_RATE_CONFIDENCE``) on every loaded
+  day, so a bad day keeps failing until it is reloaded clean, and its files-present check warns
+  about a day that other datasets have files for and this one has none.
 
 Loads call ``load_partition`` directly (fast); only the metadata and asset-check tests materialize
 the Dagster asset. dbt never runs here.
@@ -40,7 +42,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics_pipeline.defs.ingestion import readers
-from analytics_pipeline.defs.ingestion.assets import REJECT_RATE_CHECK, ingestion_assets
+from analytics_pipeline.defs.ingestion.assets import FILES_PRESENT_CHECK, REJECT_RATE_CHECK, ingestion_assets
 from analytics_pipeline.defs.ingestion.datasets import (
     ACTIVITY_EVENTS,
     INVENTORY_SNAPSHOTS,
@@ -50,6 +52,7 @@ from analytics_pipeline.defs.ingestion.datasets import (
     Dataset,
 )
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
+from analytics_pipeline.defs.ingestion.quality import binomial_upper_tail
 from analytics_pipeline.resources import warehouse as warehouse_module
 from analytics_pipeline.resources.warehouse import (
     TransientWarehouseError,
@@ -139,9 +142,9 @@ def raw_asset(dataset: str) -> dg.AssetsDefinition:
     return next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", dataset]))
 
 
-def materialize_events(**kwargs: Any) -> dg.ExecuteInProcessResult:
+def materialize_events(dataset: str = "activity_events", **kwargs: Any) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [raw_asset("activity_events")],
+        [raw_asset(dataset)],
         resources={"warehouse": WarehouseResource()},
         instance=dg.DagsterInstance.ephemeral(),
         **kwargs,
@@ -785,8 +788,10 @@ def test_materialization_reports_the_accounting_per_partition_and_in_total(env, 
         assert f"| {EVENTS_DIR}/a.jsonl | 6 | 4 | 1 | 1 |  |" in metadata["file_accounting"].value
         assert f"| {EVENTS_DIR}/b.jsonl.gz | 0 | 0 | 0 | 0 | not a valid gzip file (" in metadata["file_accounting"].value
 
-    [check] = result.get_asset_check_evaluations()
-    assert (check.check_name, check.passed) == (REJECT_RATE_CHECK, False)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks[FILES_PRESENT_CHECK].passed  # no other dataset has files
+    check = checks[REJECT_RATE_CHECK]
+    assert not check.passed  # 2 of 7: P(X >= 2 | 7, 1%) = 0.0020, far below 5%
     assert check.metadata["partitions_over_threshold"].value == "2025-01-02"
     reasons = check.metadata["top_reasons"].value.splitlines()  # the run's rejects by reason
     assert reasons[:2] == ["| reason | records |", "|---|---|"]
@@ -812,29 +817,100 @@ def test_a_load_step_leaves_postgres_planner_statistics_of_what_it_wrote(warehou
 def run_check(day: date) -> dg.AssetCheckEvaluation:
     result = materialize_events(partition_key=day.isoformat())
     assert result.success
-    [check] = result.get_asset_check_evaluations()
-    assert check.check_name == REJECT_RATE_CHECK
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == REJECT_RATE_CHECK]
     return check
 
 
-def test_reject_rate_check_fails_above_the_threshold_which_is_configurable(env, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
+def test_the_binomial_tail_by_hand() -> None:
+    assert binomial_upper_tail(0, 10, 0.01) == 1.0
+    assert binomial_upper_tail(1, 56, 0.01) == pytest.approx(1 - 0.99**56)  # 0.4304
+    assert binomial_upper_tail(2, 20, 0.01) == pytest.approx(1 - 0.99**20 - 20 * 0.01 * 0.99**19)  # 0.0169
+    assert binomial_upper_tail(2, 20, 0.06) == pytest.approx(1 - 0.94**20 - 20 * 0.06 * 0.94**19)  # 0.3396
+    assert binomial_upper_tail(1, 5, 0.0) == 0.0  # any reject is beyond a threshold of 0
+    assert binomial_upper_tail(500, 1000, 0.01) == 0.0  # 50% against 1%: far beyond chance
+    # a million lines, 2,000 rejects (0.2%) against 1%: the sum stays finite and says "likely"
+    assert binomial_upper_tail(2000, 1_000_000, 0.01) == pytest.approx(1.0)
+
+
+def test_reject_rate_check_judges_every_loaded_day_beyond_chance(env, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.delenv("ANALYTICS_MAX_REJECT_RATE", raising=False)
+    monkeypatch.delenv("ANALYTICS_REJECT_RATE_CONFIDENCE", raising=False)
+    D4 = date(2025, 1, 4)
     landing.jsonl("activity_events", D1, "events.jsonl", good_events("a", D1, 20))  # 0 %
     landing.jsonl("activity_events", D2, "events.jsonl", good_events("b", D2, 99) + ["oops"])  # 1 / 100 = 1 %
-    landing.jsonl("activity_events", D3, "events.jsonl", good_events("c", D3, 19) + ["oops"])  # 1 / 20 = 5 %
+    landing.jsonl("activity_events", D3, "events.jsonl", good_events("c", D3, 18) + ["oops", "oops"])  # 2 / 20 = 10 %
+    landing.jsonl("activity_events", D4, "events.jsonl", good_events("d", D4, 55) + ["oops"])  # 1 / 56 = 1.8 %
 
     clean, at_threshold, above = run_check(D1), run_check(D2), run_check(D3)
     assert clean.passed and clean.metadata["worst_reject_rate"].value == 0.0
     assert at_threshold.passed  # the threshold must be exceeded, 1 % is allowed
     assert at_threshold.metadata["worst_reject_rate"].value == 0.01
+    # 2 rejects of 20 would happen with probability 0.0169 if the true rate were 1 %: beyond chance
     assert not above.passed
-    assert (above.metadata["threshold"].value, above.metadata["worst_reject_rate"].value) == (0.01, 0.05)
+    assert (above.metadata["threshold"].value, above.metadata["worst_reject_rate"].value) == (0.01, 0.1)
     assert above.metadata["partitions_over_threshold"].value == "2025-01-03"
 
+    # A later, cleaner day: 1 reject in 56 happens with probability 0.43 at a 1 % rate: noise. The
+    # check reads every loaded day, so the bad 2025-01-03 still fails it.
+    later = run_check(D4)
+    assert not later.passed
+    assert later.metadata["partitions_over_threshold"].value == "2025-01-03"
+    assert later.metadata["days_checked"].value == 4 and later.metadata["days_over_threshold"].value == 1
+    assert "| 2025-01-03 | 20 | 2 | 10.0000% |  |" in later.metadata["failing_days"].value  # not in this run
+
+    # Confidence 0: any rate over the threshold fails, the 1.8 % day too.
+    monkeypatch.setenv("ANALYTICS_REJECT_RATE_CONFIDENCE", "0")
+    strict = run_check(D4)
+    assert strict.metadata["partitions_over_threshold"].value == "2025-01-03, 2025-01-04"
+    assert "| 2025-01-04 | 56 | 1 | 1.7857% | yes |" in strict.metadata["failing_days"].value
+
+    # A relaxed threshold: 10 % against 6 % has probability 0.34 with 20 lines; 1.8 % is under it.
+    monkeypatch.setenv("ANALYTICS_REJECT_RATE_CONFIDENCE", "0.95")
     monkeypatch.setenv("ANALYTICS_MAX_REJECT_RATE", "0.06")
-    relaxed = run_check(D3)
+    relaxed = run_check(D4)
     assert relaxed.passed
     assert (relaxed.metadata["threshold"].value, relaxed.metadata["partitions_over_threshold"].value) == (0.06, "none")
+
+    # Back to 1 %: still failing until the bad day itself is reloaded clean.
+    monkeypatch.delenv("ANALYTICS_MAX_REJECT_RATE")
+    assert not run_check(D1).passed
+    landing.jsonl("activity_events", D3, "events.jsonl", good_events("c", D3, 20))
+    reloaded = run_check(D3)
+    assert reloaded.passed and reloaded.metadata["partitions_over_threshold"].value == "none"
+    assert run_check(D4).passed
+
+
+def test_a_day_without_files_that_other_datasets_have_warns(env, landing: Landing) -> None:  # noqa: ANN001
+    """Orders on D1..D3, inventory snapshots only on D1: D2 and D3 have no snapshot files."""
+    for day in (D1, D2, D3):
+        landing.csv("order_lines", day, "orders.csv", ["order_id", "line_no", "ordered_at", "org_id", "item_id",
+                    "quantity", "unit_price", "unit_cost", "status"],
+                    [[f"o-{day.day}", 1, f"{day.isoformat()}T10:00:00Z", "A", "I1", 1, "2.00", "1.00", "completed"]])  # fmt: skip
+    landing.csv("inventory_snapshots", D1, "stock.csv", ["snapshot_date", "item_id", "on_hand"], [[D1.isoformat(), "I1", 3]])
+    window = {"dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-03"}
+    assert materialize_events("order_lines", tags=window).success
+    result = materialize_events("inventory_snapshots", tags=window)
+    assert result.success  # missing data is a warning on the asset, not a failed run
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    missing = checks[FILES_PRESENT_CHECK]
+    assert (missing.passed, missing.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert missing.metadata["missing_days"].value == "2025-01-02, 2025-01-03"
+    assert missing.metadata["days_without_files"].value == 2
+    assert "no inventory_snapshots landing files on 2 days that order_lines have files" in missing.metadata["reason"].value
+    assert checks[REJECT_RATE_CHECK].passed  # no file, no reject: that is the other check's business
+    observed = {o.asset_observation_data.asset_observation.partition:
+                o.asset_observation_data.asset_observation.metadata["files"].value
+                for o in result.get_asset_observation_events()}  # fmt: skip
+    assert observed == {"2025-01-01": 1, "2025-01-02": 0, "2025-01-03": 0}
+
+    # a late snapshot file for D2 arrives and D2 is reloaded: only D3 is still missing
+    landing.csv("inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand"], [[D2.isoformat(), "I1", 2]])
+    again = materialize_events("inventory_snapshots", partition_key="2025-01-02")
+    [check] = [c for c in again.get_asset_check_evaluations() if c.check_name == FILES_PRESENT_CHECK]
+    assert check.metadata["missing_days"].value == "2025-01-03"
+    # the orders' own check passes: every day with snapshot files has order files
+    orders = materialize_events("order_lines", partition_key="2025-01-01")
+    assert all(c.passed for c in orders.get_asset_check_evaluations())
 
 
 # -- 10. a failed write ------------------------------------------------------------------------

@@ -210,3 +210,65 @@ def test_invalid_arguments_raise_value_error(tmp_path: Path, arguments: dict) ->
     with pytest.raises(ValueError):
         generate(tmp_path, **call)
     assert not any(tmp_path.iterdir())
+
+
+# What each injected kind of bad record is rejected as (raw.rejected_records.reason), per dataset.
+REJECT_KINDS = {
+    "activity_events": {"invalid JSON": "truncated_json", "missing required field": "missing_field",
+                        "is not an ISO-8601 timestamp": "unparseable_timestamp", "outside the folder date": "wrong_date"},
+    "order_lines": {"missing required field": "missing_field", "is not an ISO-8601 timestamp": "unparseable_timestamp",
+                    "outside the folder date": "wrong_date", "quantity must be >= 1": "non_positive_quantity",
+                    "unknown status": "unknown_status"},
+    "inventory_snapshots": {"missing required field": "missing_field", "on_hand must be >= 0": "negative_on_hand",
+                            "snapshot_date is not a date": "unparseable_date"},
+}  # fmt: skip
+
+
+def test_demo_data_passes_its_own_checks_and_holds_every_kind_of_bad_record(env: dict[str, str]) -> None:
+    """A week with the demo's defaults (60 items, bad rate 0.2%): every check of the ingestion assets
+    passes, and every kind of bad record the generator knows is there and rejected as such."""
+    import dagster as dg
+    from conftest import run_pipeline, run_unpartitioned
+
+    from analytics_pipeline.defs.ingestion.sample_data import (
+        EVENT_DEFECTS,
+        INVENTORY_DEFECTS,
+        ORDER_DEFECTS,
+    )
+    from analytics_pipeline.resources.warehouse import Warehouse
+    from analytics_pipeline.settings import get_settings
+
+    start, end = date(2025, 1, 6), date(2025, 1, 12)
+    summary = generate(Path(env["ANALYTICS_LANDING_DIR"]), start, end, **SMALL)
+    assert run_unpartitioned(dg.AssetSelection.assets(["raw", "organizations"], ["raw", "users"], ["raw", "items"])).success
+    daily = dg.AssetSelection.assets(["raw", "activity_events"], ["raw", "order_lines"], ["raw", "inventory_snapshots"])
+    result = run_pipeline(start, end, selection=daily)
+    assert result.success
+
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 6  # reject rate and files present, for each daily dataset
+    assert [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed] == []
+
+    warehouse = Warehouse(get_settings())
+    reasons = warehouse.query(
+        "select dataset, reason, count(*) as n from raw.rejected_records group by dataset, reason"
+    ).to_pylist()
+    found: dict[str, set[str]] = {name: set() for name in REJECT_KINDS}
+    rejected: Counter[str] = Counter()
+    for row in reasons:
+        kind = next(k for text, k in REJECT_KINDS[row["dataset"]].items() if text in row["reason"])
+        found[row["dataset"]].add(kind)
+        rejected[row["dataset"]] += row["n"]
+    duplicates = warehouse.scalar(
+        "select sum(duplicates_dropped) from raw.ingested_files where dataset = 'activity_events'"
+    )
+    assert found == {
+        "activity_events": set(EVENT_DEFECTS) - {"duplicate_event"},
+        "order_lines": set(ORDER_DEFECTS),
+        "inventory_snapshots": set(INVENTORY_DEFECTS),
+    }
+    assert duplicates > 0  # the fifth kind of bad event: an exact copy of an earlier line
+    # every injected bad record is accounted for: rejected, or (a duplicate) dropped
+    assert rejected["activity_events"] + duplicates == summary.bad_records["activity_events"]
+    assert rejected["order_lines"] == summary.bad_records["order_lines"]
+    assert rejected["inventory_snapshots"] == summary.bad_records["inventory_snapshots"]

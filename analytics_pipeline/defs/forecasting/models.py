@@ -471,8 +471,8 @@ def forecast(series: pd.DataFrame, selected: Mapping[str, Choice | str], n_jobs:
 
     Each item gets its selected model (re-estimated on the latest history, in the structure found at
     selection); items without one get :func:`fallback_model_for`'s. Demand is never negative, so
-    forecasts and bounds are clipped at zero, and an interval never narrows further ahead (each
-    half-width is the running maximum over the horizon).
+    forecasts and bounds are clipped at zero, and an interval never narrows further ahead: its
+    width (upper minus lower bound, after clipping) is the running maximum over the horizon.
     """
     ys = _arrays(series, series["unique_id"].unique())
     last_day = series.groupby("unique_id")["ds"].max()
@@ -526,4 +526,13 @@ def _tidy_intervals(result: pd.DataFrame) -> pd.DataFrame:
     result["yhat_hi_95"] = np.maximum(result["yhat_hi_95"], np.maximum(result["yhat_hi_80"], result["yhat"]))
     result["yhat_lo_80"] = np.minimum(result["yhat_lo_80"], result["yhat"])
     result["yhat_hi_80"] = np.maximum(result["yhat_hi_80"], result["yhat"])
+    # Clipping at zero cuts the lower half of a wide interval, so a later day's width could be less
+    # than an earlier day's; the upper bound takes up what the floor cut, so widths never shrink.
+    # The 80% interval first, then the 95% one, which is raised to contain it before its own pass.
+    items = result["item_id"]
+    for lv in LEVELS:
+        if lv == 95:
+            result["yhat_hi_95"] = np.maximum(result["yhat_hi_95"], result["yhat_hi_80"])
+        width = (result[f"yhat_hi_{lv}"] - result[f"yhat_lo_{lv}"]).groupby(items, sort=False).cummax()
+        result[f"yhat_hi_{lv}"] = result[f"yhat_lo_{lv}"] + width
     return result

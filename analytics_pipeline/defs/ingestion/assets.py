@@ -3,12 +3,14 @@
 Daily datasets are partitioned by UTC day; a backfill covers its whole range in one run and loads
 the days one after another (each day is still its own transaction). Dimensions are full snapshots.
 Each materialization reports the accounting of SPEC §4 (lines read = loaded + rejected +
-duplicates, per file) and a check fails when a day's reject rate exceeds
-``ANALYTICS_MAX_REJECT_RATE``.
+duplicates, per file). Two checks judge every day, once per run (see ``quality.py``):
+``reject_rate_below_threshold`` fails while any loaded day's reject rate (from the file ledger) is
+over ``ANALYTICS_MAX_REJECT_RATE`` beyond chance, and ``landing_files_present`` warns while a day
+that other daily datasets have landing files for has none of this one.
 """
 
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -22,6 +24,7 @@ from analytics_pipeline.defs.ingestion.datasets import (
     Dataset,
 )
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
+from analytics_pipeline.defs.ingestion.quality import days_with_rejects, days_without_files, reject_rate_fails
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.metadata import markdown_table
@@ -37,6 +40,9 @@ from analytics_pipeline.settings import get_settings
 log = get_logger("analytics_pipeline.ingestion")
 
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
+FILES_PRESENT_CHECK = "landing_files_present"
+# how many days a check's metadata names before it only counts the rest
+DAYS_LISTED = 31
 
 
 def _report_metadata(report: LoadReport) -> dict[str, Any]:
@@ -99,21 +105,83 @@ def _analyze(client: Warehouse, dataset: Dataset) -> None:
         client.analyze([dataset.table, REJECTED_RECORDS, INGESTED_FILES])
 
 
-def _reject_rate_check(reports: list[LoadReport]) -> dg.AssetCheckResult:
-    threshold = get_settings().max_reject_rate
-    worst = max(reports, key=lambda r: r.reject_rate)
-    failing = [r for r in reports if r.reject_rate > threshold]
+def _day_list(days: list[date]) -> str:
+    named = ", ".join(str(day) for day in days[:DAYS_LISTED])
+    return (named + (f" and {len(days) - DAYS_LISTED} more" if len(days) > DAYS_LISTED else "")) or "none"
+
+
+def _snapshot_reject_check(report: LoadReport) -> dg.AssetCheckResult:
+    """A dimension's check: its one snapshot, as just loaded."""
+    settings = get_settings()
+    rejected, lines = report.rows_rejected + report.files_rejected, report.lines_read + report.files_rejected
+    failing = reject_rate_fails(rejected, lines, settings)
     return dg.AssetCheckResult(
         check_name=REJECT_RATE_CHECK,
         passed=not failing,
         metadata={
-            "threshold": threshold,
-            "worst_reject_rate": round(worst.reject_rate, 6),
-            "worst_partition": str(worst.partition or "snapshot"),
-            "partitions_over_threshold": ", ".join(str(r.partition) for r in failing) or "none",
+            "threshold": settings.max_reject_rate,
+            "confidence": settings.reject_rate_confidence,
+            "worst_reject_rate": round(report.reject_rate, 6),
+            "worst_partition": "snapshot",
+            "partitions_over_threshold": "snapshot" if failing else "none",
+            "top_reasons": _reasons_table([report]),
+        },
+    )
+
+
+def _ledger_reject_check(client: Warehouse, dataset: Dataset, reports: list[LoadReport]) -> dg.AssetCheckResult:
+    """A daily dataset's check over every day in the ledger, not only this run's: a bad day keeps
+    the check failing until that day is reloaded clean."""
+    settings = get_settings()
+    with failures_are_final("Reading the file ledger"):
+        days_checked, with_rejects = days_with_rejects(client, dataset.name)
+    failing = [d for d in with_rejects if reject_rate_fails(d.rejected, d.lines, settings)]
+    worst = max(failing or with_rejects, key=lambda d: d.rate, default=None)
+    run_days = {r.partition for r in reports}
+    return dg.AssetCheckResult(
+        check_name=REJECT_RATE_CHECK,
+        passed=not failing,
+        metadata={
+            "threshold": settings.max_reject_rate,
+            "confidence": settings.reject_rate_confidence,
+            "days_checked": days_checked,
+            "days_over_threshold": len(failing),
+            "worst_reject_rate": round(worst.rate, 6) if worst else 0.0,
+            "worst_partition": str(worst.day) if worst else "none",
+            "partitions_over_threshold": _day_list([d.day for d in failing]),
+            "failing_days": dg.MetadataValue.md(markdown_table(
+                ["day", "lines", "rejected", "reject rate", "in this run"],
+                [(d.day, d.lines, d.rejected, f"{d.rate:.4%}", "yes" if d.day in run_days else "")
+                 for d in failing[:DAYS_LISTED]] or [("(none)", "", "", "", "")],
+            )),  # fmt: skip
             "top_reasons": _reasons_table(reports),
         },
     )
+
+
+def _files_present_check(dataset: Dataset) -> dg.AssetCheckResult:
+    """WARN while a day has landing files of other daily datasets and none of this one."""
+    others = tuple(d.name for d in DAILY_DATASETS if d.name != dataset.name)
+    settings = get_settings()
+    # up to yesterday: today (UTC) is still in progress, its end-of-day files have not had their chance
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    missing = days_without_files(settings.landing_dir, dataset.name, others, settings.start_date, yesterday)
+    return dg.AssetCheckResult(
+        check_name=FILES_PRESENT_CHECK,
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "days_without_files": len(missing),
+            "missing_days": _day_list([day for day, _ in missing]),
+            "reason": (f"no {dataset.name} landing files on {len(missing)} days that "
+                       f"{' / '.join(sorted({n for _, names in missing for n in names}))} have files"
+                       if missing else "every day with landing files of another dataset has some of this one"),
+            "days": dg.MetadataValue.md(markdown_table(
+                ["day", "datasets with files"],
+                [(day, ", ".join(names)) for day, names in missing[:DAYS_LISTED]] or [("(none)", "")],
+            )),
+        },
+    )  # fmt: skip
 
 
 def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
@@ -134,8 +202,15 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 REJECT_RATE_CHECK,
                 asset=key,
-                description="Share of rejected lines per day is at most ANALYTICS_MAX_REJECT_RATE (default 1%).",
-            )
+                description="No loaded day's share of rejected lines is over ANALYTICS_MAX_REJECT_RATE (default 1%) "
+                "with ANALYTICS_REJECT_RATE_CONFIDENCE (default 95%); judged on every day in raw.ingested_files.",
+            ),
+            dg.AssetCheckSpec(
+                FILES_PRESENT_CHECK,
+                asset=key,
+                description="Warns while a complete UTC day with landing files of another daily dataset has none "
+                "of this one.",
+            ),
         ],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -157,7 +232,7 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 "partition_window": f"{context.partition_keys[0]} .. {context.partition_keys[-1]}",
                 "file_accounting": _files_table(reports),
             },
-            check_results=[_reject_rate_check(reports)],
+            check_results=[_ledger_reject_check(client, dataset, reports), _files_present_check(dataset)],
         )
 
     return _asset
@@ -181,7 +256,7 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
         _analyze(client, dataset)
         return dg.MaterializeResult(
             metadata={**_report_metadata(report), "file_accounting": _files_table([report])},
-            check_results=[_reject_rate_check([report])],
+            check_results=[_snapshot_reject_check(report)],
         )
 
     return _asset

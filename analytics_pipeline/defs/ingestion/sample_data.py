@@ -366,16 +366,20 @@ def _write_day(
     drain the stock that the next day's snapshot starts from."""
     day = world.start + timedelta(days=day_index)
     events_rng, orders_rng, defects_rng = _day_generators(world.seed, day)
-    written, defects = _write_activity_events(world, day, events_rng, defects_rng, landing_dir)
+    written, defects = _write_activity_events(
+        world, day, events_rng, defects_rng, landing_dir, tally.bad["activity_events"]
+    )
     tally.add("activity_events", written, defects, files=len(EVENT_FILES))
 
     orders = _simulate_orders(world, day, day_index, orders_rng)
-    defects = _inject_order_defects(defects_rng, orders.frame, world.bad_rate, day)
+    defects = _inject_order_defects(defects_rng, orders.frame, world.bad_rate, day, tally.bad["order_lines"])
     _write_csv(orders.frame, _partition(landing_dir, "order_lines", day) / ORDER_FILE)
     tally.add("order_lines", len(orders.frame), defects)
 
     snapshot = inventory.close_day(day, day_index, orders.completed_units)
-    defects = _inject_inventory_defects(defects_rng, snapshot, world.bad_rate, day)
+    defects = _inject_inventory_defects(
+        defects_rng, snapshot, world.bad_rate, day, tally.bad["inventory_snapshots"]
+    )
     _write_csv(snapshot, _partition(landing_dir, "inventory_snapshots", day) / INVENTORY_FILE)
     tally.add("inventory_snapshots", len(snapshot), defects)
 
@@ -747,12 +751,13 @@ def _write_activity_events(
     rng: np.random.Generator,
     defects_rng: np.random.Generator,
     landing_dir: Path,
+    defects_so_far: int,
 ) -> tuple[int, int]:
     """Writes the day as two files (plain and gzip) split at the middle of the chronologically
     ordered lines; returns (lines written, bad lines). A day without events gets empty files."""
     events = _simulate_events(world, day, rng)
     lines = _event_lines(world, day, events)
-    patches = _event_defect_patches(defects_rng, lines, world.bad_rate, day)
+    patches = _event_defect_patches(defects_rng, lines, world.bad_rate, day, defects_so_far)
     folder = _partition(landing_dir, "activity_events", day)
     middle = len(lines) // 2
     written = _write_lines(folder / EVENT_FILES[0], lines, 0, middle, patches)
@@ -1168,23 +1173,28 @@ class _InventorySimulation:
 # --------------------------------------------------------------------------------------------
 
 
-def _defect_positions(rng: np.random.Generator, rows: int, bad_rate: float) -> np.ndarray:
-    """About ``bad_rate`` of the rows, and at least one on any day with 200+ rows."""
+def _defect_positions(
+    rng: np.random.Generator, rows: int, bad_rate: float, kinds: Sequence[str], defects_so_far: int
+) -> tuple[np.ndarray, list[str]]:
+    """About ``bad_rate`` of the rows, at least one on any day with 200+ rows, and at least one a
+    day until every kind has appeared; the kinds take turns, so a short range (the demo's) holds
+    every kind of bad record while each day stays one or two bad lines, well within the reject-rate
+    check's noise allowance (ANALYTICS_REJECT_RATE_CONFIDENCE)."""
     if bad_rate <= 0 or rows == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), []
     count = int(rng.binomial(rows, bad_rate))
-    if rows >= 200:
+    if rows >= 200 or defects_so_far < len(kinds):
         count = max(count, 1)
-    return np.sort(rng.choice(rows, size=min(count, rows), replace=False))
+    positions = np.sort(rng.choice(rows, size=min(count, rows), replace=False))
+    return positions, [kinds[(defects_so_far + n) % len(kinds)] for n in range(len(positions))]
 
 
 def _event_defect_patches(
-    rng: np.random.Generator, lines: pa.Array, bad_rate: float, day: date
+    rng: np.random.Generator, lines: pa.Array, bad_rate: float, day: date, defects_so_far: int
 ) -> dict[int, list[str]]:
     """Replacement text per line position: the corrupted line, or for a duplicate the original
     line followed by an exact copy of an earlier clean line of the same day."""
-    positions = _defect_positions(rng, len(lines), bad_rate)
-    kinds = rng.choice(EVENT_DEFECTS, size=len(positions))
+    positions, kinds = _defect_positions(rng, len(lines), bad_rate, EVENT_DEFECTS, defects_so_far)
     chosen = set(positions.tolist())
     patches: dict[int, list[str]] = {}
     for position, kind in zip(positions.tolist(), kinds):
@@ -1242,10 +1252,9 @@ def _shift_date(rng: np.random.Generator, timestamp: str, day: date) -> str:
 
 
 def _inject_order_defects(
-    rng: np.random.Generator, frame: pd.DataFrame, bad_rate: float, day: date
+    rng: np.random.Generator, frame: pd.DataFrame, bad_rate: float, day: date, defects_so_far: int
 ) -> int:
-    positions = _defect_positions(rng, len(frame), bad_rate)
-    kinds = rng.choice(ORDER_DEFECTS, size=len(positions))
+    positions, kinds = _defect_positions(rng, len(frame), bad_rate, ORDER_DEFECTS, defects_so_far)
     column = {name: index for index, name in enumerate(ORDER_COLUMNS)}
     for position, kind in zip(positions.tolist(), kinds):
         if kind == "missing_field":
@@ -1263,10 +1272,9 @@ def _inject_order_defects(
 
 
 def _inject_inventory_defects(
-    rng: np.random.Generator, frame: pd.DataFrame, bad_rate: float, day: date
+    rng: np.random.Generator, frame: pd.DataFrame, bad_rate: float, day: date, defects_so_far: int
 ) -> int:
-    positions = _defect_positions(rng, len(frame), bad_rate)
-    kinds = rng.choice(INVENTORY_DEFECTS, size=len(positions))
+    positions, kinds = _defect_positions(rng, len(frame), bad_rate, INVENTORY_DEFECTS, defects_so_far)
     column = {name: index for index, name in enumerate(INVENTORY_COLUMNS)}
     for position, kind in zip(positions.tolist(), kinds):
         if kind == "negative_on_hand":

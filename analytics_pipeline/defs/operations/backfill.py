@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
+from analytics_pipeline.defs.ingestion.quality import reject_rate_fails
 from analytics_pipeline.defs.operations.dead_runs import release_dead_runs
 from analytics_pipeline.instance import get_instance
 from analytics_pipeline.partitions import daily_partitions, partition_dates
@@ -43,6 +44,10 @@ class BackfillOutcome:
     end: date
     run_ids: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
+    # days that loaded but need a look (a dataset without files, a reject rate over the threshold)
+    warned_days: dict[date, list[str]] = field(default_factory=dict)
+    # asset checks whose evaluation in these runs failed: "asset:check (SEVERITY): what failed"
+    failed_checks: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -178,6 +183,7 @@ def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: Backfil
             raise_on_error=False,
         )
     outcome.run_ids.append(result.run_id)
+    outcome.failed_checks += _failed_checks(result)
     failures = len(outcome.failed_steps)
     for event in result.all_events:
         if event.is_step_failure:
@@ -232,10 +238,29 @@ def _run_failure(result: dg.ExecuteInProcessResult) -> str:
     return message.strip().splitlines()[0]
 
 
-def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: date, end: date) -> dict[date, str]:
+def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per failed asset check of the run, with the days or status its metadata names."""
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        meta = {k: v.value for k, v in evaluation.metadata.items()}
+        what = next((str(meta[k]) for k in ("partitions_over_threshold", "missing_days", "reason", "status") if k in meta), "")
+        lines.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+                     f"({evaluation.severity.value}){': ' + what if what else ''}")  # fmt: skip
+    return lines
+
+
+def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: date, end: date,
+               outcome: BackfillOutcome) -> dict[date, str]:  # fmt: skip
     """One line per processed day, about what the run built: what was loaded, the day's engagement
-    when the engagement mart was built, otherwise the assets materialized for the day."""
-    loaded: dict[date, list[str]] = {}
+    when the engagement mart was built, otherwise the assets materialized for the day.
+
+    A dataset without landing files on a day others have files for, and a reject rate over the
+    threshold, are named on the line and the day is recorded in ``outcome.warned_days``.
+    """
+    settings = get_settings()
+    loaded: dict[date, dict[str, dict]] = {}
     built: dict[date, list[str]] = {}
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
@@ -252,10 +277,23 @@ def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: d
             continue
         day = date.fromisoformat(observation.partition)
         meta = {k: v.value for k, v in observation.metadata.items()}
-        loaded.setdefault(day, []).append(
-            f"{observation.asset_key.path[-1]} {meta.get('rows_loaded', 0)} loaded"
-            f"/{meta.get('rows_rejected', 0)} rejected/{meta.get('duplicates_dropped', 0)} dup"
-        )
+        loaded.setdefault(day, {})[observation.asset_key.path[-1]] = meta
+    parts: dict[date, list[str]] = {}
+    for day, datasets in loaded.items():
+        others_have_files = sum(1 for meta in datasets.values() if meta.get("files", 0)) > 0
+        for name, meta in datasets.items():
+            text = (f"{name} {meta.get('rows_loaded', 0)} loaded"
+                    f"/{meta.get('rows_rejected', 0)} rejected/{meta.get('duplicates_dropped', 0)} dup")  # fmt: skip
+            unreadable = meta.get("files_rejected", 0)
+            rejected, lines = meta.get("rows_rejected", 0) + unreadable, meta.get("lines_read", 0) + unreadable
+            if meta.get("files", 0) == 0 and others_have_files:
+                text += " (no files)"
+                outcome.warned_days.setdefault(day, []).append(f"{name}: no landing files")
+            elif reject_rate_fails(rejected, lines, settings):
+                text += f" (reject rate {rejected / lines:.1%} over {settings.max_reject_rate:.1%})"
+                outcome.warned_days.setdefault(day, []).append(
+                    f"{name}: reject rate {rejected / lines:.1%} over {settings.max_reject_rate:.1%}")
+            parts.setdefault(day, []).append(text)
     engagement: dict[date, str] = {}
     engagement_built = any(ENGAGEMENT_MART in keys for keys in built.values())
     try:
@@ -270,10 +308,10 @@ def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: d
         pass  # the summary is a courtesy; the run's own status decides the exit code
     lines = {}
     for day in partition_dates(start, end):
-        parts = loaded.get(day, []) + ([engagement[day]] if day in engagement else [])
-        if not parts and built.get(day):  # e.g. forecast vintages: say what was built
-            parts = ["built " + ", ".join(sorted(set(built[day])))]
-        lines[day] = "; ".join(parts)
+        day_parts = parts.get(day, []) + ([engagement[day]] if day in engagement else [])
+        if not day_parts and built.get(day):  # e.g. forecast vintages: say what was built
+            day_parts = ["built " + ", ".join(sorted(set(built[day])))]
+        lines[day] = "; ".join(day_parts)
     return lines
 
 
@@ -315,8 +353,8 @@ def run_backfill(start: date, end: date, select: str | None = None,
             {"dagster/asset_partition_range_start": start.isoformat(), "dagster/asset_partition_range_end": end.isoformat()},
             outcome,
         )
-        status = "ok" if result.success else "FAILED"
-        for day, line in _day_lines(result, Warehouse(get_settings()), start, end).items():
+        for day, line in _day_lines(result, Warehouse(get_settings()), start, end, outcome).items():
+            status = "FAILED" if not result.success else "warn" if day in outcome.warned_days else "ok"
             echo(f"  {day}  {status}  {line}")
         if not outcome.success:
             return outcome

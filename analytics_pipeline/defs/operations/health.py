@@ -8,7 +8,9 @@ Six checks, each ``ok``, ``degraded`` or ``down`` with one sentence of reason:
 - ``instance``: the Dagster instance of ``DAGSTER_HOME`` opens and its run storage answers.
 - ``daemon``: every daemon the instance needs has sent a heartbeat without errors, by Dagster's
   own rule (the one the UI shows: a heartbeat within its tolerance of about 30 minutes).
-- ``freshness``: each key mart was materialized within its freshness policy (warn 24 h, fail 26 h).
+- ``freshness``: each key mart was materialized within its freshness policy (warn 24 h, fail 26 h)
+  and holds at least one row (a mart materialized every day from a dataset that never landed is
+  fresh, and empty).
 - ``runs``: no job whose latest run in the last 24 hours failed (a failure fixed by a later
   success of the same job is reported but is ok, as the alert is cleared then), and no run still
   marked in progress whose process is gone (embedded instance; it holds its warehouse pool slot
@@ -170,7 +172,27 @@ def check_daemon(instance: dg.DagsterInstance) -> CheckResult:
     return CheckResult("daemon", OK, f"{len(statuses)} daemons sent heartbeats", details)
 
 
-def check_freshness(instance: dg.DagsterInstance, now: datetime) -> CheckResult:
+def _key_marts_without_rows(settings: Settings) -> tuple[list[dg.AssetKey], str | None]:
+    """(the key marts whose table is missing or empty, why they could not be counted)."""
+    try:
+        with Warehouse(settings).transaction() as session:
+            present = set(session.query(
+                "select table_schema || '.' || table_name as name from information_schema.tables"
+            ).column("name").to_pylist())  # fmt: skip
+            empty = []
+            for key in KEY_MARTS:
+                table = ".".join(key.path)
+                if table not in present or not session.query(
+                    f"select exists (select 1 from {table}) as has_rows"
+                ).column(0)[0].as_py():
+                    empty.append(key)
+    except WarehouseError as error:  # e.g. DuckDB locked by a run: the warehouse check says so
+        return [], _first_line(error)
+    return empty, None
+
+
+def check_freshness(instance: dg.DagsterInstance, now: datetime, settings: Settings | None = None) -> CheckResult:
+    """Materialized within the warn window, and (with ``settings``: the warehouse is read) not empty."""
     warn = KEY_MART_FRESHNESS.warn_window.to_timedelta()
     fail = KEY_MART_FRESHNESS.fail_window.to_timedelta()
     assets: dict[str, dict[str, Any]] = {}
@@ -195,6 +217,18 @@ def check_freshness(instance: dg.DagsterInstance, now: datetime) -> CheckResult:
             limit = fail if state == "fail" else warn
             problems.append(f"{name} last updated {_ago(age)} (over {limit.total_seconds() / 3600:.0f} h)")
     details = {"assets": assets, "warn_after_seconds": warn.total_seconds(), "fail_after_seconds": fail.total_seconds()}
+    if settings is not None:
+        empty, not_counted = _key_marts_without_rows(settings)
+        if not_counted:
+            details["rows_not_counted"] = not_counted
+        for key in empty:
+            name = key.to_user_string()
+            assets[name]["has_rows"] = False
+            if assets[name]["state"] != "never":
+                problems.append(f"{name} has no rows at all (its data never landed: check `analytics-pipeline backfill` "
+                                "and the landing zone)")  # fmt: skip
+        for name in assets:
+            assets[name].setdefault("has_rows", None if not_counted else True)
     if problems:
         return CheckResult(
             "freshness", DEGRADED,
@@ -202,7 +236,8 @@ def check_freshness(instance: dg.DagsterInstance, now: datetime) -> CheckResult:
             details,
         )  # fmt: skip
     oldest = max(a["age_seconds"] for a in assets.values())
-    return CheckResult("freshness", OK, f"{len(assets)} key marts fresh (oldest updated {_ago(oldest)})", details)
+    held = " and hold rows" if settings is not None and "rows_not_counted" not in details else ""
+    return CheckResult("freshness", OK, f"{len(assets)} key marts fresh{held} (oldest updated {_ago(oldest)})", details)
 
 
 def check_runs(instance: dg.DagsterInstance, now: datetime) -> CheckResult:
@@ -283,6 +318,7 @@ def evaluate(settings: Settings | None = None, instance: dg.DagsterInstance | No
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     checks = [_timed(lambda: check_warehouse(settings), "warehouse")]
+    warehouse_up = checks[0].status == OK
     opened = None
     if instance is None:
         started = time.perf_counter()
@@ -298,7 +334,8 @@ def evaluate(settings: Settings | None = None, instance: dg.DagsterInstance | No
             if checks[-1].status == OK:
                 checks += [
                     _timed(lambda: check_daemon(instance), "daemon"),
-                    _timed(lambda: check_freshness(instance, now), "freshness"),
+                    # rows are counted only on a warehouse that answered (the check above says why not)
+                    _timed(lambda: check_freshness(instance, now, settings if warehouse_up else None), "freshness"),
                     _timed(lambda: check_runs(instance, now), "runs"),
                     _timed(lambda: check_asset_checks(instance, now), "checks"),
                 ]

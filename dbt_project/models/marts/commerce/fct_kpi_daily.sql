@@ -214,8 +214,10 @@ final as (
         end as gross_margin_pct,
         cast(coalesce(daily_orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
         cast(coalesce(daily_orders.units, 0) as {{ dbt.type_bigint() }}) as units,
+        -- a ratio, not an amount: kept to double precision (not the 4 places of money), computed
+        -- as the same IEEE division on both warehouses
         case when daily_orders.orders > 0
-            then {{ money('daily_orders.revenue / daily_orders.orders') }}
+            then cast(daily_orders.revenue as {{ type_double() }}) / daily_orders.orders
         end as avg_order_value,
         cast(coalesce(new_customers.new_customers, 0) as {{ dbt.type_bigint() }}) as new_customers,
         cast(coalesce(customers_30d.active_customers_30d, 0) as {{ dbt.type_bigint() }}) as active_customers_30d,

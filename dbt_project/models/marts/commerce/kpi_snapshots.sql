@@ -10,6 +10,8 @@
   period's value, change, trend and status against the thresholds of the kpi_thresholds seed.
   Flows are summed over the period, ratios recomputed from the summed parts, stock-like values
   taken on the period's last day, stockout rate averaged over the days with a snapshot.
+  A KPI without a value (no snapshot, no revenue for a margin) has status no_data and no trend.
+  A period is complete only when every one of its days is loaded (the first and the last alike).
   Rebuilt from the daily KPIs in full (a few rows per day), so it is right for any load order.
 -#}
 
@@ -59,6 +61,7 @@ periods as (
         grain,
         period_start,
         max(kpi_date) as period_last_date,
+        count(*) as loaded_days,
         {% for kpi in summed -%}
         sum({{ kpi }}) as {{ kpi }},
         {% endfor -%}
@@ -88,6 +91,7 @@ long_format as (
     {% for kpi in kpis %}
     select
         '{{ kpi }}' as kpi_name, grain, period_start, period_last_date,
+        loaded_days,
         cast({{ kpi }} as {{ type_double() }}) as value
     from with_ratios
     {% if not loop.last %}union all{% endif %}
@@ -117,7 +121,8 @@ final as (
             then (compared.value - compared.previous_value) * 100 / abs(compared.previous_value)
         end as change_pct,
         case
-            when compared.value is null or compared.previous_value is null then 'flat'
+            when compared.value is null then null
+            when compared.previous_value is null then 'flat'
             when compared.previous_value = 0 and compared.value > 0 then 'up'
             when compared.previous_value = 0 and compared.value < 0 then 'down'
             when compared.previous_value = 0 then 'flat'
@@ -128,7 +133,8 @@ final as (
             else 'flat'
         end as trend,
         case
-            when thresholds.kpi_name is null or compared.value is null then 'ok'
+            when compared.value is null then 'no_data'
+            when thresholds.kpi_name is null then 'ok'
             when thresholds.direction = 'higher_is_better' and compared.value < thresholds.breach_threshold then 'breach'
             when thresholds.direction = 'higher_is_better' and compared.value < thresholds.warn_threshold then 'warn'
             when thresholds.direction = 'lower_is_better' and compared.value > thresholds.breach_threshold then 'breach'
@@ -138,10 +144,11 @@ final as (
         thresholds.warn_threshold,
         thresholds.breach_threshold,
         compared.period_last_date,
-        compared.period_last_date >= case compared.grain
-            when 'day' then compared.period_start
-            when 'week' then {{ add_days('compared.period_start', 6) }}
-            else {{ add_days(dbt.dateadd('month', 1, 'compared.period_start'), -1) }}
+        compared.loaded_days,
+        compared.loaded_days = case compared.grain
+            when 'day' then 1
+            when 'week' then 7
+            else {{ dbt.datediff('compared.period_start', dbt.dateadd('month', 1, 'compared.period_start'), 'day') }}
         end as is_complete_period
 
     from compared

@@ -3,7 +3,10 @@
     Demand over the lead time is the sum of the daily point forecasts; its uncertainty adds the
     daily variances read off the 95% intervals (half-width / 1.96), assuming independent days.
     Safety stock covers a 95% cycle service level (z = 1.645). An item needs an order when stock on
-    hand plus on order falls short of lead-time demand plus safety stock. -#}
+    hand plus on order falls short of lead-time demand plus safety stock.
+    Unknown stock stays unknown: an item without any snapshot on or before the as-of date has no
+    on hand, cover, stockout date or reorder quantity, reorder_now is null, and stock_status says
+    'no snapshot' ('stale' when the latest snapshot is older than the as-of date, else 'current'). -#}
 
 {%- set lead_time_days = env_var('ANALYTICS_REORDER_LEAD_TIME_DAYS', '14') | int %}
 {%- if lead_time_days < 1 or lead_time_days > 28 %}
@@ -111,8 +114,14 @@ planned as (
         lead_time_demand.as_of_date,
         lead_time_demand.model,
         stock.snapshot_date as stock_date,
-        coalesce(stock.on_hand, 0) as on_hand,
-        coalesce(stock.on_order, 0) as on_order,
+        case
+            when stock.snapshot_date is null then 'no snapshot'
+            when stock.snapshot_date < lead_time_demand.as_of_date then 'stale'
+            else 'current'
+        end as stock_status,
+        stock.on_hand,
+        -- on_order is optional in a snapshot: absent means nothing on order; no snapshot means unknown
+        case when stock.snapshot_date is not null then coalesce(stock.on_order, 0) end as on_order,
         {{ lead_time_days }} as lead_time_days,
         lead_time_demand.forecast_demand_lead_time,
         lead_time_demand.forecast_daily_demand,
@@ -136,6 +145,7 @@ final as (
         planned.as_of_date,
         planned.model,
         planned.stock_date,
+        planned.stock_status,
         planned.on_hand,
         planned.on_order,
         planned.lead_time_days,
@@ -145,10 +155,11 @@ final as (
         planned.projected_stockout_date,
         planned.safety_stock,
         planned.forecast_demand_lead_time + planned.safety_stock as reorder_level,
-        cast(
+        -- greatest() skips nulls: without stock it would say 0, so unknown stock is handled first
+        case when planned.on_hand is not null then cast(
             greatest(ceil(planned.forecast_demand_lead_time + planned.safety_stock - planned.on_hand - planned.on_order), 0)
             as {{ dbt.type_bigint() }}
-        ) as suggested_reorder_qty,
+        ) end as suggested_reorder_qty,
         planned.on_hand + planned.on_order < planned.forecast_demand_lead_time + planned.safety_stock as reorder_now
 
     from planned
