@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from analytics_pipeline.defs.ingestion.readers import SKIPPED, list_files
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import Settings
 
@@ -70,17 +71,18 @@ def days_with_rejects(warehouse: Warehouse, dataset: str) -> tuple[int, list[Day
     """(days in the ledger, the days with any reject) of a daily dataset, as the ledger has them now."""
     rows = warehouse.query(
         "select partition_date, "
-        "sum(lines_read) + sum(case when file_error is null then 0 else 1 end) as lines, "
-        "sum(rows_rejected) + sum(case when file_error is null then 0 else 1 end) as rejected "
+        "sum(lines_read) + sum(case when file_error is null or file_error like ? then 0 else 1 end) as lines, "
+        "sum(rows_rejected) + sum(case when file_error is null or file_error like ? then 0 else 1 end) as rejected "
         "from raw.ingested_files where dataset = ? group by partition_date order by partition_date",
-        (dataset,),
+        (f"{SKIPPED}%", f"{SKIPPED}%", dataset),
     ).to_pylist()
     rejects = [DayRejects(r["partition_date"], int(r["lines"]), int(r["rejected"])) for r in rows if r["rejected"]]
     return len(rows), rejects
 
 
 def _days_with_files(landing_root: Path, dataset: str) -> set[date]:
-    """The days whose landing folder of ``dataset`` holds at least one file (hidden ones aside)."""
+    """The days whose landing folder of ``dataset`` holds at least one file the loader reads or refuses
+    (skipped markers and temporary files do not count)."""
     days = set()
     root = landing_root / dataset
     if not root.is_dir():
@@ -92,7 +94,7 @@ def _days_with_files(landing_root: Path, dataset: str) -> set[date]:
             day = date.fromisoformat(folder.name.removeprefix("date="))
         except ValueError:
             continue  # not a day folder: the loader never reads it either
-        if any(p.is_file() and not p.name.startswith((".", "_", "~")) for p in folder.iterdir()):
+        if any(not entry.skipped for entry in list_files(folder, landing_root)):  # what the loader reads
             days.add(day)
     return days
 
