@@ -34,6 +34,7 @@ def _one_sentence_refusal(result: subprocess.CompletedProcess[str]) -> bool:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)  # PostgreSQL has no file lock to meet
 def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[str, str], warehouse: Warehouse) -> None:
     """Readers in other processes (``export``, ``health``) in a loop, and one reader in this process
     that holds the warehouse open almost all the time (half a second per read, the next at once):
