@@ -39,12 +39,12 @@ from analytics_pipeline.defs.ingestion.datasets import (
     ORDER_LINES,
     ORGANIZATIONS,
     USERS,
-    Dataset,
 )
-from analytics_pipeline.defs.ingestion.loader import LoadReport, load_partition
 from analytics_pipeline.defs.ingestion.sensors import scan_landing
 from analytics_pipeline.resources.warehouse import Warehouse
 from conftest import Landing, event, run_pipeline, run_unpartitioned, table_rows
+from test_ingestion import ledger as ingestion_ledger
+from test_ingestion import load, select
 
 D2 = date(2025, 1, 2)
 EVENTS_DIR = "activity_events/date=2025-01-02"
@@ -52,14 +52,6 @@ ORDERS_DIR = "order_lines/date=2025-01-02"
 AT = "2025-01-02T10:00:00Z"
 ORDER_HEADER = ["order_id", "line_no", "ordered_at", "org_id", "user_id", "item_id", "quantity",
                 "unit_price", "unit_cost", "currency", "status"]  # fmt: skip
-
-
-def load(warehouse: Warehouse, landing: Landing, dataset: Dataset, day: date | None = D2) -> LoadReport:
-    return load_partition(warehouse, landing.root, dataset, day)
-
-
-def select(warehouse: Warehouse, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    return [tuple(row.values()) for row in warehouse.query(sql, params).to_pylist()]
 
 
 def rejects(warehouse: Warehouse, dataset: str) -> list[tuple[Any, ...]]:
@@ -73,13 +65,8 @@ def rejects(warehouse: Warehouse, dataset: str) -> list[tuple[Any, ...]]:
 
 
 def ledger(warehouse: Warehouse, dataset: str) -> list[tuple[Any, ...]]:
-    """(file, lines_read, rows_loaded, rows_rejected, duplicates_dropped, file_error) per file."""
-    rows = select(
-        warehouse,
-        "select file, lines_read, rows_loaded, rows_rejected, duplicates_dropped, file_error "
-        "from raw.ingested_files where dataset = ? order by file",
-        (dataset,),
-    )
+    """The file ledger (``test_ingestion.ledger``), with every row's accounting checked."""
+    rows = ingestion_ledger(warehouse, dataset)
     assert all(row[1] == row[2] + row[3] + row[4] for row in rows)  # the accounting of SPEC §4
     return rows
 
