@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from analytics_pipeline.defs.ingestion.readers import SKIPPED, list_files
+from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL, list_files
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import Settings
 
@@ -71,10 +71,10 @@ def days_with_rejects(warehouse: Warehouse, dataset: str) -> tuple[int, list[Day
     """(days in the ledger, the days with any reject) of a daily dataset, as the ledger has them now."""
     rows = warehouse.query(
         "select partition_date, "
-        "sum(lines_read) + sum(case when file_error is null or file_error like ? then 0 else 1 end) as lines, "
-        "sum(rows_rejected) + sum(case when file_error is null or file_error like ? then 0 else 1 end) as rejected "
+        f"sum(lines_read) + sum(case when {UNREADABLE_FILE_SQL} then 1 else 0 end) as lines, "
+        f"sum(rows_rejected) + sum(case when {UNREADABLE_FILE_SQL} then 1 else 0 end) as rejected "
         "from raw.ingested_files where dataset = ? group by partition_date order by partition_date",
-        (f"{SKIPPED}%", f"{SKIPPED}%", dataset),
+        (dataset,),
     ).to_pylist()
     rejects = [DayRejects(r["partition_date"], int(r["lines"]), int(r["rejected"])) for r in rows if r["rejected"]]
     return len(rows), rejects

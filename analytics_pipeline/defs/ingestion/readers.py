@@ -90,6 +90,8 @@ class LandingFile:
 
 
 SKIPPED = "skipped: "  # how the ledger's file_error marks an entry that was not read on purpose
+# A row of raw.ingested_files that is an unreadable file (rejected whole), not one skipped on purpose.
+UNREADABLE_FILE_SQL = f"(file_error is not null and file_error not like '{SKIPPED}%')"
 
 
 def skip_reason(name: str) -> str | None:

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL
 from analytics_pipeline.defs.operations import health
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.operations.run_history import runs_since
@@ -145,9 +146,8 @@ class PipelineCollector(Collector):
                 if "raw.ingested_files" in present:
                     for row in session.query(
                         # a file skipped on purpose (ledger 'skipped: ...') is not a rejected file
-                        "select dataset, sum(lines_read) as lines, sum(case when file_error is null "
-                        "or left(file_error, 9) = 'skipped: ' then 0 else 1 end) as bad "
-                        "from raw.ingested_files group by dataset"
+                        f"select dataset, sum(lines_read) as lines, sum(case when {UNREADABLE_FILE_SQL} "
+                        "then 1 else 0 end) as bad from raw.ingested_files group by dataset"
                     ).to_pylist():  # fmt: skip
                         lines.add_metric([row["dataset"]], row["lines"] or 0)
                         files.add_metric([row["dataset"]], row["bad"] or 0)
