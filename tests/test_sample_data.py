@@ -193,6 +193,26 @@ def test_bad_records_are_injected_and_counted(tmp_path: Path) -> None:
     assert len(orders) == summary.rows["order_lines"]
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_no_day_gets_more_bad_records_than_the_reject_rate_check_allows(seed: int) -> None:
+    """At the demo's bad rate (0.2%) a day of any size holds at most the bad records the check's
+    default settings allow (1% threshold, 95% confidence): 1 bad line among 4 would fail (the chance
+    of 1+ rejects among 4 at a 1% rate is 1 - 0.99**4 = 3.9% < 5%), 1 among 6 passes (5.9%). The
+    first days still get one bad record each whenever that passes, so every kind appears early."""
+    import numpy as np
+    from scipy.stats import binom
+
+    from analytics_pipeline.defs.ingestion.sample_data import _defect_positions
+
+    rng = np.random.default_rng(seed)
+    for rows in range(1, 3_000):
+        positions, kinds = _defect_positions(rng, rows, 0.002, ("a", "b", "c"), defects_so_far=0)
+        bad = len(positions)
+        assert bad == 0 or binom.sf(bad - 1, rows, 0.01) >= 0.05, (rows, bad)
+        assert (bad >= 1) == (rows >= 6), (rows, bad)  # forced until every kind appeared, where it passes
+        assert len(kinds) == bad
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
