@@ -92,6 +92,22 @@ def test_groups_partitions_and_checks() -> None:
     assert all(("raw/" + d, "reject_rate_below_threshold") in check_keys for d in ("activity_events", "users"))
 
 
+def test_a_backfill_of_the_forecasting_group_is_one_run_over_its_as_of_dates() -> None:
+    """Every partitioned asset of group:forecasting backfills its range in one run, so a job of the
+    group has a single-run policy (with one asset left at Dagster's default, the job fell back to a
+    run per as-of date, with a warning naming the varying policies)."""
+    import warnings
+
+    from analytics_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fallback is announced as a UserWarning
+        job = dg.define_asset_job("forecasting_backfill", selection=dg.AssetSelection.groups("forecasting"))
+        resolved = job.resolve(asset_graph=graph)
+    assert resolved.backfill_policy == dg.BackfillPolicy.single_run()
+
+
 def test_history_dependent_models_declare_their_lookback() -> None:
     from analytics_pipeline.definitions import defs
 

@@ -275,6 +275,8 @@ def _for_each_as_of_date(
     group_name="forecasting",
     partitions_def=daily_partitions,
     deps=[dg.AssetDep(ITEM_DEMAND, partition_mapping=_HISTORY)],
+    # a backfill of many as-of dates is one run, as for the vintages: the dates are evaluated in turn
+    backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=WAREHOUSE_RETRY_POLICY,
     kinds={"python", "statsforecast"},
     description="Weekly model selection: rolling-origin cross-validation of the candidate models per item "
