@@ -19,6 +19,7 @@ UNITS: dict[str, Callable[[float], str]] = {
     "events/s": lambda v: f"{v:,.0f} events/s",
     "MiB": lambda v: f"{v:,.0f} MiB",
     "x": lambda v: f"{v:.2f}×",
+    "%": lambda v: f"{v:.1f}%",
     "": lambda v: f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}",
 }
 

@@ -41,7 +41,9 @@ from bench.report import ENGINE_NAMES, Report, Section, Target
 BENCH_DIR = Path(__file__).resolve().parent
 FIRST_DAY = date(2025, 3, 3)  # a Monday: generated volumes follow the school week
 ENGINES = ("duckdb", "postgres")
-SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "where")
+SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "8", "where")
+# the year section's histories start here (a Wednesday, as a user's "since the start of the year")
+YEAR_FIRST = date(2025, 1, 1)
 # The Python forecasting assets write forecast.*; a plain `dbt build` has nothing to read there.
 PLAIN_DBT_EXCLUDE = "source:forecast+"
 
@@ -68,12 +70,15 @@ class Plan:
     export_days: int
     forecast_items: int
     forecast_days: int
+    # section 8: (days, events per day) of each history backfilled at once
+    years: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def choose(cls, quick: bool, repeat: int | None) -> Plan:
         if quick:
-            return cls("quick", repeat or 1, (2_000,), 2, 2_000, (2, 4), 2_000, 2, 20, 60)
-        return cls("full", repeat or 3, (100_000, 1_000_000), 30, 200_000, (30, 365), 20_000, 7, 1_000, 730)
+            return cls("quick", repeat or 1, (2_000,), 2, 2_000, (2, 4), 2_000, 2, 20, 60, ((3, 500),))
+        return cls("full", repeat or 3, (100_000, 1_000_000), 30, 200_000, (30, 365), 20_000, 7, 1_000, 730,
+                   ((365, 20_000), (3 * 365, 2_000)))
 
     @property
     def backfill_range(self) -> tuple[date, date]:
@@ -138,6 +143,7 @@ class Bench:
             "5": "5. Peak memory of ingesting one day",
             "6": f"6. Forecasting: {plan.forecast_items:,} items × {plan.forecast_days} days",
             "7": f"7. Export of a {plan.export_days}-day window",
+            "8": "8. A year of history: " + ", ".join(f"{days} days × {events:,} events/day" for days, events in plan.years),
             "where": "Where the time goes",
         }
 
@@ -374,6 +380,55 @@ class Bench:
             else:
                 section.notes.append(f"{ENGINE_NAMES.get(engine, engine)}: {name}: {value}")
 
+    def years(self, engine: str) -> None:
+        """8. Backfills of long histories at once, against the floor, with where the time went."""
+        section = self.section("8", (
+            "`analytics-pipeline backfill --start START --end END` over the whole history on an empty "
+            "warehouse and instance (the embedded SQLite instance; whole command), against the floor "
+            "(bench/floor: plain bulk load + the engagement and KPI marts in one SQL script, work in "
+            "the child process). Once each (a year takes minutes). The split is read from the runs' "
+            "event logs (`python -m bench.tasks split`): start-up and summary = the command's time "
+            "outside its runs; planned events = Dagster writing a planned event per asset and day "
+            "when it creates the run; a step's work ends at its first materialization, what follows "
+            "is its event records (one materialization per asset and day, and the checks). Dagster's "
+            "bookkeeping = planned events + event records."))  # fmt: skip
+        for days, events in self.plan.years:
+            first, last = YEAR_FIRST, YEAR_FIRST + timedelta(days=days - 1)
+            case = f"{days} days × {events:,} events/day"
+            landing = self.generate(f"year-{days}-{events}", first, last, events)
+            site = self.site(engine, f"year-{days}", landing, first).reset()
+            try:
+                self.prepare_dbt(site)
+                self.log(f"{engine}: {case}")
+                run = site.run(f"{site.name}-backfill", [
+                    str(VENV_BIN / "analytics-pipeline"), "backfill", "--start", first.isoformat(), "--end", last.isoformat()])  # fmt: skip
+                parts = site.task(f"{site.name}-split", "split").result
+                rows = {
+                    "pipeline: `analytics-pipeline backfill`": run.seconds,
+                    "of which start-up and summary (outside the runs)": run.seconds - parts["runs"],
+                    "of which runs without days (dimensions before, cohorts after)": parts["runs_without_days"],
+                    "of which planned events": parts["planned"],
+                    "of which ingestion work": parts["ingestion_work"],
+                    "of which ingestion event records": parts["ingestion_events"],
+                    "of which dbt work": parts["dbt_work"],
+                    "of which dbt event records (and each model's preview query)": parts["dbt_events"],
+                    "of which other run overhead (start, pool, checks, end)": parts["other"],
+                }
+                for label, value in rows.items():
+                    section.add(f"{case}: {label}", engine, value, "s")
+                bookkeeping = parts["planned"] + parts["ingestion_events"] + parts["dbt_events"]
+                section.add(f"{case}: Dagster's bookkeeping, share of the wall time", engine,
+                            100 * bookkeeping / run.seconds, "%", Target(20, strict=True, text="< 20%"))  # fmt: skip
+                section.add(f"{case}: event records written", engine, parts["events"], "")
+                floor_site = self.site(engine, f"year-{days}-floor", landing, first).reset()
+                measured = floor_site.task(f"{floor_site.name}-floor", "floor", first.isoformat(), last.isoformat())
+                section.add(f"{case}: floor: bulk load + one SQL script", engine, measured.result["seconds"], "s")
+                floor_site.drop(self.keep)
+                section.ratio(f"{case}: pipeline / floor", f"{case}: pipeline: `analytics-pipeline backfill`",
+                              f"{case}: floor: bulk load + one SQL script", Target(3, text="≤ 3×"))  # fmt: skip
+            finally:
+                site.drop(self.keep)
+
     def where_the_time_goes(self, engine: str, pipeline: Site) -> None:
         """The fixed costs of a run, measured one by one."""
         day = self.plan.daily_day
@@ -428,6 +483,7 @@ class Bench:
             ("ingestion", ("1", "5"), self.ingestion),
             ("pipeline", ("2", "3", "4", "7", "where"), self.pipeline_sections),
             ("forecasting", ("6",), self.forecasting),
+            ("years", ("8",), self.years),
         ]
         for engine in self.engines:
             self.log(f"== {engine}")
@@ -568,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run each: checks the harness works")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,postgres")
     parser.add_argument("--repeat", type=int, help="runs per figure (default 3, or 1 with --quick)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of 1-7,where")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of 1-8,where")
     parser.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"), help="results file (default bench/RESULTS.md)")
     parser.add_argument("--workdir", help="where data and warehouses go (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs of every command)")

@@ -12,6 +12,7 @@ the figure) and writes what it measured as JSON to ``$BENCH_RESULT_FILE``.
     adapter-init               what dagster-dbt's stock DbtCliResource spends building its adapter
     prepare-dbt                dbt's saved parse for this warehouse (what `make install` does)
     forecasting ITEMS DAYS REPEAT   analytics_pipeline.defs.forecasting.bench.run(), if it exists
+    split                      where a backfill's time went, from the event log of the instance's runs
 """
 
 from __future__ import annotations
@@ -300,6 +301,68 @@ def forecasting(items: str, days: str, repeat: str) -> None:
     _result(available=True, figures=figures)
 
 
+# the steps of the days' run, by kind (the ingestion assets' ops are raw__<dataset>)
+_DBT_STEPS = ("daily_dbt_models",)
+
+
+def split() -> None:
+    """Where the time of the backfill in ``DAGSTER_HOME`` went, read from its runs' event logs.
+
+    * planned events: from the first to the last materialization/check-planned event of a run (Dagster
+      writes them all when it creates the run, before its first step);
+    * a step's work: from STEP_START to its first ASSET_MATERIALIZATION (the ingestion assets and the
+      dbt step report their materializations once their work is done);
+    * a step's event records: from that first materialization to the step's end (one materialization
+      per asset and day, and the checks);
+    * runs without days (dimensions before, cohorts after): their whole time; the rest of each run
+      (start, pool claims, end) is "other run overhead". What is outside every run is the command's
+      start-up and summary (the caller subtracts the runs' total from the command's wall time).
+    """
+    import dagster as dg
+
+    planned_types = {"ASSET_MATERIALIZATION_PLANNED", "ASSET_CHECK_EVALUATION_PLANNED"}
+    instance = dg.DagsterInstance.get()
+    parts = dict.fromkeys(("runs", "planned", "ingestion_work", "ingestion_events", "dbt_work", "dbt_events",
+                           "runs_without_days", "other"), 0.0)  # fmt: skip
+    events_written = 0
+    for record in instance.get_run_records():
+        entries = [e for e in instance.all_logs(record.dagster_run.run_id) if e.is_dagster_event]
+        stamps = [e.timestamp for e in entries]
+        run_seconds = max(stamps) - min(stamps)
+        parts["runs"] += run_seconds
+        events_written += len(entries)
+        if "dagster/asset_partition_range_start" not in record.dagster_run.tags:
+            parts["runs_without_days"] += run_seconds
+            continue
+        planned = [e.timestamp for e in entries if e.dagster_event.event_type_value in planned_types]
+        accounted = max(planned) - min(planned) if planned else 0.0
+        parts["planned"] += accounted
+        steps: dict[str, dict[str, float]] = {}
+        for entry in entries:
+            kind, step = entry.dagster_event.event_type_value, entry.dagster_event.step_key
+            if not step:
+                continue
+            marks = steps.setdefault(step, {})
+            if kind == "STEP_START":
+                marks["start"] = entry.timestamp
+            elif kind == "ASSET_MATERIALIZATION":
+                marks.setdefault("done", entry.timestamp)
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                marks["end"] = entry.timestamp
+        for step, marks in steps.items():
+            if "start" not in marks or "end" not in marks:
+                continue
+            done = marks.get("done", marks["end"])
+            kind = "dbt" if step in _DBT_STEPS else "ingestion" if step.startswith("raw__") else None
+            if kind is None:
+                continue
+            parts[f"{kind}_work"] += done - marks["start"]
+            parts[f"{kind}_events"] += marks["end"] - done
+            accounted += marks["end"] - marks["start"]
+        parts["other"] += run_seconds - accounted
+    _result(**{k: round(v, 3) for k, v in parts.items()}, events=events_written)
+
+
 TASKS: dict[str, Callable[..., None]] = {
     "ingest": ingest,
     "bulk-events": bulk_events,
@@ -309,6 +372,7 @@ TASKS: dict[str, Callable[..., None]] = {
     "adapter-init": adapter_init,
     "prepare-dbt": prepare_dbt,
     "forecasting": forecasting,
+    "split": split,
 }
 
 

@@ -27,10 +27,10 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?")
 ENGINE_COLUMNS = ("DuckDB", "PostgreSQL")
 
 
-def _run_bench(tmp_path: Path, sections: str, timeout: int) -> str:
+def _run_bench(tmp_path: Path, sections: str, timeout: int, engines: str = "duckdb,postgres") -> str:
     output = tmp_path / "RESULTS.md"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--engines", "duckdb,postgres", "--sections", sections,
+        [sys.executable, "-m", "bench", "--quick", "--engines", engines, "--sections", sections,
          "--output", str(output), "--workdir", str(tmp_path / "work")],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
@@ -110,6 +110,25 @@ def test_floor_sql_runs_on_the_current_raw_tables(engine: str, tmp_path: Path) -
         site.drop()
     assert measured.result["engagement_rows"] > 0
     assert measured.result["seconds"] >= measured.result["load_seconds"] > 0
+
+
+def test_quick_run_of_the_year_section(tmp_path: Path) -> None:
+    """Section 8 at its smallest size (3 days), on DuckDB: a backfill of the whole history, the floor,
+    and the split of the backfill's time read back from its runs' event logs."""
+    markdown = _run_bench(tmp_path, "8", timeout=600, engines="duckdb")
+    assert not re.search(r"FAILED", markdown), "a part of the benchmark failed"
+    title, lines = _section(_sections(markdown), "8. A year of history")
+    table = [line for line in lines if line.startswith("|")][2:]
+    assert [cell.strip() for cell in lines[[line.startswith("|") for line in lines].index(True)].strip("|").split("|")] == ["", "DuckDB", "target"]
+    cells = {row.split("|")[1].strip().split(": ", 1)[1]: row.split("|")[2].strip() for row in table}
+    assert len(cells) == 13 and all(NUMBER.match(cell) for cell in cells.values()), cells
+    seconds = {label: float(cell.split()[0]) for label, cell in cells.items() if cell.endswith(" s")}
+    whole = seconds.pop("pipeline: `analytics-pipeline backfill`")
+    floor = seconds.pop("floor: bulk load + one SQL script")
+    # the parts of the split add up to the whole command (each cell is rounded to 0.01 s)
+    assert abs(sum(seconds.values()) - whole) < 0.1, cells
+    assert whole > floor > 0
+    assert int(cells["event records written"].replace(",", "")) > 3 * 20  # a planned event and a materialization per asset and day
 
 
 @pytest.mark.skipif(not os.environ.get("BENCH_SMOKE_ALL"), reason="about ten minutes on 2 cores; set BENCH_SMOKE_ALL=1")

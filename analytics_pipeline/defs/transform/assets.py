@@ -31,24 +31,6 @@ from analytics_pipeline.settings import get_settings
 log = get_logger("analytics_pipeline.transform")
 
 DAILY_TAG = "daily"
-# Far enough back to mean "every earlier day" for history-dependent models.
-_ALL_HISTORY_DAYS = 36_500
-
-
-def _widest_lookbacks(manifest_path: Path) -> dict[str, int]:
-    """Parent model -> the most days before a partition that any daily child declares it reads.
-
-    A model declares ``meta.dagster.lookback_days: {parent: N | all}``. Dagster keeps one partition
-    mapping per parent for the whole dbt op, so every daily child shares the widest one.
-    """
-    manifest = json.loads(manifest_path.read_text())
-    widest: dict[str, int] = {}
-    for node in manifest["nodes"].values():
-        declared = node.get("meta", {}).get("dagster", {}).get("lookback_days", {})
-        for parent, days in declared.items():
-            days = _ALL_HISTORY_DAYS if days == "all" else int(days)
-            widest[parent] = max(days, widest.get(parent, 0))
-    return widest
 
 
 def _window_columns(manifest_path: Path) -> dict[tuple[str, ...], str]:
@@ -62,13 +44,13 @@ def _window_columns(manifest_path: Path) -> dict[tuple[str, ...], str]:
 
 
 class AnalyticsDbtTranslator(DagsterDbtTranslator):
-    """Asset keys mirror warehouse tables (``raw/activity_events``, ``forecast/demand_forecasts``, ``marts/fct_daily_engagement``);
-    history-dependent models declare the earlier days they read (``meta.dagster.lookback_days``),
-    so Dagster knows which partitions a late or re-run day makes stale."""
+    """Asset keys mirror warehouse tables (``raw/activity_events``, ``forecast/demand_forecasts``,
+    ``marts/fct_daily_engagement``).
 
-    def __init__(self, lookbacks: Mapping[str, int], **kwargs: Any):
-        super().__init__(**kwargs)
-        self._lookbacks = dict(lookbacks)
+    A daily model's partition depends on the same day of its daily parents (Dagster's default
+    mapping), also where the model reads history (first activity ever, 30-day windows, weeks and
+    months): such a model recomputes in SQL the later days a window changes, so a late file for an
+    old day, or a backfill of an old range, plans just those days instead of every later one."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -82,21 +64,10 @@ class AnalyticsDbtTranslator(DagsterDbtTranslator):
         schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
-    def get_partition_mapping(
-        self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
-    ) -> dg.PartitionMapping | None:
-        days = self._lookbacks.get(dbt_parent_resource_props["name"])
-        if days is None or DAILY_TAG not in dbt_resource_props.get("tags", []):
-            return None
-        return dg.TimeWindowPartitionMapping(
-            start_offset=-days, end_offset=0, allow_nonexistent_upstream_partitions=True
-        )
-
 
 WINDOW_COLUMNS = _window_columns(dbt_project.manifest_path)
 
 translator = AnalyticsDbtTranslator(
-    _widest_lookbacks(dbt_project.manifest_path),
     settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=False)
 )
 
