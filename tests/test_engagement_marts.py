@@ -123,9 +123,18 @@ def test_marts_match_hand_computed_numbers(env, warehouse, landing: Landing) -> 
     }
     engagement = metadata["marts/fct_daily_engagement"]
     assert engagement["rows_in_window"].value == 5
-    assert engagement["partition_window"].value == "2025-01-01 .. 2025-01-03"
+    assert engagement["run_window"].value == "2025-01-01 .. 2025-01-03"
     assert "| 2025-01-02 | 1 | 2 | 1 | 1 | 3 | 2 |" in engagement["preview"].value  # day 2: one school
     assert metadata["intermediate/int_user_activity_daily"]["rows_in_window"].value == 8
+    # each day's materialization carries that day's own numbers, so the UI plots a real series
+    by_day = {(e.asset_key.to_user_string(), e.partition): e.materialization.metadata
+              for e in result.get_asset_materialization_events()}  # fmt: skip
+    day2 = by_day[("marts/fct_daily_engagement", "2025-01-02")]
+    assert {name: day2[name].value for name in ("schools", "active_users", "new_users", "returning_users",
+                                                 "events", "sessions")} == {  # fmt: skip
+        "schools": 1, "active_users": 2, "new_users": 1, "returning_users": 1, "events": 3, "sessions": 2}
+    rows = [by_day[("intermediate/int_user_activity_daily", day.isoformat())]["rows"].value for day in (D1, D2, D3)]
+    assert sum(rows) == 8 and len(set(rows)) > 1  # per day, not the window's total three times
     assert metadata["raw/activity_events"]["rows_loaded"].value == 10
     # every dbt test ran as an asset check and passed; only activity events landed, so the other daily
     # datasets warn that their files are missing on those days, and the KPIs that they have no value

@@ -20,7 +20,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.transform.previews import partition_preview
+from analytics_pipeline.defs.transform.previews import daily_numbers, partition_preview
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
@@ -128,6 +128,8 @@ def _with_previews(
     events: list[Any], context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     dbt_vars: Mapping[str, str] | None,
 ) -> Iterator[Any]:  # fmt: skip
+    """The events, each model's output with its window's preview and, per day of the run, that day's
+    own numbers (partition-scoped metadata: on the day's materialization, no event added)."""
     client = warehouse.get_client()
     for event in events:
         if isinstance(event, dg.Output | dg.AssetMaterialization) and dbt_vars:
@@ -136,11 +138,13 @@ def _with_previews(
                 if isinstance(event, dg.AssetMaterialization)
                 else context.asset_key_for_output(event.output_name)
             )
-            preview = partition_preview(
-                client, key, WINDOW_COLUMNS.get(tuple(key.path)), dbt_vars["min_date"], dbt_vars["max_date"]
-            )
+            window_column = WINDOW_COLUMNS.get(tuple(key.path))
+            preview = partition_preview(client, key, window_column, dbt_vars["min_date"], dbt_vars["max_date"])
             if preview:
                 event = event.with_metadata({**event.metadata, **preview})
+            if isinstance(event, dg.Output):
+                for day, numbers in daily_numbers(client, key, window_column, context.partition_keys).items():
+                    context.add_asset_metadata(numbers, asset_key=key, partition_key=day)
         yield event
 
 

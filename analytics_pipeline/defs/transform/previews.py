@@ -1,11 +1,17 @@
-"""Headline numbers of a mart's partition window, attached to its materialization.
+"""Headline numbers of a dbt model's partitions, attached to their materializations.
 
 An operator looking at a run in the UI should see what the partition says (active users, events,
-stickiness) without opening a SQL client; numeric values are also plotted over time by the UI.
+stickiness) without opening a SQL client. Each day's materialization carries that day's own numbers
+(:func:`daily_numbers`: rows, and for the marts their headline figures), so the UI's plots over
+partitions are real time series; the run's window and a preview table of it come with every day of
+the run (:func:`partition_preview`). Both are read with one query per model, whatever the number of
+days, and ride on the materializations Dagster records anyway: no event is added.
 """
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -13,7 +19,7 @@ import dagster as dg
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.warehouse import Warehouse
 
-# asset key path -> (preview query over [?, ?] dates, columns plotted as numbers when one day)
+# asset key path -> preview query over [?, ?] dates (a table of the window, on every day of the run)
 PREVIEWS: dict[tuple[str, ...], str] = {
     ("marts", "fct_daily_engagement"): """
         select activity_date, count(*) as schools, sum(active_users) as active_users,
@@ -61,11 +67,81 @@ PREVIEWS: dict[tuple[str, ...], str] = {
 }
 
 
+# asset key path -> its numbers per day over [?, ?] (a column ``day``, then the numbers); models with a
+# window column and no entry here get their rows per day
+DAILY_NUMBERS: dict[tuple[str, ...], str] = {
+    ("marts", "fct_daily_engagement"): """
+        select activity_date as day, count(*) as rows, count(*) as schools, sum(active_users) as active_users,
+               sum(new_users) as new_users, sum(returning_users) as returning_users, sum(events) as events,
+               sum(sessions) as sessions
+        from marts.fct_daily_engagement where activity_date between ? and ? group by activity_date
+    """,
+    ("marts", "fct_engagement_rolling"): """
+        select activity_date as day, count(*) as rows,
+               max(case when org_id = '__all__' then dau end) as dau,
+               max(case when org_id = '__all__' then wau end) as wau,
+               max(case when org_id = '__all__' then mau end) as mau,
+               max(case when org_id = '__all__' then stickiness end) as stickiness
+        from marts.fct_engagement_rolling where activity_date between ? and ? group by activity_date
+    """,
+    ("marts", "fct_activity_summary"): """
+        select activity_date as day, count(*) as rows, sum(events) as events,
+               count(distinct activity_type) as activity_types
+        from marts.fct_activity_summary where activity_date between ? and ? group by activity_date
+    """,
+    ("marts", "fct_hourly_usage"): """
+        select activity_date as day, count(*) as rows, sum(events) as events
+        from marts.fct_hourly_usage where activity_date between ? and ? group by activity_date
+    """,
+    ("marts", "fct_kpi_daily"): """
+        select kpi_date as day, count(*) as rows, max(revenue) as revenue, max(net_revenue) as net_revenue,
+               max(orders) as orders, max(units) as units, max(new_customers) as new_customers,
+               max(active_customers_30d) as active_customers_30d, max(stockout_rate) as stockout_rate
+        from marts.fct_kpi_daily where kpi_date between ? and ? group by kpi_date
+    """,
+    ("marts", "fct_item_daily_demand"): """
+        select demand_date as day, count(*) as rows, sum(units) as units, sum(revenue) as revenue,
+               sum(case when stockout then 1 else 0 end) as items_stocked_out
+        from marts.fct_item_daily_demand where demand_date between ? and ? group by demand_date
+    """,
+}
+
+
+def _number(value: Any) -> int | float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return float(value) if isinstance(value, float) else None
+
+
+def daily_numbers(
+    warehouse: Warehouse, asset_key: dg.AssetKey, window_column: str | None, days: list[str]
+) -> dict[str, dict[str, int | float]]:
+    """Partition key -> that day's numbers for every day of ``days`` (a day without rows: ``rows`` 0,
+    and no other number), from one query over the window; empty for a model without days."""
+    sql = DAILY_NUMBERS.get(tuple(asset_key.path))
+    if sql is None and window_column:
+        sql = (f"select {window_column} as day, count(*) as rows from {'.'.join(asset_key.path)} "
+               f"where {window_column} between ? and ? group by {window_column}")  # fmt: skip
+    if sql is None or not days:
+        return {}
+    found: dict[str, dict[str, int | float]] = {}
+    for row in warehouse.query(sql, (min(days), max(days))).to_pylist():
+        day = row.pop("day")
+        day = day.isoformat() if isinstance(day, date) else str(day)
+        found[day] = {name: number for name, value in row.items() if (number := _number(value)) is not None}
+    return {day: found.get(day, {"rows": 0}) for day in days}
+
+
 def partition_preview(
     warehouse: Warehouse, asset_key: dg.AssetKey, window_column: str | None, min_date: str, max_date: str
 ) -> dict[str, Any]:
-    """Window metadata for a dbt model: rows in the window and, for marts, the headline numbers."""
-    metadata: dict[str, Any] = {"partition_window": f"{min_date} .. {max_date}"}
+    """What a run says of its whole window, on each of its days: the window, its rows and, for the
+    marts, a preview table of its headline numbers."""
+    metadata: dict[str, Any] = {"run_window": f"{min_date} .. {max_date}"}
     if window_column:
         table_name = ".".join(asset_key.path)
         metadata["rows_in_window"] = int(warehouse.scalar(
@@ -78,8 +154,4 @@ def partition_preview(
     metadata["preview"] = dg.MetadataValue.md(
         markdown_table(table.column_names, [row.values() for row in table.to_pylist()])
     ) if table.num_rows else "no rows in window"
-    if min_date == max_date and table.num_rows == 1 and "activity_date" in table.column_names:
-        for name, value in table.to_pylist()[0].items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                metadata[name] = float(value) if isinstance(value, float) else int(value)
     return metadata
