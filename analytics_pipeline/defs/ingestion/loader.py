@@ -202,9 +202,10 @@ class _Chunk:
         ledger_filter = {"dataset": dataset.name} | ({"partition_date": days} if dataset.daily else {})
         self.warehouse.replace_rows(
             [
+                # in the order they were read (day, file name, line): sorting a chunk costs more than
+                # writing it, and nothing reads the raw tables in their stored order
                 (dataset.table, partition_filter, _with_constants(
-                    connection, checker.accepted_query(), "_source_file, _source_line",
-                    {"_loaded_at": (loaded_at, "timestamp")})),
+                    connection, checker.accepted_query(), None, {"_loaded_at": (loaded_at, "timestamp")})),
                 (REJECTED_RECORDS, ledger_filter, _with_constants(
                     connection, rejected, "file, line_no",
                     {"dataset": (dataset.name, "varchar"), "rejected_at": (loaded_at, "timestamp")})),
@@ -244,12 +245,13 @@ def _share_seconds(reports: list[LoadReport], seconds: float) -> None:
 
 
 def _with_constants(
-    connection: duckdb.DuckDBPyConnection, query: str, order: str, constants: dict[str, tuple[object, str]]
+    connection: duckdb.DuckDBPyConnection, query: str, order: str | None, constants: dict[str, tuple[object, str]]
 ) -> ScratchQuery:
-    """``query``'s rows in ``order`` with the ``constants`` (name: (value, SQL type)) as extra columns."""
+    """``query``'s rows (in ``order``, if given) with the ``constants`` (name: (value, SQL type)) as extra columns."""
     extra = "".join(f", ?::{sql_type} as {name}" for name, (_, sql_type) in constants.items())
     params = tuple(value for value, _ in constants.values())
-    return ScratchQuery(connection, f"select *{extra} from ({query}) order by {order}", params)
+    ordered = f" order by {order}" if order else ""
+    return ScratchQuery(connection, f"select *{extra} from ({query}){ordered}", params)
 
 
 def _file_head(landing_file: LandingFile) -> str:

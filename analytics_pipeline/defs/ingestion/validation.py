@@ -346,11 +346,11 @@ class Checker:
             f'cast("{f.name}" as decimal(18,{DECIMAL_SCALE})) as "{f.name}"' if f.kind == "decimal" else f'"{f.name}"'
             for f in self.dataset.fields
         )
+        # an anti join probes the few duplicates' hash table; ``not exists`` also de-duplicated every
+        # (file, line) of the range first
         return (
             f"select {columns}, _partition as _partition_date, _file as _source_file, _line as _source_line "
-            f"from {CHECKED} as checked "
-            f"where _reason is null and not exists (select 1 from {DUPLICATES} as duplicate "
-            "where duplicate._file = checked._file and duplicate._line = checked._line)"
+            f"from {CHECKED} anti join {DUPLICATES} using (_file, _line) where _reason is null"
         )
 
     @staticmethod
