@@ -12,6 +12,8 @@ The landing zone of these tests, with every outcome worked out by hand:
 
 A range is written in chunks of days (``CHUNK_LINES``), one transaction each: the chunking
 changes nothing, and a failed chunk keeps its days' previous rows while earlier chunks stay written.
+The records of many files are checked in one statement; when it fails on one file's content, that
+file alone is rejected whole.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from datetime import date, datetime
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pytest
 
-from analytics_pipeline.defs.ingestion import loader
+from analytics_pipeline.defs.ingestion import loader, validation
 from analytics_pipeline.defs.ingestion.datasets import ACTIVITY_EVENTS
 from analytics_pipeline.defs.ingestion.loader import LoadReport, load_partition, load_partitions
 from analytics_pipeline.resources.warehouse import Warehouse
@@ -250,3 +253,37 @@ def test_a_range_materialization_observes_each_day_as_its_own_run_would(env, day
     assert as_range == single
     assert as_range["2025-01-03"] == {"lines_read": 3, "rows_loaded": 2, "rows_rejected": 1, "duplicates_dropped": 0,
                                       "files": 2, "files_rejected": 1, "reject_rate": 0.5, "files_skipped": 0}  # fmt: skip
+
+
+def test_a_file_whose_records_fail_the_shared_statement_is_rejected_alone(
+    warehouse: Warehouse, landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three files of two days are checked in one statement; DuckDB failing on the records of one
+    of them (as it may on a shape no rule foresaw) rejects that file whole and loads the others."""
+    landing.jsonl("activity_events", D1, "a.jsonl", [event("a1", "2025-01-01T08:00:00Z", "u1")])
+    landing.jsonl("activity_events", D1, "b.jsonl", [event("b1", "2025-01-01T09:00:00Z", "u1"), "{"])
+    landing.jsonl("activity_events", D2, "c.jsonl", [event("c1", "2025-01-02T10:00:00Z", "u1")])
+    original = validation.Checker.write
+
+    def failing_on_b(self: validation.Checker, records: str, params: Any) -> int:
+        (has_b,) = self.connection.execute(
+            f"select count(*) from ({records}) where _file like '%/b.jsonl'", list(params)
+        ).fetchone()
+        if has_b:
+            raise duckdb.ConversionException("Conversion Error: simulated")
+        return original(self, records, params)
+
+    monkeypatch.setattr(validation.Checker, "write", failing_on_b)
+    reports = load_partitions(warehouse, landing.root, ACTIVITY_EVENTS, [D1, D2])
+
+    reason = "not a readable jsonl file (Conversion Error: simulated)"
+    assert [row[0] for row in events(warehouse)] == ["a1", "c1"]
+    assert ledger(warehouse) == [
+        (D1, f"{folder(D1)}/a.jsonl", 1, 1, 0, 0, None),
+        (D1, f"{folder(D1)}/b.jsonl", 0, 0, 0, 0, reason),
+        (D2, f"{folder(D2)}/c.jsonl", 1, 1, 0, 0, None),
+    ]
+    assert [row[:4] for row in rejects(warehouse)] == [(D1, f"{folder(D1)}/b.jsonl", None, reason)]
+    assert [(r.partition, r.files_rejected, r.lines_read, r.top_reasons) for r in reports] == [
+        (D1, 1, 1, [(reason, 1)]), (D2, 0, 1, []),
+    ]  # fmt: skip

@@ -20,6 +20,7 @@ from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_
 from analytics_pipeline.defs.ingestion.readers import (
     SKIPPED,
     LandingFile,
+    RecordBatches,
     UnreadableFile,
     list_files,
     read_records,
@@ -134,29 +135,30 @@ def load_partitions(
 
 
 class _Chunk:
-    """The days read since the last write: their records in the checker, their whole-file rejects
-    in :data:`FILE_REJECTS`, their reports waiting for the counts :meth:`write` settles."""
+    """The days read since the last write: their records in the checker (or waiting in the
+    batches), their whole-file rejects in :data:`FILE_REJECTS`, their reports waiting for the
+    counts :meth:`write` settles."""
 
     def __init__(self, warehouse: Warehouse, connection: duckdb.DuckDBPyConnection, dataset: Dataset):
         self.warehouse, self.connection, self.dataset = warehouse, connection, dataset
         self.checker = Checker(dataset, connection)
+        self.batches = RecordBatches(connection, dataset.field_names, self.checker.write)
         connection.execute(
             f"create temp table {FILE_REJECTS} (file varchar, partition_date date, reason varchar, raw_text varchar)"
         )
         self.reports: list[LoadReport] = []
-        self.lines = 0
+        self.files: dict[str, tuple[FileReport, LandingFile, date | None]] = {}  # the chunk's files read
+
+    @property
+    def lines(self) -> int:
+        """Records read since the last write."""
+        return self.batches.records
 
     def read(self, landing_root: Path, partition: date | None) -> LoadReport:
-        """Read and check every file of one partition's folder."""
+        """Read every file of one partition's folder (its records are checked as batches fill)."""
         started = time.perf_counter()
         report = LoadReport(dataset=self.dataset.name, partition=partition)
         self.reports.append(report)
-
-        def write(records: str, params: Sequence[object]) -> int:
-            count = self.checker.write(records, params, partition)
-            self.lines += count
-            return count
-
         for landing_file in list_files(landing_folder(landing_root, self.dataset, partition), landing_root):
             file_report = FileReport(landing_file.relative, landing_file.size_bytes, landing_file.modified_at)
             report.files.append(file_report)
@@ -164,20 +166,24 @@ class _Chunk:
                 file_report.file_error, file_report.skipped = SKIPPED + landing_file.skipped, True
                 log.info(f"skipped {landing_file.relative}: {landing_file.skipped}")
                 continue
-            lines_before = self.lines
+            self.files[landing_file.relative] = (file_report, landing_file, partition)
             try:
-                read_records(landing_file, self.dataset.field_names, self.connection, write)
+                read_records(landing_file, partition, self.batches)
             except UnreadableFile as error:
-                self.checker.discard(landing_file.relative)
-                self.lines = lines_before
-                file_report.file_error = str(error)
-                self.connection.execute(
-                    f"insert into {FILE_REJECTS} values (?, ?, ?, ?)",
-                    [landing_file.relative, partition, str(error), _file_head(landing_file)],
-                )
-                log.warning(f"rejected the whole file {landing_file.relative}: {error}")
+                self._reject_file(landing_file.relative, str(error))
         report.seconds = time.perf_counter() - started
         return report
+
+    def _reject_file(self, file: str, reason: str) -> None:
+        """Drop whatever was read of ``file`` and reject it whole."""
+        file_report, landing_file, partition = self.files[file]
+        self.batches.discard(file)
+        self.checker.discard(file)
+        file_report.file_error = reason
+        self.connection.execute(
+            f"insert into {FILE_REJECTS} values (?, ?, ?, ?)", [file, partition, reason, _file_head(landing_file)]
+        )
+        log.warning(f"rejected the whole file {file}: {reason}")
 
     def write(self) -> None:
         """Settle duplicates and counts of the chunk's days, replace them in the warehouse, start afresh."""
@@ -185,6 +191,9 @@ class _Chunk:
             return
         started = time.perf_counter()
         dataset, connection, checker = self.dataset, self.connection, self.checker
+        self.batches.flush()
+        for file, reason in self.batches.failed.items():
+            self._reject_file(file, reason)
         loaded_at = datetime.now(UTC).replace(tzinfo=None)
         result = checker.finish()
         for report in self.reports:
@@ -215,7 +224,9 @@ class _Chunk:
         _share_seconds(self.reports, time.perf_counter() - started)
         checker.reset()
         connection.execute(f"delete from {FILE_REJECTS}")
-        self.reports, self.lines = [], 0
+        self.batches.failed.clear()
+        self.batches.records = 0
+        self.reports, self.files = [], {}
 
 
 # how many reasons a day's report names (the most frequent first)

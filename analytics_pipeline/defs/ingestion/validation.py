@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 import duckdb
 
@@ -246,7 +245,7 @@ class Checker:
         stored = ",\n            ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
         self._check = f"""
         with trimmed as (
-            select _file, ?::date as _partition, _line, _raw, _error,
+            select _file, _partition, _line, _raw, _error,
                 {trimmed}
             from (__records__)
         ),
@@ -267,17 +266,13 @@ class Checker:
 
     def reset(self) -> None:
         """Forget every record checked so far."""
-        self.connection.execute(
-            f"create or replace temp table {CHECKED} as {self._checks(_empty(self.dataset))}", [None]
-        )
+        self.connection.execute(f"create or replace temp table {CHECKED} as {self._checks(_empty(self.dataset))}")
         self.connection.execute(f"drop table if exists {DUPLICATES}")
 
-    def write(self, records: str, params: Sequence[object], partition: date | None) -> int:
-        """Check the records ``records`` (a select in the readers' shape) selects, all of them in
-        ``partition`` (the folder date they must fall on); returns how many."""
-        # the partition's placeholder comes first in the statement, before those of ``records``
+    def write(self, records: str, params: Sequence[object]) -> int:
+        """Check the records ``records`` (a select in the readers' shape) selects; returns how many."""
         (count,) = self.connection.execute(
-            f"insert into {CHECKED} {self._checks(records)}", [partition, *params]
+            f"insert into {CHECKED} {self._checks(records)}", list(params)
         ).fetchone()
         return count
 
@@ -367,6 +362,7 @@ def _empty(dataset: Dataset) -> str:
     """A select of no records in the readers' shape: gives ``_checked`` its columns."""
     fields = ", ".join(f'null::varchar as "{f.name}"' for f in dataset.fields)
     return (
-        "select null::varchar as _file, null::bigint as _line, null::varchar as _raw, null::varchar as _error, "
+        "select null::varchar as _file, null::date as _partition, null::bigint as _line, null::varchar as _raw, "
+        "null::varchar as _error, "
         f"{fields} limit 0"
     )
