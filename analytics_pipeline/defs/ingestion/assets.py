@@ -1,7 +1,8 @@
 """Ingestion assets: landing zone -> ``raw.*``.
 
 Daily datasets are partitioned by UTC day; a backfill covers its whole range in one run and loads
-the range at once (``load_partitions``: one validation pass, one transaction per chunk of days). Dimensions are full snapshots.
+the range at once (``load_partitions``: one validation pass, one transaction per chunk of days).
+Dimensions are full snapshots.
 Each materialization reports the accounting of SPEC §4 (lines read = loaded + rejected +
 duplicates, per file). Two checks judge every day, once per run (see ``quality.py``):
 ``reject_rate_below_threshold`` fails while any loaded day's reject rate (from the file ledger) is

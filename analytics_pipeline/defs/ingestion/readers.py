@@ -535,6 +535,7 @@ def _sql_literal(text: str) -> str:
 def _read_parquet(file: LandingFile, partition: date | None, batches: RecordBatches) -> None:
     """Read by pyarrow from the opened file (a path handed to DuckDB would be a glob pattern), a batch
     of rows at a time; DuckDB turns each batch into the raw-record shape."""
+    connection = batches.connection
     try:
         with file.path.open("rb") as stream:
             parquet = pq.ParquetFile(stream)
@@ -544,7 +545,6 @@ def _read_parquet(file: LandingFile, partition: date | None, batches: RecordBatc
                 numbers = pa.array(range(lines_before + 1, lines_before + batch.num_rows + 1), pa.int64())
                 lines_before += batch.num_rows
                 records = pa.Table.from_batches([batch]).append_column(_PARQUET_LINE, numbers)
-                connection = batches.connection
                 connection.register("_parquet_records", _in_scan_batches(records))
                 try:
                     statement = statement or _parquet_statement(connection, columns, batches.fields)

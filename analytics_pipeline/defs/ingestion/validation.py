@@ -3,8 +3,8 @@ whether it is loaded, rejected (and why) or dropped as a duplicate.
 
 The rules come from the :class:`~analytics_pipeline.defs.ingestion.datasets.Dataset` declaration;
 the first rule a record breaks is its reason. A :class:`Checker` runs in the loader's scratch DuckDB,
-whatever the warehouse engine is: the readers hand it records block by block, each block is checked
-by one statement into the ``_checked`` table (typed values, the reason, and the original line only
+whatever the warehouse engine is: the readers hand it records in batches (of many files and days),
+each batch is checked by one statement into the ``_checked`` table (typed values, the reason, and the original line only
 for rejected records), and :meth:`Checker.finish` then finds the duplicate keys within each
 partition. :meth:`Checker.accepted_query` and :meth:`Checker.rejected_query` select the outcome.
 Every record carries its partition (``_partition``: the folder date of its file, null for a
