@@ -562,22 +562,39 @@ class Warehouse:
     def replace_rows(self, writes: Sequence[tuple[Table, Mapping[str, Any], Rows]]) -> None:
         """For each (table, filter, rows): delete the rows matching ``filter``, insert ``rows``.
 
-        All writes share one transaction, so a partition and its rejected records are replaced
-        together: re-running a partition changes nothing, and a failure leaves the old rows. Rows
-        are matched to the table's columns by name; :class:`ScratchQuery` rows all come from one
-        scratch connection.
+        ``filter`` maps a column to the value it must equal, or to a list of values it must be one
+        of (the days of a range). All writes share one transaction, so a partition and its rejected
+        records are replaced together: re-running a partition changes nothing, and a failure leaves
+        the old rows. Rows are matched to the table's columns by name; :class:`ScratchQuery` rows
+        all come from one scratch connection.
         """
         scratches = {id(rows.connection): rows.connection for _, _, rows in writes if isinstance(rows, ScratchQuery)}
         if len(scratches) > 1:
             raise ValueError("the rows of one replace_rows() call come from one scratch connection at most")
         with self.transaction(*scratches.values()) as session:
             for table, where, rows in writes:
-                clause = " and ".join(f"{column} = ?" for column in where) or "true"
-                session.execute(f"delete from {table.name} where {clause}", list(where.values()))
+                clause, params = _filter_clause(where)
+                session.execute(f"delete from {table.name} where {clause}", params)
                 selected = rows.selecting(table.column_names) if isinstance(rows, ScratchQuery) else (
                     rows.select(table.column_names)
                 )
                 session.insert_arrow(table.name, selected)
+
+
+def _filter_clause(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """SQL condition and parameters of a :meth:`Warehouse.replace_rows` filter."""
+    conditions, params = [], []
+    for column, value in where.items():
+        if isinstance(value, list | tuple):
+            if not value:
+                conditions.append("false")
+                continue
+            conditions.append(f"{_checked_identifier(column)} in ({', '.join(['?'] * len(value))})")
+            params.extend(value)
+        else:
+            conditions.append(f"{_checked_identifier(column)} = ?")
+            params.append(value)
+    return " and ".join(conditions) or "true", params
 
 
 class WarehouseResource(dg.ConfigurableResource):

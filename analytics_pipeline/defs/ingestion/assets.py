@@ -1,7 +1,8 @@
 """Ingestion assets: landing zone -> ``raw.*``.
 
 Daily datasets are partitioned by UTC day; a backfill covers its whole range in one run and loads
-the days one after another (each day is still its own transaction). Dimensions are full snapshots.
+the range at once (``load_partitions``: one validation pass, one transaction per chunk of days).
+Dimensions are full snapshots.
 Each materialization reports the accounting of SPEC §4 (lines read = loaded + rejected +
 duplicates, per file). Two checks judge every day, once per run (see ``quality.py``):
 ``reject_rate_below_threshold`` fails while any loaded day's reject rate (from the file ledger) is
@@ -23,7 +24,7 @@ from analytics_pipeline.defs.ingestion.datasets import (
     REJECTED_RECORDS,
     Dataset,
 )
-from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
+from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition, load_partitions
 from analytics_pipeline.defs.ingestion.quality import days_with_rejects, days_without_files, reject_rate_fails
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
@@ -83,12 +84,25 @@ def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset
           partition: date | None) -> LoadReport:  # fmt: skip
     with failures_are_final(f"Loading {dataset.name} {partition or 'snapshot'}", LandingZoneMissing):
         report = load_partition(client, get_settings().landing_dir, dataset, partition)
+    _log_report(report)
+    return report
+
+
+def _load_days(client: Warehouse, dataset: Dataset, days: list[date]) -> list[LoadReport]:
+    window = f"{days[0]}" if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+    with failures_are_final(f"Loading {dataset.name} {window}", LandingZoneMissing):
+        reports = load_partitions(client, get_settings().landing_dir, dataset, days)
+    for report in reports:
+        _log_report(report)
+    return reports
+
+
+def _log_report(report: LoadReport) -> None:
     log.info(
-        f"{dataset.name} {partition or 'snapshot'}: {report.lines_read} lines, {report.rows_loaded} loaded, "
+        f"{report.dataset} {report.partition or 'snapshot'}: {report.lines_read} lines, {report.rows_loaded} loaded, "
         f"{report.rows_rejected} rejected, {report.duplicates_dropped} duplicates, "
         f"{report.files_rejected} unreadable files"
     )
-    return report
 
 
 def _ready_client(warehouse: WarehouseResource) -> Warehouse:
@@ -214,10 +228,9 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         ],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        client, reports = _ready_client(warehouse), []
-        for partition_key in context.partition_keys:
-            report = _load(context, client, dataset, date.fromisoformat(partition_key))
-            reports.append(report)
+        client = _ready_client(warehouse)
+        reports = _load_days(client, dataset, [date.fromisoformat(key) for key in context.partition_keys])
+        for partition_key, report in zip(context.partition_keys, reports, strict=True):
             context.log_event(
                 dg.AssetObservation(asset_key=key, partition=partition_key, metadata=_report_metadata(report))
             )

@@ -1,13 +1,14 @@
-"""Load one partition of one dataset from the landing zone into ``raw``.
+"""Load partitions of one dataset from the landing zone into ``raw``.
 
-The write replaces the partition's rows, its rejected records and its file ledger in one
-transaction, so a partition is always either the old version or the new one, and re-running it
-changes nothing.
+The write replaces the partitions' rows, their rejected records and their file ledger in one
+transaction (per chunk of days, for a range), so a partition is always either the old version or
+the new one, and re-running it changes nothing.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_
 from analytics_pipeline.defs.ingestion.readers import (
     SKIPPED,
     LandingFile,
+    RecordBatches,
     UnreadableFile,
     list_files,
     read_records,
@@ -92,77 +94,175 @@ def landing_folder(landing_root: Path, dataset: Dataset, partition: date | None)
 
 
 FILE_REJECTS = "_file_rejects"  # the scratch table of whole-file rejects
+# Days are written in chunks of whole days holding about this many lines read: one transaction per
+# chunk, and the scratch tables hold one chunk at a time (a day larger than this is a chunk alone).
+CHUNK_LINES = 1_000_000
 
 
 def load_partition(
     warehouse: Warehouse, landing_root: Path, dataset: Dataset, partition: date | None
 ) -> LoadReport:
     """Read, validate and write one partition (``partition=None`` for a dimension snapshot)."""
+    [report] = load_partitions(warehouse, landing_root, dataset, [partition])
+    return report
+
+
+def load_partitions(
+    warehouse: Warehouse, landing_root: Path, dataset: Dataset, partitions: Sequence[date | None]
+) -> list[LoadReport]:
+    """Read, validate and write a range of partitions; one report per distinct partition, in order.
+
+    Every partition ends exactly as :func:`load_partition` would leave it, but the range shares one
+    scratch connection, one validation pass and one write per chunk of days (:data:`CHUNK_LINES`),
+    so a day costs what its data costs. A chunk's rows, rejected records and file ledger are
+    replaced in one transaction: a failure leaves that chunk's days as they were.
+    """
     if not landing_root.is_dir():
         raise LandingZoneMissing(
             f"The landing directory {landing_root} does not exist; set ANALYTICS_LANDING_DIR "
             "or create sample data with `analytics-pipeline generate`."
         )
-    started = time.perf_counter()
-    report = LoadReport(dataset=dataset.name, partition=partition)
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    reports: list[LoadReport] = []
     with warehouse.scratch() as connection:
-        checker = Checker(dataset, partition, connection)
-        connection.execute(f"create temp table {FILE_REJECTS} (file varchar, reason varchar, raw_text varchar)")
-        for landing_file in list_files(landing_folder(landing_root, dataset, partition), landing_root):
+        chunk = _Chunk(warehouse, connection, dataset)
+        for partition in dict.fromkeys(partitions):  # a day asked for twice is read once
+            report = chunk.read(landing_root, partition)
+            reports.append(report)
+            if chunk.lines >= CHUNK_LINES:
+                chunk.write()
+        chunk.write()
+    return reports
+
+
+class _Chunk:
+    """The days read since the last write: their records in the checker (or waiting in the
+    batches), their whole-file rejects in :data:`FILE_REJECTS`, their reports waiting for the
+    counts :meth:`write` settles."""
+
+    def __init__(self, warehouse: Warehouse, connection: duckdb.DuckDBPyConnection, dataset: Dataset):
+        self.warehouse, self.connection, self.dataset = warehouse, connection, dataset
+        self.checker = Checker(dataset, connection)
+        self.batches = RecordBatches(connection, dataset.field_names, self.checker.write)
+        connection.execute(
+            f"create temp table {FILE_REJECTS} (file varchar, partition_date date, reason varchar, raw_text varchar)"
+        )
+        self.reports: list[LoadReport] = []
+        self.files: dict[str, tuple[FileReport, LandingFile, date | None]] = {}  # the chunk's files read
+
+    @property
+    def lines(self) -> int:
+        """Records read since the last write."""
+        return self.batches.records
+
+    def read(self, landing_root: Path, partition: date | None) -> LoadReport:
+        """Read every file of one partition's folder (its records are checked as batches fill)."""
+        started = time.perf_counter()
+        report = LoadReport(dataset=self.dataset.name, partition=partition)
+        self.reports.append(report)
+        for landing_file in list_files(landing_folder(landing_root, self.dataset, partition), landing_root):
             file_report = FileReport(landing_file.relative, landing_file.size_bytes, landing_file.modified_at)
             report.files.append(file_report)
             if landing_file.skipped:
                 file_report.file_error, file_report.skipped = SKIPPED + landing_file.skipped, True
                 log.info(f"skipped {landing_file.relative}: {landing_file.skipped}")
                 continue
+            self.files[landing_file.relative] = (file_report, landing_file, partition)
             try:
-                read_records(landing_file, dataset.field_names, connection, checker.write)
+                read_records(landing_file, partition, self.batches)
             except UnreadableFile as error:
-                checker.discard(landing_file.relative)
-                file_report.file_error = str(error)
-                connection.execute(
-                    f"insert into {FILE_REJECTS} values (?, ?, ?)",
-                    [landing_file.relative, str(error), _file_head(landing_file)],
-                )
-                log.warning(f"rejected the whole file {landing_file.relative}: {error}")
-        result = checker.finish()
-        for file_report in report.files:
-            for name, value in result.per_file.get(file_report.file, {}).items():
-                setattr(file_report, name, value)
-        rejected = (
-            f"select file, line_no, reason, raw_text from ({checker.rejected_query()}) "
-            f"union all select file, null, reason, raw_text from {FILE_REJECTS}"
-        )
-        report.top_reasons = connection.execute(
-            f"select reason, count(*) as n from ({rejected}) group by reason order by n desc, reason limit 10"
-        ).fetchall()
+                self._reject_file(landing_file.relative, str(error))
+        report.seconds = time.perf_counter() - started
+        return report
 
-        partition_filter = {"_partition_date": partition} if dataset.daily else {}
-        ledger_filter = {"dataset": dataset.name} | ({"partition_date": partition} if dataset.daily else {})
-        warehouse.replace_rows(
+    def _reject_file(self, file: str, reason: str) -> None:
+        """Drop whatever was read of ``file`` and reject it whole."""
+        file_report, landing_file, partition = self.files[file]
+        self.batches.discard(file)
+        self.checker.discard(file)
+        file_report.file_error = reason
+        self.connection.execute(
+            f"insert into {FILE_REJECTS} values (?, ?, ?, ?)", [file, partition, reason, _file_head(landing_file)]
+        )
+        log.warning(f"rejected the whole file {file}: {reason}")
+
+    def write(self) -> None:
+        """Settle duplicates and counts of the chunk's days, replace them in the warehouse, start afresh."""
+        if not self.reports:
+            return
+        started = time.perf_counter()
+        dataset, connection, checker = self.dataset, self.connection, self.checker
+        self.batches.flush()
+        for file, reason in self.batches.failed.items():
+            self._reject_file(file, reason)
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        result = checker.finish()
+        for report in self.reports:
+            for file_report in report.files:
+                for name, value in result.per_file.get(file_report.file, {}).items():
+                    setattr(file_report, name, value)
+        rejected = (
+            f"select partition_date, file, line_no, reason, raw_text from ({checker.rejected_query()}) "
+            f"union all select partition_date, file, null, reason, raw_text from {FILE_REJECTS}"
+        )
+        _top_reasons(connection, rejected, self.reports)
+
+        days = [report.partition for report in self.reports]
+        partition_filter = {"_partition_date": days} if dataset.daily else {}
+        ledger_filter = {"dataset": dataset.name} | ({"partition_date": days} if dataset.daily else {})
+        self.warehouse.replace_rows(
             [
+                # in the order they were read (day, file name, line): sorting a chunk costs more than
+                # writing it, and nothing reads the raw tables in their stored order
                 (dataset.table, partition_filter, _with_constants(
-                    connection, checker.accepted_query(), "_source_file, _source_line",
-                    {"_partition_date": (partition, "date"), "_loaded_at": (loaded_at, "timestamp")})),
+                    connection, checker.accepted_query(), None, {"_loaded_at": (loaded_at, "timestamp")})),
                 (REJECTED_RECORDS, ledger_filter, _with_constants(
                     connection, rejected, "file, line_no",
-                    {"dataset": (dataset.name, "varchar"), "partition_date": (partition, "date"),
-                     "rejected_at": (loaded_at, "timestamp")})),
-                (INGESTED_FILES, ledger_filter, _ledger_rows(report, partition, loaded_at)),
+                    {"dataset": (dataset.name, "varchar"), "rejected_at": (loaded_at, "timestamp")})),
+                (INGESTED_FILES, ledger_filter, _ledger_rows(self.reports, loaded_at)),
             ]
         )  # fmt: skip
-    report.seconds = time.perf_counter() - started
-    return report
+        _share_seconds(self.reports, time.perf_counter() - started)
+        checker.reset()
+        connection.execute(f"delete from {FILE_REJECTS}")
+        self.batches.failed.clear()
+        self.batches.records = 0
+        self.reports, self.files = [], {}
+
+
+# how many reasons a day's report names (the most frequent first)
+TOP_REASONS = 10
+
+
+def _top_reasons(connection: duckdb.DuckDBPyConnection, rejected: str, reports: list[LoadReport]) -> None:
+    """Each report's most frequent reject reasons, most frequent first (ties by reason)."""
+    counts = connection.execute(
+        f"select partition_date, reason, count(*) as n from ({rejected}) group by partition_date, reason "
+        "qualify row_number() over (partition by partition_date order by n desc, reason) <= ? "
+        "order by partition_date, n desc, reason",
+        [TOP_REASONS],
+    ).fetchall()
+    by_partition: dict[date | None, list[tuple[str, int]]] = {}
+    for partition, reason, count in counts:
+        by_partition.setdefault(partition, []).append((reason, count))
+    for report in reports:
+        report.top_reasons = by_partition.get(report.partition, [])
+
+
+def _share_seconds(reports: list[LoadReport], seconds: float) -> None:
+    """Add the time spent on the chunk as a whole to its days, in proportion to their lines read."""
+    lines = sum(report.lines_read for report in reports)
+    for report in reports:
+        report.seconds += seconds * (report.lines_read / lines if lines else 1 / len(reports))
 
 
 def _with_constants(
-    connection: duckdb.DuckDBPyConnection, query: str, order: str, constants: dict[str, tuple[object, str]]
+    connection: duckdb.DuckDBPyConnection, query: str, order: str | None, constants: dict[str, tuple[object, str]]
 ) -> ScratchQuery:
-    """``query``'s rows in ``order`` with the ``constants`` (name: (value, SQL type)) as extra columns."""
+    """``query``'s rows (in ``order``, if given) with the ``constants`` (name: (value, SQL type)) as extra columns."""
     extra = "".join(f", ?::{sql_type} as {name}" for name, (_, sql_type) in constants.items())
     params = tuple(value for value, _ in constants.values())
-    return ScratchQuery(connection, f"select *{extra} from ({query}) order by {order}", params)
+    ordered = f" order by {order}" if order else ""
+    return ScratchQuery(connection, f"select *{extra} from ({query}){ordered}", params)
 
 
 def _file_head(landing_file: LandingFile) -> str:
@@ -174,12 +274,12 @@ def _file_head(landing_file: LandingFile) -> str:
     return head.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
-def _ledger_rows(report: LoadReport, partition: date | None, at: datetime) -> pa.Table:
+def _ledger_rows(reports: list[LoadReport], at: datetime) -> pa.Table:
     return pa.Table.from_pylist(
         [
             {
                 "dataset": report.dataset,
-                "partition_date": partition,
+                "partition_date": report.partition,
                 "file": f.file,
                 "size_bytes": f.size_bytes,
                 "modified_at": f.modified_at,
@@ -190,6 +290,7 @@ def _ledger_rows(report: LoadReport, partition: date | None, at: datetime) -> pa
                 "file_error": f.file_error,
                 "loaded_at": at,
             }
+            for report in reports
             for f in report.files
         ],
         schema=pa.schema(

@@ -1,7 +1,8 @@
-"""Landing-zone readers: hand every record of one file, whatever its format, to a *writer* as
-the rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw-record shape:
+"""Landing-zone readers: hand every record of a file, whatever its format, to a *writer* as the
+rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw-record shape:
 
     _file  (varchar) the file's path relative to the landing root
+    _partition (date) the partition the file was found in (its folder date; null for a dimension)
     _line  (bigint)  1-based line number in the file (row number for Parquet)
     _raw   (varchar) the record's original text, kept for ``raw.rejected_records``
     _error (varchar) why the record could not even be parsed, else null
@@ -9,7 +10,10 @@ the rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw
 
 The writer (validation's :meth:`~analytics_pipeline.defs.ingestion.validation.Checker.write`)
 checks them as they come, so a large day is never held whole: JSON Lines files are read in blocks
-of whole lines, Parquet files in batches of rows.
+of whole lines, Parquet files in batches of rows. :class:`RecordBatches` gathers the blocks of
+JSON Lines and CSV files, of many files and days, into statements of about :data:`BATCH_BYTES`:
+planning the validation statement costs about as much as checking 2,000 records, which a day of
+small files paid per file.
 
 Every file is opened by its exact name from Python (never handed to DuckDB as a path, which DuckDB
 would read as a glob pattern: ``x[1].parquet`` or ``snap-*.parquet``).
@@ -28,7 +32,7 @@ import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -151,12 +155,12 @@ SCAN_BATCH_ROWS = 2048
 
 # Takes a select of raw records (SQL and its parameters) and keeps them; returns how many it kept.
 Writer = Callable[[str, Sequence[object]], int]
+# JSON Lines and CSV records wait for a statement until about this much text of them waits.
+BATCH_BYTES = 16 * 2**20
 
 
-def read_records(
-    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer
-) -> None:
-    """Give every record of ``file`` to ``write``, in one or more selects over ``connection``."""
+def read_records(file: LandingFile, partition: date | None, batches: RecordBatches) -> None:
+    """Give every record of ``file`` (found in ``partition``) to ``batches``."""
     if file.refused:
         raise UnreadableFile(file.refused)
     kind = file.format
@@ -167,15 +171,89 @@ def read_records(
         )
     try:
         if kind == "parquet":
-            _read_parquet(file, fields, connection, write)
+            _read_parquet(file, partition, batches)
         elif kind == "jsonl":
-            _read_jsonl(file, fields, connection, write)
+            _read_jsonl(file, partition, batches)
         else:
-            _write_table(_read_csv(*_decoded_text(file), fields), file, fields, connection, write)
+            batches.add("csv", file.relative, partition, _read_csv(*_decoded_text(file), batches.fields))
     except _SHAPE_ERRORS as error:
-        # a shape no rule above foresaw must still cost only this file, never the partition
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UnreadableFile(f"not a readable {kind} file ({detail})") from error
+        raise UnreadableFile(_shape_reason(kind, error)) from error
+
+
+def _shape_reason(kind: str, error: Exception) -> str:
+    """Why a file is rejected whole when its content raised ``error``: a shape no rule foresaw must
+    still cost only this file, never the partition."""
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"not a readable {kind} file ({detail})"
+
+
+class RecordBatches:
+    """Hands the records of many files to ``write`` in few statements.
+
+    JSON Lines blocks and CSV files wait, tagged with their file and partition, until about
+    :data:`BATCH_BYTES` of their text waits or :meth:`flush` is called; Parquet records go at once
+    (each file has column types of its own). When a statement fails on the content of some file,
+    each of its files is checked alone, and those that still fail are named in :attr:`failed`
+    (file -> reason): the caller rejects them whole, as it does a file that raised
+    :class:`UnreadableFile` while being read.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, fields: Sequence[str], write: Writer):
+        self.connection, self.fields, self._write = connection, list(fields), write
+        self._statements = {"jsonl": _jsonl_statement(fields), "csv": _csv_statement(fields)}
+        self._waiting: dict[str, list[tuple[str, pa.Table]]] = {kind: [] for kind in self._statements}
+        self._waiting_bytes = 0
+        self.failed: dict[str, str] = {}
+        self.records = 0  # records handed over (waiting or written) since the owner last set it to 0
+
+    def add(self, kind: str, file: str, partition: date | None, records: pa.Table) -> None:
+        """Queue ``records`` of ``file`` (``kind``: "jsonl" lines or "csv" rows in the raw-record shape)."""
+        records = records.add_column(0, "_file", pa.repeat(pa.scalar(file, pa.string()), len(records)))
+        records = records.add_column(1, "_partition", pa.repeat(pa.scalar(partition, pa.date32()), len(records)))
+        self._waiting[kind].append((file, records))
+        self._waiting_bytes += records.nbytes
+        self.records += len(records)
+        if self._waiting_bytes >= BATCH_BYTES:
+            self.flush()
+
+    def write_now(self, statement: str, params: Sequence[object]) -> None:
+        """Write a select of raw records at once (it reads a table registered only for it)."""
+        self.records += self._write(statement, params)
+
+    def discard(self, file: str) -> None:
+        """Forget the waiting records of ``file``."""
+        for kind, waiting in self._waiting.items():
+            self._waiting[kind] = [(name, table) for name, table in waiting if name != file]
+        self._waiting_bytes = sum(table.nbytes for waiting in self._waiting.values() for _, table in waiting)
+
+    def flush(self) -> None:
+        """Write every waiting record."""
+        for kind, waiting in self._waiting.items():
+            if waiting:
+                self._write_batch(kind, waiting)
+        self._waiting = {kind: [] for kind in self._statements}
+        self._waiting_bytes = 0
+
+    def _write_batch(self, kind: str, waiting: list[tuple[str, pa.Table]]) -> None:
+        try:
+            self._write_tables(kind, [table for _, table in waiting])
+            return
+        except _SHAPE_ERRORS as error:
+            if len({file for file, _ in waiting}) == 1:
+                self.failed[waiting[0][0]] = _shape_reason(kind, error)
+                return
+        for file in dict.fromkeys(file for file, _ in waiting):
+            try:
+                self._write_tables(kind, [table for name, table in waiting if name == file])
+            except _SHAPE_ERRORS as error:
+                self.failed[file] = _shape_reason(kind, error)
+
+    def _write_tables(self, kind: str, tables: list[pa.Table]) -> None:
+        self.connection.register("_waiting_records", _in_scan_batches(pa.concat_tables(tables)))
+        try:
+            self._write(self._statements[kind], [])
+        finally:
+            self.connection.unregister("_waiting_records")
 
 
 # Errors reading a file's content can raise (Arrow and DuckDB on data they cannot take): they reject
@@ -191,16 +269,9 @@ _SHAPE_ERRORS = (
 )
 
 
-def _write_table(
-    records: pa.Table, file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection,
-    write: Writer,
-) -> None:  # fmt: skip
-    columns = ", ".join(["_line", "_raw", "_error", *(f'"{name}"' for name in fields)])
-    connection.register("_file_records", _in_scan_batches(records))
-    try:
-        write(f"select ? as _file, {columns} from _file_records", [file.relative])
-    finally:
-        connection.unregister("_file_records")
+def _csv_statement(fields: Sequence[str]) -> str:
+    columns = ", ".join(["_file", "_partition", "_line", "_raw", "_error", *(f'"{name}"' for name in fields)])
+    return f"select {columns} from _waiting_records"
 
 
 def _in_scan_batches(records: pa.Table) -> pa.Table:
@@ -276,7 +347,9 @@ def _repeated_field(fields: Sequence[str]) -> str:
     return "|".join(f'"{name}".*"{name}"' for name in fields)
 
 
-def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer) -> None:
+def _jsonl_statement(fields: Sequence[str]) -> str:
+    """The select turning waiting JSON Lines lines (``_file``, ``_partition``, ``_line``, ``_raw``)
+    into the raw-record shape."""
     struct = json.dumps({name: "VARCHAR" for name in fields})
     projections = ", ".join(f'_parsed."{name}" as "{name}"' for name in fields)
     suspect = f"{_NON_FINITE}|{_repeated_field(fields)}"
@@ -284,15 +357,17 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
     # json_type(), which builds the whole document. A blank line is never valid JSON, so only the
     # invalid lines are trimmed (trimming copies the line). NaN / Infinity and a repeated key (DuckDB
     # keeps the first value) are found by one regular expression over the valid objects; only the few
-    # lines it matches are looked at closely. Row order does not matter: validation sorts.
-    statement = f"""
+    # lines it matches are looked at closely. Row order does not matter.
+    return f"""
         with checked as (
             select
+                _file,
+                _partition,
                 _line,
                 _raw,
                 json_valid(_raw) as _valid,
                 regexp_matches(_raw, '^[ \\t\\r\\n]*[{{]') as _object
-            from _jsonl_lines
+            from _waiting_records
         ),
         suspects as (
             select *, _valid and _object and regexp_matches(_raw, '{suspect}') as _suspect
@@ -309,6 +384,8 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
         ),
         parsed as (
             select
+                _file,
+                _partition,
                 _line,
                 _raw,
                 case
@@ -321,19 +398,18 @@ def _read_jsonl(file: LandingFile, fields: Sequence[str], connection: duckdb.Duc
                 case when _valid and _object then from_json(_raw, '{struct}') end as _parsed
             from looked_at
         )
-        select ? as _file, _line, _raw, _error, {projections} from parsed
+        select _file, _partition, _line, _raw, _error, {projections} from parsed
     """
+
+
+def _read_jsonl(file: LandingFile, partition: date | None, batches: RecordBatches) -> None:
     lines_before, anything = 0, False
     for block in _line_blocks(file):
         anything = anything or bool(block.strip())
         lines = _lines(_as_text(block))
         numbers = pa.array(range(lines_before + 1, lines_before + len(lines) + 1), pa.int64())
         lines_before += len(lines)
-        connection.register("_jsonl_lines", _in_scan_batches(pa.table({"_line": numbers, "_raw": lines})))
-        try:
-            write(statement, [file.relative])
-        finally:
-            connection.unregister("_jsonl_lines")
+        batches.add("jsonl", file.relative, partition, pa.table({"_line": numbers, "_raw": lines}))
     if not anything:
         raise UnreadableFile("empty file")
 
@@ -446,7 +522,7 @@ def _parquet_statement(connection: duckdb.DuckDBPyConnection, columns: dict[str,
     record = ", ".join(f"{_sql_literal(name)}: {_sql_name(name)}" for name in columns.values())
     projections = ", ".join(as_text(field) for field in fields)
     return f"""
-        select ? as _file, {_PARQUET_LINE} as _line, to_json({{{record}}})::varchar as _raw,
+        select ? as _file, ?::date as _partition, {_PARQUET_LINE} as _line, to_json({{{record}}})::varchar as _raw,
                null::varchar as _error, {projections}
         from _parquet_records
     """
@@ -456,11 +532,10 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _read_parquet(
-    file: LandingFile, fields: Sequence[str], connection: duckdb.DuckDBPyConnection, write: Writer
-) -> None:
+def _read_parquet(file: LandingFile, partition: date | None, batches: RecordBatches) -> None:
     """Read by pyarrow from the opened file (a path handed to DuckDB would be a glob pattern), a batch
     of rows at a time; DuckDB turns each batch into the raw-record shape."""
+    connection = batches.connection
     try:
         with file.path.open("rb") as stream:
             parquet = pq.ParquetFile(stream)
@@ -472,8 +547,8 @@ def _read_parquet(
                 records = pa.Table.from_batches([batch]).append_column(_PARQUET_LINE, numbers)
                 connection.register("_parquet_records", _in_scan_batches(records))
                 try:
-                    statement = statement or _parquet_statement(connection, columns, fields)
-                    write(statement, [file.relative])
+                    statement = statement or _parquet_statement(connection, columns, batches.fields)
+                    batches.write_now(statement, [file.relative, partition])
                 finally:
                     connection.unregister("_parquet_records")
     except (pa.ArrowInvalid, OSError) as error:

@@ -1,12 +1,14 @@
-"""Set-based validation of raw records: SQL decides, for every record of a partition, whether it
-is loaded, rejected (and why) or dropped as a duplicate.
+"""Set-based validation of raw records: SQL decides, for every record of a range of partitions,
+whether it is loaded, rejected (and why) or dropped as a duplicate.
 
 The rules come from the :class:`~analytics_pipeline.defs.ingestion.datasets.Dataset` declaration;
 the first rule a record breaks is its reason. A :class:`Checker` runs in the loader's scratch DuckDB,
-whatever the warehouse engine is: the readers hand it records block by block, each block is checked
-by one statement into the ``_checked`` table (typed values, the reason, and the original line only
-for rejected records), and :meth:`Checker.finish` then finds the duplicate keys across the whole
+whatever the warehouse engine is: the readers hand it records in batches (of many files and days),
+each batch is checked by one statement into the ``_checked`` table (typed values, the reason, and the original line only
+for rejected records), and :meth:`Checker.finish` then finds the duplicate keys within each
 partition. :meth:`Checker.accepted_query` and :meth:`Checker.rejected_query` select the outcome.
+Every record carries its partition (``_partition``: the folder date of its file, null for a
+dimension snapshot), so one pass checks the records of many days at once.
 
 The statement works in stages so that no expression is computed twice per record: every text
 field is trimmed once (``trimmed``), typed once (``typed``: the ``__typed__<field>`` columns the
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
 import duckdb
 
@@ -143,10 +144,11 @@ def _beyond_scale(field: Field) -> str:
     )
 
 
-def reason_expression(dataset: Dataset, partition: date | None) -> str:
+def reason_expression(dataset: Dataset) -> str:
     """SQL ``case`` yielding the first rule a record breaks, or null for a valid record.
 
-    It reads the ``typed`` stage of :class:`Checker`'s statement: trimmed text and the ``__typed__`` columns.
+    It reads the ``typed`` stage of :class:`Checker`'s statement: trimmed text, the ``__typed__``
+    columns and ``_partition``, the folder date the record must fall on (null: no such rule).
     """
     present = lambda f: f"nullif({_value(f)}, '') is not null"  # noqa: E731
     rules: list[tuple[str, str]] = [("_error is not null", "_error")]
@@ -207,14 +209,14 @@ def reason_expression(dataset: Dataset, partition: date | None) -> str:
                     f"{_quote(' is reserved for platform-wide rows (reserved: ' + ', '.join(field.reserved) + ')')}",
                 )
             )
-    if partition is not None and dataset.partition_field:
+    if dataset.partition_field:
         field = next(f for f in dataset.fields if f.name == dataset.partition_field)
         as_date = f"cast({_typed_column(field)} as date)"
         rules.append(
             (
-                f"{as_date} <> date '{partition.isoformat()}'",
+                f"{as_date} <> _partition",
                 f"{_quote(f'{field.name} ')} || {_shown(field)} || "
-                f"{_quote(f' is outside the folder date {partition.isoformat()} (UTC)')}",
+                f"' is outside the folder date ' || strftime(_partition, '%Y-%m-%d') || ' (UTC)'",
             )
         )
     branches = "\n".join(f"    when {condition} then {reason}" for condition, reason in rules)
@@ -231,9 +233,10 @@ class ValidationResult:
 
 
 class Checker:
-    """Checks one partition's records as the readers hand them over, then settles duplicates."""
+    """Checks the records of one or more partitions as the readers hand them over, then settles
+    duplicates within each partition. :meth:`reset` empties it for the next range of partitions."""
 
-    def __init__(self, dataset: Dataset, partition: date | None, connection: duckdb.DuckDBPyConnection):
+    def __init__(self, dataset: Dataset, connection: duckdb.DuckDBPyConnection):
         self.dataset, self.connection = dataset, connection
         trimmed = ",\n                ".join(
             f"\"{f.name}\"" if f.kind == "json" else f"{_trimmed(f)} as \"{f.name}\"" for f in dataset.fields
@@ -242,7 +245,7 @@ class Checker:
         stored = ",\n            ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
         self._check = f"""
         with trimmed as (
-            select _file, _line, _raw, _error,
+            select _file, _partition, _line, _raw, _error,
                 {trimmed}
             from (__records__)
         ),
@@ -252,14 +255,19 @@ class Checker:
             from trimmed
         ),
         reasoned as (
-            select *, {reason_expression(dataset, partition)} as _reason from typed
+            select *, {reason_expression(dataset)} as _reason from typed
         )
-        select _file, _line, _reason,
+        select _file, _partition, _line, _reason,
             case when _reason is not null then _raw end as _raw,
             {stored}
         from reasoned
         """
-        connection.execute(f"create or replace temp table {CHECKED} as {self._checks(_empty(dataset))}")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every record checked so far."""
+        self.connection.execute(f"create or replace temp table {CHECKED} as {self._checks(_empty(self.dataset))}")
+        self.connection.execute(f"drop table if exists {DUPLICATES}")
 
     def write(self, records: str, params: Sequence[object]) -> int:
         """Check the records ``records`` (a select in the readers' shape) selects; returns how many."""
@@ -276,12 +284,15 @@ class Checker:
         self.connection.execute(f"delete from {CHECKED} where _file = ?", [file])
 
     def finish(self) -> ValidationResult:
-        """Mark the duplicates (every valid record of a key but the winner) and count per file."""
+        """Mark the duplicates (every valid record of a key but the winner, within its partition) and
+        count per file."""
         dataset = self.dataset
         by_name = {f.name: f for f in dataset.fields}
-        keys = ", ".join(f'"{k}"' for k in dataset.key)  # typed values: "01" and "1" are one integer key
-        partition = ", ".join(f'valid."{k}"' for k in dataset.key)
-        matched = " and ".join(f'valid."{k}" is not distinct from repeated."{k}"' for k in dataset.key)
+        # typed values: "01" and "1" are one integer key; a key is a duplicate only within its partition
+        key = ("_partition", *dataset.key)
+        keys = ", ".join(f'"{k}"' for k in key)
+        partition = ", ".join(f'valid."{k}"' for k in key)
+        matched = " and ".join(f'valid."{k}" is not distinct from repeated."{k}"' for k in key)
         if dataset.version_field:
             # dimensions: the latest version of a key wins, later files and lines break ties
             winner_order = f"\"{by_name[dataset.version_field].name}\" desc, _file desc, _line desc"
@@ -330,17 +341,19 @@ class Checker:
             f'cast("{f.name}" as decimal(18,{DECIMAL_SCALE})) as "{f.name}"' if f.kind == "decimal" else f'"{f.name}"'
             for f in self.dataset.fields
         )
+        # an anti join probes the few duplicates' hash table; ``not exists`` also de-duplicated every
+        # (file, line) of the range first
         return (
-            f"select {columns}, _file as _source_file, _line as _source_line from {CHECKED} as checked "
-            f"where _reason is null and not exists (select 1 from {DUPLICATES} as duplicate "
-            "where duplicate._file = checked._file and duplicate._line = checked._line)"
+            f"select {columns}, _partition as _partition_date, _file as _source_file, _line as _source_line "
+            f"from {CHECKED} anti join {DUPLICATES} using (_file, _line) where _reason is null"
         )
 
     @staticmethod
     def rejected_query() -> str:
-        """The rejected records: ``file``, ``line_no``, ``reason`` and ``raw_text`` (NUL made printable)."""
+        """The rejected records: ``partition_date``, ``file``, ``line_no``, ``reason`` and ``raw_text``
+        (NUL made printable)."""
         return (
-            "select _file as file, _line as line_no, _reason as reason, "
+            "select _partition as partition_date, _file as file, _line as line_no, _reason as reason, "
             f"replace(_raw, chr(0), '\ufffd') as raw_text from {CHECKED} where _reason is not null"
         )
 
@@ -349,6 +362,7 @@ def _empty(dataset: Dataset) -> str:
     """A select of no records in the readers' shape: gives ``_checked`` its columns."""
     fields = ", ".join(f'null::varchar as "{f.name}"' for f in dataset.fields)
     return (
-        "select null::varchar as _file, null::bigint as _line, null::varchar as _raw, null::varchar as _error, "
+        "select null::varchar as _file, null::date as _partition, null::bigint as _line, null::varchar as _raw, "
+        "null::varchar as _error, "
         f"{fields} limit 0"
     )
