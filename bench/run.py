@@ -42,8 +42,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 FIRST_DAY = date(2025, 3, 3)  # a Monday: generated volumes follow the school week
 ENGINES = ("duckdb", "postgres")
 SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "8", "where")
-# the year section's histories start here (a Wednesday, as a user's "since the start of the year")
-YEAR_FIRST = date(2025, 1, 1)
+# the year section's histories end here (a year: 2025-01-01 .. 2025-12-31; three: from 2023-01-02)
+YEAR_LAST = date(2025, 12, 31)
 # The Python forecasting assets write forecast.*; a plain `dbt build` has nothing to read there.
 PLAIN_DBT_EXCLUDE = "source:forecast+"
 
@@ -393,7 +393,7 @@ class Bench:
             "is its event records (one materialization per asset and day, and the checks). Dagster's "
             "bookkeeping = planned events + event records."))  # fmt: skip
         for days, events in self.plan.years:
-            first, last = YEAR_FIRST, YEAR_FIRST + timedelta(days=days - 1)
+            first, last = YEAR_LAST - timedelta(days=days - 1), YEAR_LAST
             case = f"{days} days × {events:,} events/day"
             landing = self.generate(f"year-{days}-{events}", first, last, events)
             site = self.site(engine, f"year-{days}", landing, first).reset()
