@@ -80,12 +80,13 @@ def code_location(instance: dg.DagsterInstance) -> Iterator[Location]:
     )
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin])) as process_context:
         workspace = process_context.create_request_context()
-        yield Location(instance, workspace, workspace.get_code_location(CODE_LOCATION))
+        yield Location(instance, process_context, workspace, workspace.get_code_location(CODE_LOCATION))
 
 
 @dataclass
 class Location:
     instance: dg.DagsterInstance
+    process_context: WorkspaceProcessContext
     workspace: BaseWorkspaceRequestContext
     code_location: CodeLocation
 
@@ -149,7 +150,8 @@ class Location:
             return
         if backfill.is_asset_backfill:
             data = backfill.get_asset_backfill_data(self.repository.asset_graph)
-            done = self._subset(materialized) & data.target_subset
+            targets = data.target_subset.asset_keys
+            done = self._subset((key, partition) for key, partition in materialized if key in targets)
             data = data._replace(
                 materialized_subset=done,
                 failed_and_downstream_subset=AssetGraphSubset() if status == "succeeded" else data.target_subset - done,
