@@ -16,8 +16,8 @@ starts meanwhile never launches its runs a second time (``analytics_pipeline/sel
 
 from __future__ import annotations
 
-import os
 import functools
+import os
 import re
 import sys
 import time
@@ -263,18 +263,19 @@ def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.Dagst
     try:
         if outcome.by_daemon:
             location.submit(run)
-            while not (run := instance.get_run_by_id(run.run_id)).is_finished:
-                time.sleep(POLL_SECONDS)
+            _wait_for_the_daemon(instance, run)
         else:
             with _steps_print_to_their_logs_only():
                 location.execute_here(run)
     except KeyboardInterrupt:
-        # in this process, Dagster ends the run itself (an interrupted run); a queued one is canceled,
-        # and the daemon terminates what remains of the backfill
+        # in this process, Dagster ends an interrupted run itself (failed); a queued or launched run is
+        # canceled, and the daemon terminates what remains of the backfill, as the UI's "Cancel" does
+        outcome.interrupted = True
         if outcome.by_daemon:
             location.cancel_backfill(outcome.backfill_id)
             location.cancel_run(run.run_id)
-        outcome.interrupted = True
+        elif not (current := instance.get_run_by_id(run.run_id)).is_finished:
+            instance.report_run_canceled(current, "The backfill was interrupted before this run ended.")
     run = instance.get_run_by_id(run.run_id)
     records = instance.get_records_for_run(run.run_id, of_type=_EVENTS).records
     report = RunReport(run, [record.event_log_entry.dagster_event for record in records])
@@ -291,6 +292,18 @@ def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.Dagst
         # the run failed outside any step: interrupted (Ctrl-C, SIGTERM), or its resources did not start
         outcome.failed_steps.append(f"run {run.run_id}: {_run_failure(report, outcome)}")
     return report
+
+
+def _wait_for_the_daemon(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """Until the run has ended; says once if it waits in the queue of a daemon that stopped."""
+    said = False
+    while not (run := instance.get_run_by_id(run.run_id)).is_finished:
+        if run.status == dg.DagsterRunStatus.QUEUED and not said and not daemon_launches_queued_runs(instance):
+            print(f"run {run.run_id} waits in the run queue, but dagster-daemon has stopped sending heartbeats: "
+                  "start it again (`analytics-pipeline ui` or `dagster-daemon run`), or press Ctrl-C to cancel "
+                  "the backfill", file=sys.stderr, flush=True)  # fmt: skip
+            said = True
+        time.sleep(POLL_SECONDS)
 
 
 def _create(location: Location, step: Step, outcome: BackfillOutcome) -> dg.DagsterRun:
