@@ -12,12 +12,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._core.execution.backfill import BulkActionStatus
+from dagster._daemon.types import DaemonHeartbeat
 from test_cli import CLI, END, START, cli, generate_small
 
 from analytics_pipeline.settings import PROJECT_ROOT
@@ -152,3 +154,41 @@ def test_a_cli_backfill_is_a_dagster_backfill_with_and_without_a_running_daemon(
                 daemon.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(daemon.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
+def test_a_run_queued_for_a_daemon_that_stopped_is_taken_back(env: dict[str, str]) -> None:
+    """The daemon heartbeats when the command starts, then stops: the run it queued would wait
+    forever. Once the daemon's heartbeat is stale the command cancels it in the queue and executes
+    the step itself."""
+    home = Path(env["DAGSTER_HOME"])
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    generate_small(env)
+    instance = dg.DagsterInstance.from_config(str(home))
+    queued = threading.Event()
+
+    def a_daemon_until_a_run_is_queued() -> None:  # its run queue's heartbeats, nothing else
+        while not queued.is_set():
+            instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "QUEUED_RUN_COORDINATOR", "test", None))
+            queued.wait(1)
+
+    heartbeats = threading.Thread(target=a_daemon_until_a_run_is_queued, daemon=True)
+    heartbeats.start()
+    backfill = subprocess.Popen([*CLI, "backfill", "--start", END.isoformat(), "--end", END.isoformat(), "--select",
+                                 "key:raw/organizations"], env={**os.environ, **env}, cwd=PROJECT_ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _wait(lambda: instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])), "a queued run", backfill)
+        queued.set()
+        stdout, stderr = backfill.communicate(timeout=DEADLINE)
+    finally:
+        queued.set()
+        backfill.kill()
+    assert backfill.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert "its runs are queued for the running dagster-daemon" in stdout
+    assert "was still queued and dagster-daemon has stopped: canceled it in the queue" in stderr
+    backfill_id = _backfill_id(stdout)
+    assert instance.get_backfill(backfill_id).status == BulkActionStatus.COMPLETED_SUCCESS
+    runs = _backfill_runs(instance, backfill_id)
+    assert sorted((run.job_name, run.status.value) for run in runs) == [("dimension_refresh", "CANCELED"),
+                                                                        ("dimension_refresh", "SUCCESS")]  # fmt: skip

@@ -263,7 +263,12 @@ def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.Dagst
     try:
         if outcome.by_daemon:
             location.submit(run)
-            _wait_for_the_daemon(instance, run)
+            if not _launched_by_the_daemon(instance, run):
+                location.cancel_run(run.run_id)
+                print(f"run {run.run_id} was still queued and dagster-daemon has stopped: canceled it in the queue; "
+                      "this command executes the rest of the backfill itself", file=sys.stderr, flush=True)  # fmt: skip
+                outcome.by_daemon = False
+                return _run(location, step, outcome)
         else:
             with _steps_print_to_their_logs_only():
                 location.execute_here(run)
@@ -294,16 +299,14 @@ def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.Dagst
     return report
 
 
-def _wait_for_the_daemon(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
-    """Until the run has ended; says once if it waits in the queue of a daemon that stopped."""
-    said = False
+def _launched_by_the_daemon(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Wait until the run has ended: True. False if it is still queued and the daemon has stopped
+    (no heartbeat from its run queue within the window): nobody will launch it."""
     while not (run := instance.get_run_by_id(run.run_id)).is_finished:
-        if run.status == dg.DagsterRunStatus.QUEUED and not said and not daemon_launches_queued_runs(instance):
-            print(f"run {run.run_id} waits in the run queue, but dagster-daemon has stopped sending heartbeats: "
-                  "start it again (`analytics-pipeline ui` or `dagster-daemon run`), or press Ctrl-C to cancel "
-                  "the backfill", file=sys.stderr, flush=True)  # fmt: skip
-            said = True
+        if run.status == dg.DagsterRunStatus.QUEUED and not daemon_launches_queued_runs(instance):
+            return False
         time.sleep(POLL_SECONDS)
+    return True
 
 
 def _create(location: Location, step: Step, outcome: BackfillOutcome) -> dg.DagsterRun:
