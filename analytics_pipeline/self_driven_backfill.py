@@ -205,9 +205,9 @@ class Location:
             asset_check_selection=None, asset_graph=self.repository.asset_graph,
         )  # fmt: skip
 
-    def execute_here(self, run: dg.DagsterRun) -> None:
-        """Execute the run in this process (what a run worker does), to its end."""
-        execute_run(recon_job_from_origin(run.job_code_origin), run, self.instance)
+    def execute_here(self, run: dg.DagsterRun) -> Sequence[dg.DagsterEvent]:
+        """Execute the run in this process (what a run worker does), to its end; its events."""
+        return execute_run(recon_job_from_origin(run.job_code_origin), run, self.instance).all_events
 
     def submit(self, run: dg.DagsterRun) -> None:
         """Hand the run to the instance's run queue, which a running daemon launches."""
