@@ -1,16 +1,26 @@
-"""Partition backfills from the command line, recorded in the Dagster instance like any other run.
+"""Partition backfills from the command line: a Dagster backfill, like one launched from the UI.
 
-What ``backfill_analytics --days 7`` used to do, the Dagster way: the daily-partitioned assets for a
-range of days run as one Dagster run (the SQL assets' backfill policy is a single run), so the run,
-its logs, its asset materializations and checks show in the UI exactly as a UI-launched backfill's.
+What ``backfill_analytics --days 7`` used to do, the Dagster way. The command records a backfill in
+the instance (the UI's Backfills tab lists it, with its runs) and creates its runs: the dimension
+snapshots first, then the daily-partitioned assets for the whole range as ONE run of the named job
+that holds them (``daily_pipeline`` for the default selection; the assets' backfill policy is a single
+run), then the unpartitioned models built from days. Runs of a named job are what the daily schedule
+launches too: the run-failure alert, ``ops.pipeline_task_health`` and re-execution from the UI treat
+them alike.
+
+Who executes the runs: with a ``dagster-daemon`` running (its run queue heartbeats), the runs are
+queued and the daemon launches them, as it does for the UI's backfills; without one, this process
+executes them itself. The backfill is recorded with every partition already taken, so a daemon that
+starts meanwhile never launches its runs a second time (``analytics_pipeline/self_driven_backfill.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
-import uuid
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,12 +35,29 @@ from analytics_pipeline.instance import get_instance
 from analytics_pipeline.partitions import daily_partitions, partition_dates
 from analytics_pipeline.resources.policies import retry_transient
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError
+from analytics_pipeline.self_driven_backfill import (
+    IMPLICIT_ASSET_JOB,
+    Location,
+    code_location,
+    daemon_launches_queued_runs,
+    new_backfill_id,
+)
 from analytics_pipeline.settings import get_settings
 
-BACKFILL_TAG = "analytics/backfill"
+BACKFILL_TAG = "dagster/backfill"  # Dagster's: the UI groups a backfill's runs by it
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 ENGAGEMENT_MART = "marts/fct_daily_engagement"
 # The run's full log is in the instance (and the UI); the terminal gets warnings and the summary.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# how often the command looks at a run the daemon executes
+POLL_SECONDS = 1.0
+_EVENTS = {
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.ASSET_OBSERVATION,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.RUN_FAILURE,
+}
 
 
 class BackfillError(ValueError):
@@ -48,6 +75,9 @@ class BackfillOutcome:
     warned_days: dict[date, list[str]] = field(default_factory=dict)
     # asset checks whose evaluation in these runs failed: "asset:check (SEVERITY): what failed"
     failed_checks: list[str] = field(default_factory=list)
+    # the runs were queued for a running daemon (else executed by this process)
+    by_daemon: bool = False
+    interrupted: bool = False
 
     @property
     def success(self) -> bool:
@@ -170,32 +200,124 @@ def _steps_print_to_their_logs_only() -> Iterator[None]:
         os.close(saved)
 
 
-def _execute(keys: Sequence[dg.AssetKey], tags: dict[str, str], outcome: BackfillOutcome) -> dg.ExecuteInProcessResult:
+@dataclass
+class Step:
+    """One run of the backfill: its assets, the job it is a run of, and its tags."""
+
+    keys: list[dg.AssetKey]
+    job: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    """What a finished run did, read back from its events in the instance."""
+
+    run: dg.DagsterRun
+    events: list[dg.DagsterEvent]
+
+    @property
+    def success(self) -> bool:
+        return self.run.status == dg.DagsterRunStatus.SUCCESS
+
+    def materialized(self) -> list[tuple[dg.AssetKey, str | None]]:
+        return [(event.asset_key, event.partition) for event in self.events
+                if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]  # fmt: skip
+
+
+@functools.cache
+def named_jobs() -> dict[str, tuple[set[dg.AssetKey], bool]]:
+    """The code location's asset jobs: name -> (their assets, daily-partitioned or not)."""
     defs = _definitions()
-    with _steps_print_to_their_logs_only():
-        result = dg.materialize(
-            assets=[*(defs.assets or []), *(defs.asset_checks or [])],
-            resources=dict(defs.resources or {}),
-            selection=list(keys),
-            instance=get_instance(),
-            tags={BACKFILL_TAG: outcome.backfill_id, **tags},
-            run_config=QUIET_CONSOLE,
-            raise_on_error=False,
-        )
-    outcome.run_ids.append(result.run_id)
-    outcome.failed_checks += _failed_checks(result)
+    graph = defs.resolve_asset_graph()
+    jobs = {}
+    for job in defs.jobs or []:
+        selection = getattr(job, "selection", None)  # a job of define_asset_job
+        if isinstance(selection, dg.AssetSelection):
+            jobs[job.name] = (set(selection.resolve(graph)), defs.resolve_job_def(job.name).partitions_def == daily_partitions)
+    return jobs
+
+
+def job_for(keys: Sequence[dg.AssetKey], daily: bool) -> str:
+    """The job a backfill's run of these assets belongs to: for daily assets ``daily_pipeline`` when it
+    holds them (what schedules and the UI's backfills run), else the smallest named job of the same
+    partitioning that holds them all, else Dagster's implicit asset job (the UI's "Materialize")."""
+    from analytics_pipeline.jobs import daily_pipeline_job
+
+    candidates = sorted((len(assets), name) for name, (assets, is_daily) in named_jobs().items()
+                        if is_daily == daily and set(keys) <= assets)  # fmt: skip
+    names = [name for _, name in candidates]
+    if daily and daily_pipeline_job.name in names:
+        return daily_pipeline_job.name
+    return names[0] if names else IMPLICIT_ASSET_JOB
+
+
+def _whole_job(step: Step) -> bool:
+    return step.job in named_jobs() and set(step.keys) == named_jobs()[step.job][0]
+
+
+def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.DagsterRun | None = None) -> RunReport:
+    """Execute (or have the daemon execute) one run of the backfill; its failures go to the outcome."""
+    instance = location.instance
+    run = run or _create(location, step, outcome)
+    events = None  # of a run executed here; else read back from the instance
+    try:
+        if outcome.by_daemon:
+            location.submit(run)
+            if not _launched_by_the_daemon(instance, run):
+                location.cancel_run(run.run_id)
+                print(f"run {run.run_id} was still queued and dagster-daemon has stopped: canceled it in the queue; "
+                      "this command executes the rest of the backfill itself", file=sys.stderr, flush=True)  # fmt: skip
+                outcome.by_daemon = False
+                return _run(location, step, outcome)
+        else:
+            with _steps_print_to_their_logs_only():
+                events = [event for event in location.execute_here(run) if event.event_type in _EVENTS]
+    except KeyboardInterrupt:
+        # in this process, Dagster ends an interrupted run itself (failed); a queued or launched run is
+        # canceled, and the daemon terminates what remains of the backfill, as the UI's "Cancel" does
+        outcome.interrupted = True
+        if outcome.by_daemon:
+            location.cancel_backfill(outcome.backfill_id)
+            location.cancel_run(run.run_id)
+        elif not (current := instance.get_run_by_id(run.run_id)).is_finished:
+            instance.report_run_canceled(current, "The backfill was interrupted before this run ended.")
+    run = instance.get_run_by_id(run.run_id)
+    if events is None:  # a year's daily run has ~16,000 of these events: read back only when needed
+        events = [record.event_log_entry.dagster_event for record in instance.get_records_for_run(
+            run.run_id, of_type=_EVENTS).records]  # fmt: skip
+    report = RunReport(run, events)
+    outcome.failed_checks += _failed_checks(report)
     failures = len(outcome.failed_steps)
-    for event in result.all_events:
+    for event in report.events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             while error is not None and error.cause is not None and "Failure" not in error.cls_name:
                 error = error.cause
             message = error.message.strip().split(": ", 1)[-1] if error else "failed"
             outcome.failed_steps.append(f"{event.step_key}: {failure_summary(message)}")
-    if not result.success and len(outcome.failed_steps) == failures:
+    if not report.success and len(outcome.failed_steps) == failures:
         # the run failed outside any step: interrupted (Ctrl-C, SIGTERM), or its resources did not start
-        outcome.failed_steps.append(f"run {result.run_id}: {_run_failure(result)}")
-    return result
+        outcome.failed_steps.append(f"run {run.run_id}: {_run_failure(report, outcome)}")
+    return report
+
+
+def _launched_by_the_daemon(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Wait until the run has ended: True. False if it is still queued and the daemon has stopped
+    (no heartbeat from its run queue within the window): nobody will launch it."""
+    while not (run := instance.get_run_by_id(run.run_id)).is_finished:
+        if run.status == dg.DagsterRunStatus.QUEUED and not daemon_launches_queued_runs(instance):
+            return False
+        time.sleep(POLL_SECONDS)
+    return True
+
+
+def _create(location: Location, step: Step, outcome: BackfillOutcome) -> dg.DagsterRun:
+    run = location.create_run(step.job, None if _whole_job(step) else step.keys,
+                              {BACKFILL_TAG: outcome.backfill_id, **step.tags}, QUIET_CONSOLE,
+                              in_this_process=not outcome.by_daemon)  # fmt: skip
+    outcome.run_ids.append(run.run_id)
+    return run
 
 
 # dagster-dbt's message for a failed dbt process: a first line that says nothing, then dbt's own errors
@@ -228,20 +350,25 @@ def _trimmed(line: str) -> str:
     return line if len(line) <= SUMMARY_LINE_CHARS else line[: SUMMARY_LINE_CHARS - 1] + "…"
 
 
-def _run_failure(result: dg.ExecuteInProcessResult) -> str:
+def _run_failure(report: RunReport, outcome: BackfillOutcome) -> str:
     """One line on why a run failed although none of its steps did."""
-    failure = next((event for event in result.all_events if event.is_run_failure), None)
+    failure = next((event for event in report.events if event.is_run_failure), None)
     error = failure.event_specific_data.error if failure and failure.event_specific_data else None
-    if error is not None and error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+    interrupted = error is not None and error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+    if interrupted or outcome.interrupted:
+        outcome.interrupted = True
         return "interrupted (Ctrl-C or a termination signal); the backfill stopped here"
-    message = failure.message if failure and failure.message else f"ended {result.dagster_run.status.value}"
+    message = failure.message if failure and failure.message else f"ended {report.run.status.value}"
     return message.strip().splitlines()[0]
 
 
-def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+def _failed_checks(report: RunReport) -> list[str]:
     """One line per failed asset check of the run, with the days or status its metadata names."""
     lines = []
-    for evaluation in result.get_asset_check_evaluations():
+    for event in report.events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.event_specific_data
         if evaluation.passed:
             continue
         meta = {k: v.value for k, v in evaluation.metadata.items()}
@@ -251,7 +378,7 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     return lines
 
 
-def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: date, end: date,
+def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
                outcome: BackfillOutcome) -> dict[date, str]:  # fmt: skip
     """One line per processed day, about what the run built: what was loaded, the day's engagement
     when the engagement mart was built, otherwise the assets materialized for the day.
@@ -262,7 +389,7 @@ def _day_lines(result: dg.ExecuteInProcessResult, warehouse: Warehouse, start: d
     settings = get_settings()
     loaded: dict[date, dict[str, dict]] = {}
     built: dict[date, list[str]] = {}
-    for event in result.all_events:
+    for event in report.events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             if materialization.partition:
@@ -335,30 +462,65 @@ def _preflight() -> None:
 
 def run_backfill(start: date, end: date, select: str | None = None,
                  echo: Callable[[str], None] = print) -> BackfillOutcome:  # fmt: skip
-    """Materialize the selection for every day from ``start`` to ``end``; report as it goes."""
-    outcome = BackfillOutcome(backfill_id=uuid.uuid4().hex[:8], start=start, end=end)
+    """Backfill the selection for every day from ``start`` to ``end`` as a Dagster backfill; report as
+    it goes."""
     _preflight()
     before, daily, after = plan(select)
     if not (before or daily or after):
         raise BackfillError("Nothing to run: the selection has no materializable assets.")
-    echo(f"backfill {outcome.backfill_id}: {start} .. {end} ({(end - start).days + 1} days, {len(daily)} daily assets)")
-    if before:
-        echo(f"refreshing {len(before)} unpartitioned upstream assets: " + ", ".join(k.to_user_string() for k in before))
-        _execute(before, {}, outcome)
-        if not outcome.success:
-            return outcome
-    if daily:
-        result = _execute(
-            daily,
-            {"dagster/asset_partition_range_start": start.isoformat(), "dagster/asset_partition_range_end": end.isoformat()},
-            outcome,
-        )
-        for day, line in _day_lines(result, Warehouse(get_settings()), start, end, outcome).items():
-            status = "FAILED" if not result.success else "warn" if day in outcome.warned_days else "ok"
-            echo(f"  {day}  {status}  {line}")
-        if not outcome.success:
-            return outcome
-    if after:
-        echo(f"refreshing {len(after)} unpartitioned downstream assets: " + ", ".join(k.to_user_string() for k in after))
-        _execute(after, {}, outcome)
+    days = [day.isoformat() for day in partition_dates(start, end)]
+    steps = {
+        "before": Step(before, job_for(before, daily=False)) if before else None,
+        "daily": Step(daily, job_for(daily, daily=True), {RANGE_START: days[0], RANGE_END: days[-1]}) if daily else None,
+        "after": Step(after, job_for(after, daily=False)) if after else None,
+    }
+    instance = get_instance()
+    outcome = BackfillOutcome(backfill_id=new_backfill_id(), start=start, end=end,
+                              by_daemon=daemon_launches_queued_runs(instance))  # fmt: skip
+    echo(f"backfill {outcome.backfill_id}: {start} .. {end} ({len(days)} days, {len(daily)} daily assets)")
+    echo("  its runs are queued for the running dagster-daemon" if outcome.by_daemon
+         else "  its runs execute in this process (no dagster-daemon is running)")  # fmt: skip
+    materialized: list[tuple[dg.AssetKey, str | None]] = []
+    with code_location(instance) as location:
+        todo = [(kind, step) for kind, step in steps.items() if step]
+        # the first run exists before the backfill does: a daemon never finds it with nothing to wait for
+        first = _create(location, todo[0][1], outcome)
+        _record(location, outcome, steps, days, select)
+        broke_off = True  # by an error of this command's own, not of a run
+        try:
+            for kind, step in todo:
+                if kind != "daily":
+                    where = "upstream" if kind == "before" else "downstream"
+                    echo(f"refreshing {len(step.keys)} unpartitioned {where} assets: "
+                         + ", ".join(k.to_user_string() for k in step.keys))  # fmt: skip
+                report = _run(location, step, outcome, first if kind == todo[0][0] else None)
+                materialized += report.materialized()
+                if kind == "daily":
+                    for day, line in _day_lines(report, Warehouse(get_settings()), start, end, outcome).items():
+                        status = "FAILED" if not report.success else "warn" if day in outcome.warned_days else "ok"
+                        echo(f"  {day}  {status}  {line}")
+                if not outcome.success:
+                    break
+            broke_off = False
+        finally:
+            if not (outcome.by_daemon and outcome.interrupted):  # canceling: the daemon ends it with its runs
+                status = "canceled" if outcome.interrupted else "succeeded" if outcome.success and not broke_off else "failed"
+                location.finish_backfill(outcome.backfill_id, status, materialized)
     return outcome
+
+
+def _record(location: Location, outcome: BackfillOutcome, steps: dict[str, Step | None], days: list[str],
+            select: str | None) -> None:  # fmt: skip
+    """Record the backfill in the instance: a backfill of the daily job's partitions, as the UI
+    launches from that job's page; or, when no named job holds the daily assets (or there are none),
+    a backfill of the selected assets, as the UI launches for a selection."""
+    title = f"analytics-pipeline backfill {days[0]} .. {days[-1]}"
+    description = f"analytics-pipeline backfill --start {days[0]} --end {days[-1]}" + (f" --select '{select}'" if select else "")
+    daily = steps["daily"]
+    if daily and location.partition_set_name(daily.job):
+        location.record_job_backfill(outcome.backfill_id, daily.job, days, None if _whole_job(daily) else daily.keys,
+                                     {}, title, description)  # fmt: skip
+        return
+    unpartitioned = [key for kind in ("before", "after") if (step := steps[kind]) for key in step.keys]
+    location.record_asset_backfill(outcome.backfill_id, daily.keys if daily else [], days, unpartitioned, {}, title,
+                                   description)  # fmt: skip
