@@ -19,11 +19,14 @@ starts meanwhile that every partition is already taken care of:
   recorded as requested and its roots as launched, so the daemon's asset-backfill loop requests nothing
   and only follows materializations and failures of the backfill's runs.
 
-Runs are created from an in-process load of the code location named as in ``workspace.yaml``, so they
-carry the same job snapshot and remote origin as runs the UI or the daemon launch: the run-failure
-sensor, re-execution from the UI and the Backfills tab see them as any other. A run is then either
-executed in this process (Dagster's ``execute_run``, as ``dagster api execute_run`` does) or submitted
-to the instance's run queue for a running daemon.
+Runs are created from an in-process load of the code location, under the name ``workspace.yaml`` gives
+it, so they carry the job snapshot and the code location, repository and job names of runs the UI or
+the daemon launch: the run-failure sensor, re-execution from the UI and the Backfills tab find them as
+any other (their code origin names this process's Python, which launchers that start a run from it,
+unlike the default one, would use). A run is then either executed in this process (Dagster's
+``execute_run``, as ``dagster api execute_run`` does) or submitted to the instance's run queue for a
+running daemon. The command ends the backfill when its last run has ended; a daemon tick that falls
+between two of its runs may end it a moment early, and the command's ending then overwrites it.
 
 ``tests/test_self_driven_backfill.py`` runs Dagster's own backfill daemon iteration over such a
 backfill and checks that it launches nothing, so a Dagster release that changes any of this fails there.
