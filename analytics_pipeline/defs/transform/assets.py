@@ -139,11 +139,13 @@ def _with_previews(
                 else context.asset_key_for_output(event.output_name)
             )
             window_column = WINDOW_COLUMNS.get(tuple(key.path))
-            preview = partition_preview(client, key, window_column, dbt_vars["min_date"], dbt_vars["max_date"])
+            per_day = daily_numbers(client, key, window_column, context.partition_keys)
+            rows = sum(int(numbers.get("rows", 0)) for numbers in per_day.values()) if window_column else None
+            preview = partition_preview(client, key, rows, dbt_vars["min_date"], dbt_vars["max_date"])
             if preview:
                 event = event.with_metadata({**event.metadata, **preview})
             if isinstance(event, dg.Output):
-                for day, numbers in daily_numbers(client, key, window_column, context.partition_keys).items():
+                for day, numbers in per_day.items():
                     context.add_asset_metadata(numbers, asset_key=key, partition_key=day)
         yield event
 

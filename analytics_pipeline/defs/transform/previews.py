@@ -137,16 +137,14 @@ def daily_numbers(
 
 
 def partition_preview(
-    warehouse: Warehouse, asset_key: dg.AssetKey, window_column: str | None, min_date: str, max_date: str
+    warehouse: Warehouse, asset_key: dg.AssetKey, rows_in_window: int | None, min_date: str, max_date: str
 ) -> dict[str, Any]:
-    """What a run says of its whole window, on each of its days: the window, its rows and, for the
-    marts, a preview table of its headline numbers."""
+    """What a run says of its whole window, on each of its days: the window, its rows (the sum of the
+    days' rows of :func:`daily_numbers`, for a model with days) and, for the marts, a preview table of
+    its headline numbers."""
     metadata: dict[str, Any] = {"run_window": f"{min_date} .. {max_date}"}
-    if window_column:
-        table_name = ".".join(asset_key.path)
-        metadata["rows_in_window"] = int(warehouse.scalar(
-            f"select count(*) from {table_name} where {window_column} between ? and ?", (min_date, max_date)
-        ))  # fmt: skip
+    if rows_in_window is not None:
+        metadata["rows_in_window"] = rows_in_window
     sql = PREVIEWS.get(tuple(asset_key.path))
     if sql is None:
         return metadata
