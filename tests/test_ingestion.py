@@ -765,28 +765,23 @@ def test_materialization_reports_the_accounting_per_partition_and_in_total(env, 
                                       "dagster/asset_partition_range_end": "2025-01-02"})  # fmt: skip
     assert result.success
 
-    observations = {
-        o.asset_observation_data.asset_observation.partition: metadata_values(
-            o.asset_observation_data.asset_observation.metadata, ACCOUNTING)
-        for o in result.get_asset_observation_events()
-    }  # fmt: skip
-    assert observations == {
+    # a single-run backfill emits one materialization per day, each carrying that day's own accounting
+    materializations = {m.materialization.partition: m.materialization.metadata
+                        for m in result.get_asset_materialization_events()}  # fmt: skip
+    assert {day: metadata_values(metadata, ACCOUNTING) for day, metadata in materializations.items()} == {
         "2025-01-01": {"lines_read": 3, "rows_loaded": 3, "rows_rejected": 0, "duplicates_dropped": 0,
                        "files": 1, "files_rejected": 0, "reject_rate": 0.0},
         "2025-01-02": {"lines_read": 6, "rows_loaded": 4, "rows_rejected": 1, "duplicates_dropped": 1,
                        "files": 2, "files_rejected": 1, "reject_rate": 0.285714},  # (1 + 1) / (6 + 1)
     }  # fmt: skip
-    # a single-run backfill emits one materialization per partition, each carrying the run's totals
-    materializations = {m.materialization.partition: m.materialization.metadata
-                        for m in result.get_asset_materialization_events()}  # fmt: skip
-    assert sorted(materializations) == ["2025-01-01", "2025-01-02"]
+    assert not result.get_asset_observation_events()  # no event beyond the materializations
     for metadata in materializations.values():
-        assert metadata_values(metadata, ACCOUNTING + ("partitions",)) == {
-            "lines_read": 9, "rows_loaded": 7, "rows_rejected": 1, "duplicates_dropped": 1,
-            "files": 3, "files_rejected": 1, "reject_rate": 0.2, "partitions": 2,  # (1 + 1) / (9 + 1)
-        }  # fmt: skip
-        assert f"| {EVENTS_DIR}/a.jsonl | 6 | 4 | 1 | 1 |  |" in metadata["file_accounting"].value
-        assert f"| {EVENTS_DIR}/b.jsonl.gz | 0 | 0 | 0 | 0 | not a valid gzip file (" in metadata["file_accounting"].value
+        assert metadata_values(metadata, ("run_window", "run_days")) == {"run_window": "2025-01-01 .. 2025-01-02",
+                                                                         "run_days": 2}  # fmt: skip
+    first, second = materializations["2025-01-01"]["file_accounting"].value, materializations["2025-01-02"]["file_accounting"].value
+    assert f"| {EVENTS_DIR}/a.jsonl | 6 | 4 | 1 | 1 |  |" in second and "a.jsonl" not in first
+    assert f"| {EVENTS_DIR}/b.jsonl.gz | 0 | 0 | 0 | 0 | not a valid gzip file (" in second
+    assert "clean.jsonl | 3 | 3 | 0 | 0 |  |" in first and "clean.jsonl" not in second
 
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks[FILES_PRESENT_CHECK].passed  # no other dataset has files
@@ -898,9 +893,8 @@ def test_a_day_without_files_that_other_datasets_have_warns(env, landing: Landin
     assert missing.metadata["days_without_files"].value == 2
     assert "no inventory_snapshots landing files on 2 days that order_lines have files" in missing.metadata["reason"].value
     assert checks[REJECT_RATE_CHECK].passed  # no file, no reject: that is the other check's business
-    observed = {o.asset_observation_data.asset_observation.partition:
-                o.asset_observation_data.asset_observation.metadata["files"].value
-                for o in result.get_asset_observation_events()}  # fmt: skip
+    observed = {m.materialization.partition: m.materialization.metadata["files"].value
+                for m in result.get_asset_materialization_events()}  # fmt: skip
     assert observed == {"2025-01-01": 1, "2025-01-02": 0, "2025-01-03": 0}
 
     # a late snapshot file for D2 arrives and D2 is reloaded: only D3 is still missing

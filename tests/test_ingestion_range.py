@@ -235,13 +235,12 @@ def test_a_failed_chunk_keeps_its_days_and_earlier_chunks_stay_written(
     assert f"{folder(D1)}/late.jsonl" in [row[1] for row in ledger(warehouse)]
 
 
-def test_a_range_materialization_observes_each_day_as_its_own_run_would(env, days_written: Landing) -> None:  # noqa: ANN001
+def test_a_range_materialization_reports_each_day_as_its_own_run_would(env, days_written: Landing) -> None:  # noqa: ANN001
     def observed(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
         assert result.success
         return {
-            o.asset_observation_data.asset_observation.partition: metadata_values(
-                o.asset_observation_data.asset_observation.metadata, ACCOUNTING + ("files_skipped",))
-            for o in result.get_asset_observation_events()
+            m.materialization.partition: metadata_values(m.materialization.metadata, ACCOUNTING + ("files_skipped",))
+            for m in result.get_asset_materialization_events()
         }  # fmt: skip
 
     as_range = observed(materialize_events(tags={"dagster/asset_partition_range_start": D1.isoformat(),

@@ -53,7 +53,6 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 POLL_SECONDS = 1.0
 _EVENTS = {
     dg.DagsterEventType.ASSET_MATERIALIZATION,
-    dg.DagsterEventType.ASSET_OBSERVATION,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.RUN_FAILURE,
@@ -390,21 +389,16 @@ def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
     loaded: dict[date, dict[str, dict]] = {}
     built: dict[date, list[str]] = {}
     for event in report.events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            materialization = event.event_specific_data.materialization
-            if materialization.partition:
-                built.setdefault(date.fromisoformat(materialization.partition), []).append(
-                    materialization.asset_key.to_user_string()
-                )
+        if event.event_type_value != "ASSET_MATERIALIZATION":
             continue
-        if event.event_type_value != "ASSET_OBSERVATION":
+        materialization = event.event_specific_data.materialization
+        if not materialization.partition:
             continue
-        observation = event.event_specific_data.asset_observation
-        if not observation.partition or "rows_loaded" not in observation.metadata:
-            continue
-        day = date.fromisoformat(observation.partition)
-        meta = {k: v.value for k, v in observation.metadata.items()}
-        loaded.setdefault(day, {})[observation.asset_key.path[-1]] = meta
+        day = date.fromisoformat(materialization.partition)
+        built.setdefault(day, []).append(materialization.asset_key.to_user_string())
+        if "rows_loaded" in materialization.metadata:  # an ingestion asset: the day's own accounting
+            meta = {k: v.value for k, v in materialization.metadata.items()}
+            loaded.setdefault(day, {})[materialization.asset_key.path[-1]] = meta
     parts: dict[date, list[str]] = {}
     for day, datasets in loaded.items():
         others_have_files = sum(1 for meta in datasets.values() if meta.get("files", 0)) > 0
