@@ -17,6 +17,9 @@ and back), with these changes:
 * the index database's schema is inspected once per process, not once per event;
 * a batch of events is written in one transaction on the run's database and one on the index
   database, instead of two transactions per event;
+* a planned check evaluation over many partitions is serialized once, not once per partition
+  (Dagster's ``_store_asset_check_evaluation_planned`` serializes the same event for every row it
+  writes: 62 checks x 1,095 days took 15 s of a three-year backfill before its first step);
 * writes in SQLite's ``synchronous=NORMAL`` mode: with the WAL journal Dagster uses, a commit no
   longer waits for the disk, and a crash of any process loses nothing; a power cut may lose the last
   commits, never the database's consistency. Production uses PostgreSQL (deploy/).
@@ -44,11 +47,12 @@ from dagster._config import Field, StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -208,6 +212,23 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     conn.execute(SqlEventLogStorageTable.insert(), [row for _, row in statuses])
         for (event, _), event_id in zip(checks, check_ids, strict=True):
             self.store_asset_check_event(event, event_id)
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """Dagster's rows (one per planned partition), with the event serialized once for all of them."""
+        planned = check.not_none(event.dagster_event).event_specific_data
+        subset = planned.partitions_subset
+        partition_keys = subset.get_partition_keys() if subset else [None]
+        row = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**row, "partition": key} for key in partition_keys])
 
     @staticmethod
     def _insert_returning_ids(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
