@@ -29,6 +29,7 @@ from analytics_pipeline.defs.ingestion.quality import days_with_rejects, days_wi
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.metadata import markdown_table
+from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
@@ -230,11 +231,11 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         client = _ready_client(warehouse)
         reports = _load_days(client, dataset, [date.fromisoformat(key) for key in context.partition_keys])
-        for partition_key, report in zip(context.partition_keys, reports, strict=True):
-            # partition-scoped: on that day's materialization only, no event added
-            context.add_asset_metadata(
-                {**_report_metadata(report), "file_accounting": _files_table([report])}, partition_key=partition_key
-            )
+        # partition-scoped: on that day's materialization only, no event added
+        add_partition_metadata(context, key, {
+            partition_key: {**_report_metadata(report), "file_accounting": _files_table([report])}
+            for partition_key, report in zip(context.partition_keys, reports, strict=True)
+        })  # fmt: skip
         _analyze(client, dataset)
         return dg.MaterializeResult(
             # copied onto every day of the run: kept to what the run as a whole says

@@ -21,6 +21,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.transform.previews import daily_numbers, partition_preview
+from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
@@ -145,8 +146,7 @@ def _with_previews(
             if preview:
                 event = event.with_metadata({**event.metadata, **preview})
             if isinstance(event, dg.Output):
-                for day, numbers in per_day.items():
-                    context.add_asset_metadata(numbers, asset_key=key, partition_key=day)
+                add_partition_metadata(context, key, per_day)
         yield event
 
 
