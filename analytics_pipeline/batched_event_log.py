@@ -244,11 +244,16 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         at a time: each event sets some columns of its key's row, later events win, so the columns
         of a key's events merged in order are written once per key."""
         index_cols = self._has_asset_key_index_cols_on_connection(conn)
+        # the events of one type set the same columns, so only each key's last event of each type
+        # counts (each materialization's values serialize the whole event: most of a batch)
+        last: dict[tuple[str, str], int] = {}
+        for position, event in enumerate(events):
+            if event.dagster_event and event.dagster_event.asset_key:
+                last[(event.dagster_event.asset_key.to_string(), event.dagster_event.event_type_value)] = position
         merged: dict[str, dict[str, Any]] = {}
-        for event, event_id in zip(events, event_ids, strict=True):
-            if not (event.dagster_event and event.dagster_event.asset_key):
-                continue
-            values = self._get_asset_entry_values(event, event_id, index_cols)
+        for position in sorted(last.values()):
+            event = events[position]
+            values = self._get_asset_entry_values(event, event_ids[position], index_cols)
             if values:
                 merged.setdefault(event.dagster_event.asset_key.to_string(), {}).update(values)
         for asset_key, values in merged.items():
