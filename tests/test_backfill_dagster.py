@@ -22,6 +22,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._daemon.types import DaemonHeartbeat
 from test_cli import CLI, END, START, cli, generate_small
 
+from analytics_pipeline.self_driven_backfill import DAEMON_HEARTBEAT_WINDOW_SECONDS
 from analytics_pipeline.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
@@ -169,7 +170,10 @@ def test_a_run_queued_for_a_daemon_that_stopped_is_taken_back(env: dict[str, str
 
     def a_daemon_until_a_run_is_queued() -> None:  # its run queue's heartbeats, nothing else
         while not queued.is_set():
-            instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "QUEUED_RUN_COORDINATOR", "test", None))
+            # dated so that each is stale 10 s after it is written, not 90 s: the test does not wait
+            # out the whole window
+            at = time.time() - (DAEMON_HEARTBEAT_WINDOW_SECONDS - 10)
+            instance.add_daemon_heartbeat(DaemonHeartbeat(at, "QUEUED_RUN_COORDINATOR", "test", None))
             queued.wait(1)
 
     heartbeats = threading.Thread(target=a_daemon_until_a_run_is_queued, daemon=True)

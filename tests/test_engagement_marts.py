@@ -130,6 +130,9 @@ def test_marts_match_hand_computed_numbers(env, warehouse, landing: Landing) -> 
     by_day = {(e.asset_key.to_user_string(), e.partition): e.materialization.metadata
               for e in result.get_asset_materialization_events()}  # fmt: skip
     day2 = by_day[("marts/fct_daily_engagement", "2025-01-02")]
+    # the window is on every day, its preview table on the run's last day only (the latest materialization)
+    assert day2["run_window"].value == "2025-01-01 .. 2025-01-03" and "preview" not in day2
+    assert "preview" in by_day[("marts/fct_daily_engagement", "2025-01-03")]
     assert {name: day2[name].value for name in ("schools", "active_users", "new_users", "returning_users",
                                                  "events", "sessions")} == {  # fmt: skip
         "schools": 1, "active_users": 2, "new_users": 1, "returning_users": 1, "events": 3, "sessions": 2}

@@ -129,8 +129,9 @@ def _with_previews(
     events: list[Any], context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     dbt_vars: Mapping[str, str] | None,
 ) -> Iterator[Any]:  # fmt: skip
-    """The events, each model's output with its window's preview and, per day of the run, that day's
-    own numbers (partition-scoped metadata: on the day's materialization, no event added)."""
+    """The events, each model's output with its window (on every day) and, per day of the run, that
+    day's own numbers (partition-scoped metadata: on the day's materialization, no event added); the
+    window's preview table goes on its last day only."""
     client = warehouse.get_client()
     for event in events:
         if isinstance(event, dg.Output | dg.AssetMaterialization) and dbt_vars:
@@ -143,8 +144,15 @@ def _with_previews(
             per_day = daily_numbers(client, key, window_column, context.partition_keys)
             rows = sum(int(numbers.get("rows", 0)) for numbers in per_day.values()) if window_column else None
             preview = partition_preview(client, key, rows, dbt_vars["min_date"], dbt_vars["max_date"])
-            if preview:
-                event = event.with_metadata({**event.metadata, **preview})
+            table = preview.pop("preview", None)
+            if isinstance(event, dg.Output) and table is not None and context.partition_keys:
+                # the window's table only on its last day (the latest materialization), not copied
+                # onto every day of a long backfill
+                last = context.partition_keys[-1]
+                per_day = {**per_day, last: {**per_day.get(last, {}), "preview": table}}
+            elif table is not None:
+                preview["preview"] = table
+            event = event.with_metadata({**event.metadata, **preview})
             if isinstance(event, dg.Output):
                 add_partition_metadata(context, key, per_day)
         yield event

@@ -3,8 +3,8 @@
 An operator looking at a run in the UI should see what the partition says (active users, events,
 stickiness) without opening a SQL client. Each day's materialization carries that day's own numbers
 (:func:`daily_numbers`: rows, and for the marts their headline figures), so the UI's plots over
-partitions are real time series; the run's window and a preview table of it come with every day of
-the run (:func:`partition_preview`). Both are read with one query per model, whatever the number of
+partitions are real time series; the run's window comes with every day of the run and a preview
+table of it with its last day (:func:`partition_preview`). Both are read with one query per model, whatever the number of
 days, and ride on the materializations Dagster records anyway: no event is added.
 """
 
@@ -19,7 +19,7 @@ import dagster as dg
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.warehouse import Warehouse
 
-# asset key path -> preview query over [?, ?] dates (a table of the window, on every day of the run)
+# asset key path -> preview query over [?, ?] dates (a table of the window, on the run's last day)
 PREVIEWS: dict[tuple[str, ...], str] = {
     ("marts", "fct_daily_engagement"): """
         select activity_date, count(*) as schools, sum(active_users) as active_users,
@@ -139,7 +139,7 @@ def daily_numbers(
 def partition_preview(
     warehouse: Warehouse, asset_key: dg.AssetKey, rows_in_window: int | None, min_date: str, max_date: str
 ) -> dict[str, Any]:
-    """What a run says of its whole window, on each of its days: the window, its rows (the sum of the
+    """What a run says of its whole window: the window, its rows (the sum of the
     days' rows of :func:`daily_numbers`, for a model with days) and, for the marts, a preview table of
     its headline numbers."""
     metadata: dict[str, Any] = {"run_window": f"{min_date} .. {max_date}"}
