@@ -132,30 +132,34 @@ def _with_previews(
     """The events, each model's output with its window (on every day) and, per day of the run, that
     day's own numbers (partition-scoped metadata: on the day's materialization, no event added); the
     window's preview table goes on its last day only."""
-    client = warehouse.get_client()
-    for event in events:
-        if isinstance(event, dg.Output | dg.AssetMaterialization) and dbt_vars:
-            key = (
-                event.asset_key
-                if isinstance(event, dg.AssetMaterialization)
-                else context.asset_key_for_output(event.output_name)
-            )
-            window_column = WINDOW_COLUMNS.get(tuple(key.path))
-            per_day = daily_numbers(client, key, window_column, context.partition_keys)
-            rows = sum(int(numbers.get("rows", 0)) for numbers in per_day.values()) if window_column else None
-            preview = partition_preview(client, key, rows, dbt_vars["min_date"], dbt_vars["max_date"])
-            table = preview.pop("preview", None)
-            if isinstance(event, dg.Output) and table is not None and context.partition_keys:
-                # the window's table only on its last day (the latest materialization), not copied
-                # onto every day of a long backfill
-                last = context.partition_keys[-1]
-                per_day = {**per_day, last: {**per_day.get(last, {}), "preview": table}}
-            elif table is not None:
-                preview["preview"] = table
-            event = event.with_metadata({**event.metadata, **preview})
-            if isinstance(event, dg.Output):
-                add_partition_metadata(context, key, per_day)
-        yield event
+    if not dbt_vars:
+        yield from events
+        return
+    # one read session for every model's queries, not a connection per query
+    with warehouse.get_client().transaction() as session:
+        for event in events:
+            if isinstance(event, dg.Output | dg.AssetMaterialization):
+                key = (
+                    event.asset_key
+                    if isinstance(event, dg.AssetMaterialization)
+                    else context.asset_key_for_output(event.output_name)
+                )
+                window_column = WINDOW_COLUMNS.get(tuple(key.path))
+                per_day = daily_numbers(session, key, window_column, context.partition_keys)
+                rows = sum(int(numbers.get("rows", 0)) for numbers in per_day.values()) if window_column else None
+                preview = partition_preview(session, key, rows, dbt_vars["min_date"], dbt_vars["max_date"])
+                table = preview.pop("preview", None)
+                if isinstance(event, dg.Output) and table is not None and context.partition_keys:
+                    # the window's table only on its last day (the latest materialization), not copied
+                    # onto every day of a long backfill
+                    last = context.partition_keys[-1]
+                    per_day = {**per_day, last: {**per_day.get(last, {}), "preview": table}}
+                elif table is not None:
+                    preview["preview"] = table
+                event = event.with_metadata({**event.metadata, **preview})
+                if isinstance(event, dg.Output):
+                    add_partition_metadata(context, key, per_day)
+            yield event
 
 
 @dbt_assets(

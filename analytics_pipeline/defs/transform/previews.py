@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.metadata import markdown_table
-from analytics_pipeline.resources.warehouse import Warehouse
+from analytics_pipeline.resources.warehouse import Session
 
 # asset key path -> preview query over [?, ?] dates (a table of the window, on the run's last day)
 PREVIEWS: dict[tuple[str, ...], str] = {
@@ -118,7 +118,7 @@ def _number(value: Any) -> int | float | None:
 
 
 def daily_numbers(
-    warehouse: Warehouse, asset_key: dg.AssetKey, window_column: str | None, days: list[str]
+    warehouse: Session, asset_key: dg.AssetKey, window_column: str | None, days: list[str]
 ) -> dict[str, dict[str, int | float]]:
     """Partition key -> that day's numbers for every day of ``days`` (a day without rows: ``rows`` 0,
     and no other number), from one query over the window; empty for a model without days."""
@@ -137,7 +137,7 @@ def daily_numbers(
 
 
 def partition_preview(
-    warehouse: Warehouse, asset_key: dg.AssetKey, rows_in_window: int | None, min_date: str, max_date: str
+    warehouse: Session, asset_key: dg.AssetKey, rows_in_window: int | None, min_date: str, max_date: str
 ) -> dict[str, Any]:
     """What a run says of its whole window: the window, its rows (the sum of the
     days' rows of :func:`daily_numbers`, for a model with days) and, for the marts, a preview table of
