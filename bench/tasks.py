@@ -13,6 +13,8 @@ the figure) and writes what it measured as JSON to ``$BENCH_RESULT_FILE``.
     prepare-dbt                dbt's saved parse for this warehouse (what `make install` does)
     forecasting ITEMS DAYS REPEAT   analytics_pipeline.defs.forecasting.bench.run(), if it exists
     split                      where a backfill's time went, from the event log of the instance's runs
+    ui-backfill START END      a backfill of daily_pipeline launched as the UI's job page does, run by
+                               the daemon of `analytics-pipeline ui`: launch to completion
 """
 
 from __future__ import annotations
@@ -363,6 +365,99 @@ def split() -> None:
     _result(**{k: round(v, 3) for k, v in parts.items()}, events=events_written)
 
 
+_LAUNCH = """mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+_BACKFILL = """query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status runs(limit: 10000) { status } } }
+}"""
+_JOB_ASSETS = """{ assetNodes(pipeline: {pipelineName: "daily_pipeline", repositoryName: "__repository__",
+  repositoryLocationName: "analytics_pipeline"}) { assetKey { path } } }"""
+
+
+def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = json.loads(response.read())
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
+def ui_backfill(start: str, end: str) -> None:
+    """Start ``analytics-pipeline ui`` (webserver and daemon), stop the landing sensor (it would load
+    the same files on its own), load the dimensions, then launch a backfill of ``daily_pipeline``
+    over START..END as the job page's "Launch backfill" does and time it from the launch to the
+    backfill's completion. Also reads back that every day of the job's assets is materialized and
+    that the engagement mart's days carry their own numbers."""
+    import signal
+    import socket
+    import subprocess
+
+    import dagster as dg
+
+    from analytics_pipeline.settings import PROJECT_ROOT
+
+    bin_dir = Path(sys.executable).parent
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
+    subprocess.run([str(bin_dir / "dagster"), "sensor", "stop", "landing_file_sensor", *workspace], check=True,
+                   capture_output=True, cwd=PROJECT_ROOT)  # fmt: skip
+    subprocess.run([str(bin_dir / "dagster"), "job", "execute", "-m", "analytics_pipeline.definitions", "-j",
+                    "dimension_refresh"], check=True, capture_output=True, cwd=PROJECT_ROOT)  # fmt: skip
+    ui = subprocess.Popen([str(bin_dir / "analytics-pipeline"), "ui", "--port", str(port)], cwd=PROJECT_ROOT,
+                          stdout=sys.stdout, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                keys = [node["assetKey"] for node in _graphql(port, _JOB_ASSETS)["assetNodes"]]
+                break
+            except OSError:
+                if time.monotonic() > deadline or ui.poll() is not None:
+                    raise
+                time.sleep(1)
+        days = [day.isoformat() for day in _days(start, end)]
+        started = time.perf_counter()
+        launched = _graphql(port, _LAUNCH, {"params": {
+            "partitionNames": days, "assetSelection": keys, "fromFailure": False,
+            "selector": {"partitionSetName": "daily_pipeline_partition_set", "repositorySelector": {
+                "repositoryLocationName": "analytics_pipeline", "repositoryName": "__repository__"}},
+        }})["launchPartitionBackfill"]  # fmt: skip
+        if launched["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"the backfill was not launched: {launched}")
+        while True:
+            backfill = _graphql(port, _BACKFILL, {"id": launched["backfillId"]})["partitionBackfillOrError"]
+            if backfill["status"] != "REQUESTED":
+                break
+            time.sleep(0.5)
+        seconds = time.perf_counter() - started
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=60)
+    instance = dg.DagsterInstance.get()
+    engagement = dg.AssetKey(["marts", "fct_daily_engagement"])
+    materialized = {tuple(key["path"]): len(instance.get_materialized_partitions(dg.AssetKey(key["path"])))
+                    for key in keys}  # fmt: skip
+    latest = instance.fetch_materializations(engagement, limit=len(days)).records
+    with_numbers = sum(1 for record in latest if "active_users" in record.asset_materialization.metadata)
+    _result(seconds=round(seconds, 3), status=backfill["status"], runs=len(backfill["runs"]),
+            run_statuses=sorted({run["status"] for run in backfill["runs"]}),
+            assets_with_every_day=sum(1 for count in materialized.values() if count == len(days)),
+            assets=len(keys), engagement_days_with_their_numbers=with_numbers)  # fmt: skip
+
+
 TASKS: dict[str, Callable[..., None]] = {
     "ingest": ingest,
     "bulk-events": bulk_events,
@@ -373,6 +468,7 @@ TASKS: dict[str, Callable[..., None]] = {
     "prepare-dbt": prepare_dbt,
     "forecasting": forecasting,
     "split": split,
+    "ui-backfill": ui_backfill,
 }
 
 
