@@ -126,6 +126,10 @@ def test_a_writer_waits_for_a_reader_and_a_reader_for_a_writer(env: dict[str, st
     assert "waiting for the warehouse: pid" in refused.stderr  # the progress line on stderr
     warehouse_check = json.loads(health.stdout)["checks"]["warehouse"]
     assert warehouse_check["status"] == "ok" and "busy" in warehouse_check["reason"]
+    # the freshness check reads the marts as a reader too: it says it could not count their rows
+    # instead of queueing behind the writer with the writers
+    freshness = json.loads(health.stdout)["checks"]["freshness"]
+    assert "being written by pid" in freshness["details"]["rows_not_counted"], freshness
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)

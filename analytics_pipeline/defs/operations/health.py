@@ -175,7 +175,9 @@ def check_daemon(instance: dg.DagsterInstance) -> CheckResult:
 def _key_marts_without_rows(settings: Settings) -> tuple[list[dg.AssetKey], str | None]:
     """(the key marts whose table is missing or empty, why they could not be counted)."""
     try:
-        with Warehouse(settings).transaction() as session:
+        # a reader's session: shares the file with other readers and gives up after a few seconds
+        # when a run is writing (a writer's session would queue behind the run for minutes)
+        with Warehouse(settings).reading(wait_seconds=WAREHOUSE_CONNECT_TIMEOUT) as session:
             present = set(session.query(
                 "select table_schema || '.' || table_name as name from information_schema.tables"
             ).column("name").to_pylist())  # fmt: skip
