@@ -2,7 +2,8 @@
 downloaded browser) driven by Playwright. ``dagster dev`` runs on an instance with two materialized
 partitions and a backfill launched over GraphQL; the asset graph, an asset's partitions page and the
 backfill's page must load without a page error or a console error. Screenshots are saved under the
-test's tmp dir (and copied to ``$ANALYTICS_TEST_ARTIFACTS`` when set)."""
+test's tmp dir (and copied to ``$ANALYTICS_TEST_ARTIFACTS`` when set). The backfill, run by the
+daemon, must be one run whose days each carry their own numbers, as the UI's plots read them."""
 
 import json
 import os
@@ -30,6 +31,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 EVENTS = dg.AssetKey(["raw", "activity_events"])
 DAYS = [date(2025, 1, 2) + timedelta(days=n) for n in range(4)]
+EVENTS_PER_DAY = [3, 3, 4, 6]
+
+BACKFILL = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill {
+    status runs(limit: 100) { status } } } }
+"""
+# what the UI's plots over partitions read: each day's materialization and its metadata
+MATERIALIZATIONS = """
+query($partitions: [String!]) { assetOrError(assetKey: {path: ["raw", "activity_events"]}) { ... on Asset {
+    assetMaterializations(partitions: $partitions) { partition runId
+        metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }
+"""
 
 WORKSPACE = """
 { workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
@@ -64,16 +77,21 @@ def _materialize_two_days(env: dict[str, str], landing) -> None:  # noqa: ANN001
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
     from analytics_pipeline.resources.warehouse import WarehouseResource
 
-    # landing files for the two materialized days only: the landing sensor skips days already
-    # materialized, so dagster dev starts no pipeline run of its own (the backfilled days load empty)
-    for day in DAYS[:2]:
+    # landing files for every day, with a different number of events each; the first two days are
+    # materialized here, the others by the UI-launched backfill under test
+    for day, events in zip(DAYS, EVENTS_PER_DAY, strict=True):
         landing.jsonl("activity_events", day, "events.jsonl", [
             {"event_id": f"{day}-{n}", "occurred_at": f"{day}T0{n}:00:00Z", "user_id": f"u{n}", "org_id": "o1",
-             "activity_type": "login"} for n in range(3)
+             "activity_type": "login"} for n in range(events)
         ])  # fmt: skip
     home = Path(env["DAGSTER_HOME"])
     seed_dagster_home(home)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # the embedded default `make demo` uses
+    # the backfill under test loads the other days: the daemon's landing sensor must not load them first
+    stopped = subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "stop", "landing_file_sensor",
+                              "-w", str(PROJECT_ROOT / "workspace.yaml")], env={**os.environ, **env}, cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     events, instance = next(a for a in ingestion_assets if a.key == EVENTS), get_instance()
     for day in DAYS[:2]:
         dg.materialize([events], instance=instance, partition_key=day.isoformat(), resources={"warehouse": WarehouseResource()})
@@ -114,9 +132,22 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], l
         assert launched["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["launchPartitionBackfill"]["backfillId"]
 
+        # the daemon runs the backfill: one run (a single-run backfill policy) over both days, each day's
+        # materialization with its own numbers
+        while (backfill := _graphql(port, BACKFILL, {"id": backfill_id})["partitionBackfillOrError"])["status"] == "REQUESTED":
+            assert time.monotonic() < deadline + 300, f"the UI-launched backfill did not finish: {backfill}"
+            time.sleep(1)
+        assert backfill["status"] == "COMPLETED_SUCCESS" and backfill["runs"] == [{"status": "SUCCESS"}], backfill
+        backfilled = [d.isoformat() for d in DAYS[2:]]
+        shown = _graphql(port, MATERIALIZATIONS, {"partitions": backfilled})["assetOrError"]["assetMaterializations"]
+        loaded = {m["partition"]: {e["label"]: e.get("intValue") for e in m["metadataEntries"]}["rows_loaded"]
+                  for m in shown}  # fmt: skip
+        assert loaded == dict(zip(backfilled, EVENTS_PER_DAY[2:], strict=True)), shown
+        assert len({m["runId"] for m in shown}) == 1
+
         pages = {
             "asset_graph": ("/asset-groups", "operations"),  # the groups, ours among them
-            "asset_partitions": ("/assets/raw/activity_events?view=partitions", "Materialized (2)"),
+            "asset_partitions": ("/assets/raw/activity_events?view=partitions", "Materialized (4)"),
             "backfill": (f"/runs/b/{backfill_id}", re.compile(f"{DAYS[2]}(…|\\.\\.\\.){DAYS[3]}")),  # its partitions
         }
         problems: list[str] = []
