@@ -455,6 +455,7 @@ def ui_backfill(start: str, end: str) -> None:
     _result(seconds=round(seconds, 3), status=backfill["status"], runs=len(backfill["runs"]),
             run_statuses=sorted({run["status"] for run in backfill["runs"]}),
             assets_with_every_day=sum(1 for count in materialized.values() if count == len(days)),
+            incomplete={"/".join(key): count for key, count in materialized.items() if count != len(days)},
             assets=len(keys), engagement_days_with_their_numbers=with_numbers)  # fmt: skip
 
 
