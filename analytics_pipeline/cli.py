@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analytics_pipeline.resources.warehouse import WarehouseError
 from analytics_pipeline.settings import SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
 
 
 def _date(value: str) -> date:
@@ -35,30 +40,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.start, args.end = _last_complete_days(args.days)
     elif not (args.start and args.end):
         raise ValueError("Give --days N, or both --start and --end (YYYY-MM-DD).")
-    landing = Path(args.landing_dir) if args.landing_dir else get_settings().landing_dir
-    summary = generate(
-        landing, args.start, args.end, events_per_day=args.events_per_day, orgs=args.orgs,
-        users=args.users, items=args.items, seed=args.seed, bad_rate=args.bad_rate,
+    from analytics_pipeline.defs.ingestion.landing_zone import LandingZone, ObjectStoreLandingZone
+
+    landing = LandingZone.at(args.landing_dir or get_settings().landing_dir)
+    options = dict(
+        events_per_day=args.events_per_day, orgs=args.orgs, users=args.users, items=args.items,
+        seed=args.seed, bad_rate=args.bad_rate,
     )  # fmt: skip
-    print(f"wrote {summary.files_written} files to {landing} in {summary.seconds:.1f}s")
+    if isinstance(landing, ObjectStoreLandingZone):  # written locally, then uploaded as they are
+        with tempfile.TemporaryDirectory(prefix="analytics-generate-") as folder:
+            summary = generate(Path(folder), args.start, args.end, **options)
+            landing.upload(Path(folder))
+    else:
+        summary = generate(landing.root, args.start, args.end, **options)
+    print(f"wrote {summary.files_written} files to {landing.url} in {summary.seconds:.1f}s")
     for dataset, rows in summary.rows.items():
         print(f"  {dataset:<20} {rows:>10} records  ({summary.bad_records.get(dataset, 0)} deliberately bad)")
     _first_partition_advice(_first_landing_day(landing) or args.start, args.write_start_date)
     return 0
 
 
-def _first_landing_day(landing: Path) -> date | None:
+def _first_landing_day(landing: LandingZone) -> date | None:
     """The earliest ``date=`` folder of the daily datasets in the landing zone (the data's first day)."""
     from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS
 
-    days = []
-    for dataset in DAILY_DATASETS:
-        for folder in (landing / dataset.name).glob("date=*"):
-            try:
-                days.append(date.fromisoformat(folder.name.removeprefix("date=")))
-            except ValueError:
-                continue
-    return min(days, default=None)
+    return min((day for dataset in DAILY_DATASETS for _, day in landing.day_folders(dataset.name)), default=None)
 
 
 def _first_partition_advice(first_day: date, write: bool) -> None:

@@ -30,6 +30,19 @@ def _resolve(path: str) -> Path:
     return candidate if candidate.is_absolute() else (PROJECT_ROOT / candidate).resolve()
 
 
+def _landing(value: str) -> Path | str:
+    """A local landing folder (resolved like every path setting) or an object-store URL."""
+    scheme, found, rest = value.partition("://")
+    if not found:
+        return _resolve(value)
+    if scheme.lower() not in ("s3", "s3a") or not rest.strip("/"):
+        raise SettingsError(
+            f"ANALYTICS_LANDING_DIR={value!r}: an object-store landing zone is an S3 URL such as "
+            "s3://bucket/prefix (other schemes are not supported)."
+        )
+    return f"s3://{rest.rstrip('/')}"
+
+
 def _parse_date(name: str, value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -102,7 +115,8 @@ class Settings:
     pg_user: str = "postgres"
     pg_password: str = ""
     pg_database: str = "analytics"
-    landing_dir: Path = field(default_factory=lambda: _resolve("data/landing"))
+    # a local folder, or an object-store URL (``s3://bucket/prefix``) kept as text
+    landing_dir: Path | str = field(default_factory=lambda: _resolve("data/landing"))
     output_dir: Path = field(default_factory=lambda: _resolve("data/output"))
     start_date: date = date(2025, 1, 1)
     dagster_home: Path = field(default_factory=lambda: _resolve("data/dagster_home"))
@@ -167,7 +181,7 @@ class Settings:
             pg_user=env.get("ANALYTICS_PG_USER", "postgres"),
             pg_password=env.get("ANALYTICS_PG_PASSWORD", ""),
             pg_database=env.get("ANALYTICS_PG_DATABASE", "analytics"),
-            landing_dir=_resolve(env.get("ANALYTICS_LANDING_DIR", "data/landing")),
+            landing_dir=_landing(env.get("ANALYTICS_LANDING_DIR", "data/landing")),
             output_dir=_resolve(env.get("ANALYTICS_OUTPUT_DIR", "data/output")),
             start_date=_parse_date(
                 "ANALYTICS_START_DATE", env.get("ANALYTICS_START_DATE", "2025-01-01")

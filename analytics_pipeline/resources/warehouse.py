@@ -261,7 +261,8 @@ class Warehouse:
         connection = self._retrying_lock_errors(
             lambda: duckdb.connect(str(path), read_only=read_only), deadline, progress
         )
-        connection.execute("set TimeZone = 'UTC'")
+        # no progress bar: a long query would draw one on the run's (and the daemon's) console
+        connection.execute("set TimeZone = 'UTC'; set enable_progress_bar = false")
         return connection
 
     def _log_wait(self, holder: str, waited: float) -> None:
@@ -391,7 +392,7 @@ class Warehouse:
         with tempfile.TemporaryDirectory(prefix="analytics-pipeline-scratch-") as spill:
             connection = duckdb.connect(config={"memory_limit": SCRATCH_MEMORY_LIMIT, "temp_directory": spill})
             try:
-                connection.execute("set TimeZone = 'UTC'")
+                connection.execute("set TimeZone = 'UTC'; set enable_progress_bar = false")
                 yield connection
             finally:
                 connection.close()

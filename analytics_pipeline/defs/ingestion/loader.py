@@ -17,14 +17,8 @@ import duckdb
 import pyarrow as pa
 
 from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
-from analytics_pipeline.defs.ingestion.readers import (
-    SKIPPED,
-    LandingFile,
-    RecordBatches,
-    UnreadableFile,
-    list_files,
-    read_records,
-)
+from analytics_pipeline.defs.ingestion.landing_zone import LandingFile, LandingZone
+from analytics_pipeline.defs.ingestion.readers import SKIPPED, RecordBatches, UnreadableFile, read_records
 from analytics_pipeline.defs.ingestion.validation import Checker
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.resources.warehouse import ScratchQuery, Warehouse
@@ -88,11 +82,6 @@ class LoadReport:
         return (self.rows_rejected + self.files_rejected) / lines if lines else 0.0
 
 
-def landing_folder(landing_root: Path, dataset: Dataset, partition: date | None) -> Path:
-    folder = landing_root / dataset.name
-    return folder / f"date={partition.isoformat()}" if partition is not None else folder
-
-
 FILE_REJECTS = "_file_rejects"  # the scratch table of whole-file rejects
 # Days are written in chunks of whole days holding about this many lines read: one transaction per
 # chunk, and the scratch tables hold one chunk at a time (a day larger than this is a chunk alone).
@@ -100,15 +89,15 @@ CHUNK_LINES = 1_000_000
 
 
 def load_partition(
-    warehouse: Warehouse, landing_root: Path, dataset: Dataset, partition: date | None
+    warehouse: Warehouse, landing: LandingZone | Path | str, dataset: Dataset, partition: date | None
 ) -> LoadReport:
     """Read, validate and write one partition (``partition=None`` for a dimension snapshot)."""
-    [report] = load_partitions(warehouse, landing_root, dataset, [partition])
+    [report] = load_partitions(warehouse, landing, dataset, [partition])
     return report
 
 
 def load_partitions(
-    warehouse: Warehouse, landing_root: Path, dataset: Dataset, partitions: Sequence[date | None]
+    warehouse: Warehouse, landing: LandingZone | Path | str, dataset: Dataset, partitions: Sequence[date | None]
 ) -> list[LoadReport]:
     """Read, validate and write a range of partitions; one report per distinct partition, in order.
 
@@ -117,16 +106,17 @@ def load_partitions(
     so a day costs what its data costs. A chunk's rows, rejected records and file ledger are
     replaced in one transaction: a failure leaves that chunk's days as they were.
     """
-    if not landing_root.is_dir():
+    zone = landing if isinstance(landing, LandingZone) else LandingZone.at(landing)
+    if not zone.exists():
         raise LandingZoneMissing(
-            f"The landing directory {landing_root} does not exist; set ANALYTICS_LANDING_DIR "
+            f"The landing directory {zone.url} does not exist; set ANALYTICS_LANDING_DIR "
             "or create sample data with `analytics-pipeline generate`."
         )
     reports: list[LoadReport] = []
     with warehouse.scratch() as connection:
         chunk = _Chunk(warehouse, connection, dataset)
         for partition in dict.fromkeys(partitions):  # a day asked for twice is read once
-            report = chunk.read(landing_root, partition)
+            report = chunk.read(zone, partition)
             reports.append(report)
             if chunk.lines >= CHUNK_LINES:
                 chunk.write()
@@ -154,12 +144,12 @@ class _Chunk:
         """Records read since the last write."""
         return self.batches.records
 
-    def read(self, landing_root: Path, partition: date | None) -> LoadReport:
+    def read(self, zone: LandingZone, partition: date | None) -> LoadReport:
         """Read every file of one partition's folder (its records are checked as batches fill)."""
         started = time.perf_counter()
         report = LoadReport(dataset=self.dataset.name, partition=partition)
         self.reports.append(report)
-        for landing_file in list_files(landing_folder(landing_root, self.dataset, partition), landing_root):
+        for landing_file in zone.entries(zone.folder(self.dataset.name, partition)):
             file_report = FileReport(landing_file.relative, landing_file.size_bytes, landing_file.modified_at)
             report.files.append(file_report)
             if landing_file.skipped:
@@ -269,7 +259,7 @@ def _file_head(landing_file: LandingFile) -> str:
     """The first bytes of a rejected file, as text; nothing of a file that was refused unopened."""
     if landing_file.refused:
         return ""
-    with landing_file.path.open("rb") as stream:
+    with landing_file.open() as stream:
         head = stream.read(200)
     return head.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL, list_files
+from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
+from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import Settings
 
@@ -80,26 +81,17 @@ def days_with_rejects(warehouse: Warehouse, dataset: str) -> tuple[int, list[Day
     return len(rows), rejects
 
 
-def _days_with_files(landing_root: Path, dataset: str) -> set[date]:
+def _days_with_files(zone: LandingZone, dataset: str) -> set[date]:
     """The days whose landing folder of ``dataset`` holds at least one file the loader reads or refuses
     (skipped markers and temporary files do not count)."""
-    days = set()
-    root = landing_root / dataset
-    if not root.is_dir():
-        return days
-    for folder in root.iterdir():
-        if not (folder.is_dir() and folder.name.startswith("date=")):
-            continue
-        try:
-            day = date.fromisoformat(folder.name.removeprefix("date="))
-        except ValueError:
-            continue  # not a day folder: the loader never reads it either
-        if any(not entry.skipped for entry in list_files(folder, landing_root)):  # what the loader reads
-            days.add(day)
-    return days
+    return {
+        day
+        for folder, day in zone.day_folders(dataset)
+        if any(not entry.skipped for entry in zone.entries(folder))  # what the loader reads
+    }
 
 
-def days_without_files(landing_root: Path, dataset: str, others: tuple[str, ...], first: date,
+def days_without_files(landing: LandingZone | Path | str, dataset: str, others: tuple[str, ...], first: date,
                        last: date) -> list[tuple[date, list[str]]]:  # fmt: skip
     """Days from ``first`` to ``last`` on which one of ``others`` has landing files and ``dataset``
     has none, with the datasets that do have files.
@@ -108,10 +100,11 @@ def days_without_files(landing_root: Path, dataset: str, others: tuple[str, ...]
     ledger of a sibling may not have this run's days yet, and retention trims old days of the
     ledger but never landing files.
     """
-    present = _days_with_files(landing_root, dataset)
+    zone = landing if isinstance(landing, LandingZone) else LandingZone.at(landing)
+    present = _days_with_files(zone, dataset)
     missing: dict[date, list[str]] = {}
     for other in sorted(others):
-        for day in _days_with_files(landing_root, other):
+        for day in _days_with_files(zone, other):
             if first <= day <= last and day not in present:
                 missing.setdefault(day, []).append(other)
     return sorted(missing.items())

@@ -15,8 +15,9 @@ JSON Lines and CSV files, of many files and days, into statements of about :data
 planning the validation statement costs about as much as checking 2,000 records, which a day of
 small files paid per file.
 
-Every file is opened by its exact name from Python (never handed to DuckDB as a path, which DuckDB
-would read as a glob pattern: ``x[1].parquet`` or ``snap-*.parquet``).
+Every file is opened by its exact name from Python, in a local folder or an object store
+(:mod:`~analytics_pipeline.defs.ingestion.landing_zone`); never handed to DuckDB as a path, which
+DuckDB would read as a glob pattern: ``x[1].parquet`` or ``snap-*.parquet``.
 
 Files are split and parsed by Arrow and DuckDB, never line by line in Python. A file that cannot be
 read at all (bad gzip, not UTF-8, not the format its name says, empty) raises
@@ -31,9 +32,7 @@ import gzip
 import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 
 import duckdb
 import pyarrow as pa
@@ -41,108 +40,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-FORMATS = {
-    ".jsonl": "jsonl",
-    ".jsonl.gz": "jsonl",
-    ".csv": "csv",
-    ".csv.gz": "csv",
-    ".parquet": "parquet",
-}
-
+from analytics_pipeline.defs.ingestion.landing_zone import FORMATS, LandingFile
 
 class UnreadableFile(Exception):
     """The whole file is unusable; ``str(error)`` is the reason recorded for it."""
 
 
-@dataclass(frozen=True)
-class LandingFile:
-    path: Path
-    relative: str  # path relative to the landing root, as recorded in the warehouse
-    size_bytes: int
-    modified_at: datetime
-    # why the entry is not read at all: recorded in the ledger only (hidden, temporary, marker
-    # files, subfolders, special files)
-    skipped: str | None = None
-    # why the entry is rejected whole without being opened (a link out of the landing zone)
-    refused: str | None = None
-
-    @classmethod
-    def at(cls, path: Path, landing_root: Path, skipped: str | None = None, refused: str | None = None) -> LandingFile:
-        # a skipped or refused entry is described by itself, never by what a link points to
-        stat = path.lstat() if skipped or refused else path.stat()
-        relative = path.relative_to(landing_root).as_posix() + ("/" if skipped and path.is_dir() else "")
-        return cls(
-            path=path,
-            relative=relative,
-            size_bytes=stat.st_size,
-            modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC).replace(tzinfo=None),
-            skipped=skipped,
-            refused=refused,
-        )
-
-    @property
-    def format(self) -> str | None:
-        name = self.path.name.lower()
-        for suffix, kind in sorted(FORMATS.items(), key=lambda item: -len(item[0])):
-            if name.endswith(suffix):
-                return kind
-        return None
-
-    @property
-    def compressed(self) -> bool:
-        return self.path.name.lower().endswith(".gz")
-
-
 SKIPPED = "skipped: "  # how the ledger's file_error marks an entry that was not read on purpose
 # A row of raw.ingested_files that is an unreadable file (rejected whole), not one skipped on purpose.
 UNREADABLE_FILE_SQL = f"(file_error is not null and file_error not like '{SKIPPED}%')"
-
-
-def skip_reason(name: str) -> str | None:
-    """Why a file of this name is not read (hidden, temporary and marker files), else None."""
-    if name.startswith("."):
-        return "hidden file (name starts with '.')"
-    if name.startswith("_"):
-        return "marker or temporary file (name starts with '_')"
-    if name.startswith("~"):
-        return "temporary file (name starts with '~')"
-    return None
-
-
-SUBFOLDER = "subfolder (files in subfolders of a landing folder are not read)"
-
-
-def list_files(folder: Path, landing_root: Path) -> list[LandingFile]:
-    """Every entry of one landing folder in a stable order, each either to read, skipped or refused.
-
-    Hidden, temporary and marker files, subfolders and special files are skipped (the ledger names
-    them); a symbolic link is read only when it resolves to a regular file inside the landing root,
-    a link out of it is refused without opening its target.
-    """
-    if not folder.is_dir():
-        return []
-    root = landing_root.resolve()
-    files = []
-    for path in sorted(folder.iterdir()):
-        skipped, refused = skip_reason(path.name), None
-        if skipped is None and path.is_symlink():
-            try:
-                target = path.resolve()
-            except (OSError, RuntimeError):  # a loop of links
-                target = None
-            if target is None:
-                refused = "symbolic link that does not resolve (a loop of links)"
-            elif not target.is_relative_to(root):
-                refused = "symbolic link to a file outside the landing zone (not followed)"
-            elif not target.exists():
-                refused = "broken symbolic link"
-        if skipped is None and refused is None:
-            if path.is_dir():
-                skipped = SUBFOLDER
-            elif not path.is_file():
-                skipped = "not a regular file"
-        files.append(LandingFile.at(path, landing_root, skipped=skipped, refused=refused))
-    return files
 
 
 # JSON Lines are parsed in blocks of about this many bytes (whole lines), so the text held in Python
@@ -166,7 +72,7 @@ def read_records(file: LandingFile, partition: date | None, batches: RecordBatch
     kind = file.format
     if kind is None:
         raise UnreadableFile(
-            f"unsupported file type {file.path.name!r}; expected one of "
+            f"unsupported file type {file.name!r}; expected one of "
             + ", ".join(sorted(FORMATS))
         )
     try:
@@ -281,7 +187,7 @@ def _in_scan_batches(records: pa.Table) -> pa.Table:
 
 def _decoded_text(file: LandingFile) -> tuple[bytes, pa.Array]:
     """The file's bytes (decompressed) and the same bytes as a one-element UTF-8 string array."""
-    data = file.path.read_bytes()
+    data = file.read_bytes()
     if file.compressed:
         try:
             data = gzip.decompress(data)
@@ -305,10 +211,9 @@ def _as_text(data: bytes) -> pa.Array:
 
 def _line_blocks(file: LandingFile) -> Iterator[bytes]:
     """The file's bytes (decompressed, without a byte-order mark) in blocks that end at a line end."""
-    opener = gzip.open if file.compressed else open
     rest, first = b"", True
     try:
-        with opener(file.path, "rb") as stream:
+        with file.open() as raw, (gzip.GzipFile(fileobj=raw) if file.compressed else raw) as stream:
             while block := stream.read(BLOCK_BYTES):
                 if first:
                     block = block.removeprefix(_BOM)
@@ -537,7 +442,7 @@ def _read_parquet(file: LandingFile, partition: date | None, batches: RecordBatc
     of rows at a time; DuckDB turns each batch into the raw-record shape."""
     connection = batches.connection
     try:
-        with file.path.open("rb") as stream:
+        with file.open() as stream:
             parquet = pq.ParquetFile(stream)
             columns = _parquet_columns(parquet)
             statement, lines_before = None, 0
@@ -552,7 +457,7 @@ def _read_parquet(file: LandingFile, partition: date | None, batches: RecordBatc
                 finally:
                     connection.unregister("_parquet_records")
     except (pa.ArrowInvalid, OSError) as error:
-        detail = str(error).splitlines()[0].replace(str(file.path), file.path.name)
+        detail = str(error).splitlines()[0].replace(file.location, file.name)
         raise UnreadableFile(f"not a readable Parquet file ({detail})") from None
     if lines_before == 0:
         raise UnreadableFile("empty file")

@@ -1,11 +1,12 @@
 """The landing-file sensor: what "polling for new data" did under beat.
 
-Every tick lists the landing zone (``os.scandir`` and one ``stat`` per file: cheap for many thousands
-of files) and compares it with a high-water mark kept in the cursor: the newest modification time
+Every tick lists the landing zone (a local folder, or an object-store prefix in paginated listings)
+and compares it with a high-water mark kept in the cursor: the newest modification time
 already handled and the files at exactly that time. A file newer than the mark is new or changed,
 including a late file written into an old day folder. Its day (and only its day) is re-run, for its
 dataset and every daily model downstream, once per file version: the run key is a digest of the
-files' (path, size, mtime) versions, so a tick that is retried never launches the same run twice.
+files' (path, size, version) triples -- the version is a local file's mtime, an object's ETag -- so a
+tick that is retried never launches the same run twice.
 
 On its very first tick the sensor treats files of days Dagster has already materialized as handled,
 and dimension files older than their dimension's last materialization too, so turning it on after a
@@ -14,9 +15,7 @@ backfill does not redo the backfill or reload the dimensions it has just loaded.
 
 import hashlib
 import json
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ import dagster as dg
 
 from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
 from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS
-from analytics_pipeline.defs.ingestion.readers import FORMATS, skip_reason
+from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
 from analytics_pipeline.jobs import DAILY_DBT_KEYS, daily_pipeline_job
 from analytics_pipeline.settings import get_settings
 
@@ -45,48 +44,26 @@ class LandingVersion:
     day: date | None  # None for dimension snapshots
     size: int
     mtime_ns: int
+    version: str  # the mtime in ns of a local file, the ETag (or VersionId) of an object
 
     @property
     def token(self) -> str:
-        return f"{self.path}:{self.size}:{self.mtime_ns}"
+        return f"{self.path}:{self.size}:{self.version}"
 
 
-def _is_landing_file(name: str) -> bool:
-    """A file the loader reads: files it skips (and records as skipped) or cannot read never start a
-    run of their own, so a marker file cannot make the sensor re-run a day."""
-    lowered = name.lower()
-    return skip_reason(name) is None and any(lowered.endswith(suffix) for suffix in FORMATS)
+def scan_landing(landing: LandingZone | Path | str) -> list[LandingVersion]:
+    """Every landing file with its version; unknown folders and malformed day folders are skipped.
 
-
-def _files_in(folder: str, relative: str, dataset: str, day: date | None) -> Iterator[LandingVersion]:
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file() and _is_landing_file(entry.name):
-                stat = entry.stat()
-                yield LandingVersion(f"{relative}/{entry.name}", dataset, day, stat.st_size, stat.st_mtime_ns)
-
-
-def scan_landing(root: Path) -> list[LandingVersion]:
-    """Every landing file with its version; unknown folders and malformed day folders are skipped."""
-    found: list[LandingVersion] = []
-    for dataset in DAILY_DATASETS:
-        base = root / dataset.name
-        if not base.is_dir():
-            continue
-        with os.scandir(base) as folders:
-            for folder in folders:
-                if not (folder.is_dir() and folder.name.startswith("date=")):
-                    continue
-                try:
-                    day = date.fromisoformat(folder.name.removeprefix("date="))
-                except ValueError:
-                    continue
-                found.extend(_files_in(folder.path, f"{dataset.name}/{folder.name}", dataset.name, day))
-    for dimension in DIMENSIONS:
-        base = root / dimension.name
-        if base.is_dir():
-            found.extend(_files_in(str(base), dimension.name, dimension.name, None))
-    return found
+    Only files the loader reads wake the sensor: files it skips (and records as skipped) or whose
+    type it does not read never start a run of their own, so a marker file cannot make the sensor
+    re-run a day.
+    """
+    zone = landing if isinstance(landing, LandingZone) else LandingZone.at(landing)
+    return [
+        LandingVersion(entry.relative, dataset, day, entry.size_bytes, entry.modified_ns, entry.version)
+        for dataset, day, entry in zone.files([d.name for d in DAILY_DATASETS], [d.name for d in DIMENSIONS])
+        if entry.skipped is None and entry.format is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -188,11 +165,11 @@ def _dimensions_loaded_at(instance: dg.DagsterInstance) -> dict[str, int]:
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    root = get_settings().landing_dir
-    if not root.is_dir():
-        return dg.SensorResult(skip_reason=f"landing directory {root} does not exist (ANALYTICS_LANDING_DIR)")
+    zone = LandingZone.at(get_settings().landing_dir)
+    if not zone.exists():
+        return dg.SensorResult(skip_reason=f"landing directory {zone.url} does not exist (ANALYTICS_LANDING_DIR)")
     settled_before = time.time_ns() - SETTLE_SECONDS * 1_000_000_000
-    versions = [v for v in scan_landing(root) if v.mtime_ns <= settled_before]
+    versions = [v for v in scan_landing(zone) if v.mtime_ns <= settled_before]
     cursor = Cursor.parse(context.cursor)
     if cursor is None:
         done, loaded_at = _already_materialized(context.instance), _dimensions_loaded_at(context.instance)

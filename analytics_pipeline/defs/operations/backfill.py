@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
+from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
 from analytics_pipeline.defs.ingestion.quality import reject_rate_fails
 from analytics_pipeline.defs.operations.dead_runs import release_dead_runs
 from analytics_pipeline.instance import get_instance
@@ -439,9 +440,10 @@ def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
 def _preflight() -> None:
     """Fail in one sentence before any run starts when the landing zone or warehouse is missing."""
     settings = get_settings()
-    if not settings.landing_dir.is_dir():
+    landing = LandingZone.at(settings.landing_dir)
+    if not landing.exists():
         raise BackfillError(
-            f"The landing directory {settings.landing_dir} does not exist; set ANALYTICS_LANDING_DIR "
+            f"The landing directory {landing.url} does not exist; set ANALYTICS_LANDING_DIR "
             "or create sample data with `analytics-pipeline generate`."
         )
     # a run killed earlier would hold its warehouse pool slot forever, and this backfill would wait for it;
