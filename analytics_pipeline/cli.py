@@ -134,6 +134,50 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return run_stack(dev_command(args.host, args.port), cwd=home, env=env)
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    """Become a Celery worker (exec, so a supervisor's SIGTERM reaches Celery's warm shutdown)."""
+    import os
+    import socket
+    import sysconfig
+
+    from analytics_pipeline.executors import QUEUES
+    from analytics_pipeline.instance import prepare_dagster_home
+    from analytics_pipeline.settings import PROJECT_ROOT
+
+    settings = get_settings()
+    queues = list(dict.fromkeys(args.queue))
+    unknown = [queue for queue in queues if queue not in QUEUES]
+    if unknown:
+        raise ValueError(f"unknown queue {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
+    if settings.executor != "celery":
+        print("note: ANALYTICS_EXECUTOR is not 'celery' here; runs send steps to workers only where the code "
+              "location runs with ANALYTICS_EXECUTOR=celery.", file=sys.stderr)  # fmt: skip
+    prepare_dagster_home()
+    name = args.name or "+".join(queues)
+    command = [
+        str(Path(sysconfig.get_path("scripts")) / "celery"), "-A", "analytics_pipeline.celery_app", "worker",
+        "--queues", ",".join(queues), "--hostname", f"{name}@{socket.gethostname()}",
+        # one task per process at a time, as dagster-celery's own worker command does: a step can run for
+        # minutes, and a prefetched one would wait behind it while another worker is idle
+        "--prefetch-multiplier", "1", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    if args.concurrency:
+        command += ["--concurrency", str(args.concurrency)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    print(f"Celery worker {name} on queue(s) {', '.join(queues)} (broker {_redacted(settings.celery_broker)})", flush=True)
+    os.execve(command[0], command, env)
+    return 0  # not reached
+
+
+def _redacted(url: str) -> str:
+    """A broker URL without its password."""
+    scheme, found, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not (found and at and ":" in credentials):
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from analytics_pipeline.defs.reporting.exports import default_output, export, resolve
     from analytics_pipeline.resources.warehouse import Warehouse
@@ -233,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.set_defaults(handler=_cmd_ui)
+
+    worker = commands.add_parser(
+        "worker", help="a Celery worker for steps of the given queues (with ANALYTICS_EXECUTOR=celery)"
+    )
+    worker.add_argument("--queue", "-q", action="append", required=True, metavar="QUEUE",
+                        help="warehouse, forecasting or reports; repeat to serve several")  # fmt: skip
+    worker.add_argument("--concurrency", "-c", type=int, help="steps at once (default: Celery's, one per core)")
+    worker.add_argument("--name", help="worker name shown on each step it runs (default: its queues)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=_cmd_worker)
 
     health = commands.add_parser("health", help="check warehouse, instance, daemon, freshness, runs and checks (exit 0/1/2)")
     health.add_argument("--json", action="store_true", help="print a machine-readable document")

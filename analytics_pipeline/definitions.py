@@ -26,6 +26,7 @@ from analytics_pipeline.defs.transform.schedules import (
     hourly_refresh_job,
     hourly_refresh_schedule,
 )
+from analytics_pipeline.executors import run_executor
 from analytics_pipeline.jobs import daily_pipeline_job
 from analytics_pipeline.resources.dbt import dbt_resource
 from analytics_pipeline.resources.warehouse import WarehouseResource
@@ -37,8 +38,7 @@ defs = dg.Definitions(
     schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule, demand_forecast_schedule, model_selection_schedule, weekly_report_schedule, task_health_schedule],
     sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert, dead_run_monitor],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
-    # Every job, and the runs the UI launches, run their steps in the run's own process: most steps
-    # take turns on the warehouse pool anyway, and Dagster's default executor would load the code
-    # location again in a new process for each step (bench/before_after.md).
-    executor=dg.in_process_executor,
+    # Every job, and the runs the UI launches: each run's steps in its own process, or on Celery
+    # workers by queue with ANALYTICS_EXECUTOR=celery (analytics_pipeline/executors.py).
+    executor=run_executor(),
 )

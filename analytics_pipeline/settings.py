@@ -19,6 +19,8 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 ENV_FILE = PROJECT_ROOT / ".env"
 
 WAREHOUSES = ("duckdb", "postgres")
+EXECUTORS = ("in_process", "celery")
+DEFAULT_CELERY_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 
 
 class SettingsError(ValueError):
@@ -41,6 +43,26 @@ def _landing(value: str) -> Path | str:
             "s3://bucket/prefix (other schemes are not supported)."
         )
     return f"s3://{rest.rstrip('/')}"
+
+
+def _parse_executor(env: dict[str, str]) -> tuple[str, str, str]:
+    """``ANALYTICS_EXECUTOR`` with the Celery broker and result backend it uses."""
+    executor = env.get("ANALYTICS_EXECUTOR", "").strip().lower().replace("-", "_") or "in_process"
+    if executor not in EXECUTORS:
+        raise SettingsError(
+            f"ANALYTICS_EXECUTOR={executor!r} is not supported; set it to 'in_process' (the default: "
+            "each run's steps in the run's process) or 'celery' (steps on Celery workers by queue)."
+        )
+    broker = env.get("ANALYTICS_CELERY_BROKER", "").strip() or DEFAULT_CELERY_BROKER
+    scheme = broker.partition("://")[0].lower()
+    if scheme not in ("amqp", "pyamqp", "amqps", "redis", "rediss"):
+        raise SettingsError(
+            f"ANALYTICS_CELERY_BROKER={broker!r} is not a RabbitMQ (pyamqp://user:password@host:5672//) "
+            "or Redis (redis://host:6379/0) URL."
+        )
+    # RabbitMQ carries the results back itself (rpc://); with Redis the broker keeps them
+    backend = env.get("ANALYTICS_CELERY_BACKEND", "").strip() or ("rpc://" if "amqp" in scheme else broker)
+    return executor, broker, backend
 
 
 def _parse_date(name: str, value: str) -> date:
@@ -145,6 +167,10 @@ class Settings:
     reorder_lead_time_days: int = 14
     # how long a reader of the DuckDB file (export, ...) waits for a writing step before giving up
     read_wait_seconds: float = 300.0
+    # where a run's steps execute: "in_process" (the run's own process) or "celery" (workers by queue)
+    executor: str = "in_process"
+    celery_broker: str = DEFAULT_CELERY_BROKER
+    celery_backend: str = "rpc://"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -173,6 +199,7 @@ class Settings:
                 "ANALYTICS_REJECT_RATE_CONFIDENCE must be at least 0 and below 1 (e.g. 0.95; 0 fails any day "
                 "over ANALYTICS_MAX_REJECT_RATE)."
             )
+        executor, celery_broker, celery_backend = _parse_executor(env)
         return cls(
             warehouse=warehouse,
             duckdb_path=_resolve(env.get("ANALYTICS_DUCKDB_PATH", "data/warehouse.duckdb")),
@@ -206,6 +233,9 @@ class Settings:
             report_recipients=_parse_recipients(env.get("ANALYTICS_REPORT_RECIPIENTS", "")),
             reorder_lead_time_days=_parse_lead_time(env),
             read_wait_seconds=_parse_wait(env),
+            executor=executor,
+            celery_broker=celery_broker,
+            celery_backend=celery_backend,
         )
 
     def report_recipients_for(self, target: str) -> tuple[str, ...]:

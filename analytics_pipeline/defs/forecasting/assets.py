@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from analytics_pipeline.defs.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
 from analytics_pipeline.defs.operations.log_context import get_logger
+from analytics_pipeline.executors import FORECASTING_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
@@ -278,6 +279,7 @@ def _for_each_as_of_date(
     # a backfill of many as-of dates is one run, as for the vintages: the dates are evaluated in turn
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=WAREHOUSE_RETRY_POLICY,
+    op_tags=on_queue(FORECASTING_QUEUE),
     kinds={"python", "statsforecast"},
     description="Weekly model selection: rolling-origin cross-validation of the candidate models per item "
     "(MASE, sMAPE, RMSE); the best is `selected`. Partition = as-of date (last day of demand used).",
@@ -299,6 +301,7 @@ def model_evaluations(
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=WAREHOUSE_RETRY_POLICY,
+    op_tags=on_queue(FORECASTING_QUEUE),
     kinds={"python", "statsforecast"},
     description=f"Per-item demand forecast, {HORIZON} days ahead with 80% and 95% intervals, from each item's "
     "selected model (a named fallback otherwise). Partition = as-of date = vintage; earlier vintages are kept.",

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 from statsforecast.models import (
+    _TS,
     ADIDA,
     ARIMA,
     TSB,
@@ -40,7 +41,6 @@ from statsforecast.models import (
     HistoricAverage,
     SeasonalNaive,
     SeasonalWindowAverage,
-    _TS,
 )
 from statsforecast.utils import ConformalIntervals
 from utilsforecast.losses import mase, rmse, smape

@@ -28,6 +28,7 @@ from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadRep
 from analytics_pipeline.defs.ingestion.quality import days_with_rejects, days_without_files, reject_rate_fails
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
+from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
@@ -209,6 +210,7 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=WAREHOUSE_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
+        op_tags=on_queue(WAREHOUSE_QUEUE),
         kinds={"python"},
         freshness_policy=freshness_policy_for(key),
         description=f"Validated {dataset.name} from the landing zone (one partition per UTC day); "
@@ -255,6 +257,7 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
         group_name="ingestion",
         retry_policy=WAREHOUSE_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
+        op_tags=on_queue(WAREHOUSE_QUEUE),
         kinds={"python"},
         description=f"Latest version of every {dataset.name} key (full snapshot; latest updated_at wins).",
         check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=key)],

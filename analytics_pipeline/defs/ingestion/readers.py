@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from analytics_pipeline.defs.ingestion.landing_zone import FORMATS, LandingFile
 
+
 class UnreadableFile(Exception):
     """The whole file is unusable; ``str(error)`` is the reason recorded for it."""
 

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from analytics_pipeline.defs.operations.log_context import get_logger
+from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
@@ -81,7 +82,7 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
 
 
 @dg.op(description="Delete data past its retention period (see analytics_pipeline/defs/operations/retention.py).",
-       pool=WAREHOUSE_POOL)
+       pool=WAREHOUSE_POOL, tags=on_queue(WAREHOUSE_QUEUE))
 def apply_retention_policies(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     settings = get_settings()
     report = apply_retention(warehouse.get_client(), settings, datetime.now(UTC).date())

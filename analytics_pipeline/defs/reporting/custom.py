@@ -25,6 +25,7 @@ from analytics_pipeline.defs.reporting import charts
 from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.defs.reporting.weekly import reports_dir, staging_folder
+from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
@@ -223,6 +224,7 @@ def build_custom_report(
 
 @dg.op(
     pool=WAREHOUSE_POOL,
+    tags=on_queue(REPORTS_QUEUE),
     retry_policy=WAREHOUSE_RETRY_POLICY,
     description="Write a custom report (date range, schools, metrics, format) under reports/custom/<run_id>/.",
 )

@@ -27,6 +27,7 @@ from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.documents import cell, label
 from analytics_pipeline.defs.reporting.figures import Week
 from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
+from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.settings import Settings, get_settings
 
@@ -216,6 +217,7 @@ def _table(deliveries: list[Delivery]) -> dg.MetadataValue:
     partitions_def=weekly_partitions,
     deps=[WEEKLY_REPORTS_KEY],
     retry_policy=DELIVERY_RETRY_POLICY,
+    op_tags=on_queue(REPORTS_QUEUE),
     kinds={"email"},
     description="Mails each school's weekly report (files attached) to its recipients in "
     "ANALYTICS_REPORT_RECIPIENTS; off unless ANALYTICS_REPORT_SMTP_HOST is set.",

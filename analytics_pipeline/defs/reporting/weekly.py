@@ -37,6 +37,7 @@ from analytics_pipeline.defs.reporting.figures import (
     read_week,
     school_report,
 )
+from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
@@ -187,6 +188,7 @@ def _metadata(build: WeeklyBuild) -> dict[str, Any]:
     partitions_def=weekly_partitions,
     deps=REPORT_DEPS,
     retry_policy=WAREHOUSE_RETRY_POLICY,
+    op_tags=on_queue(REPORTS_QUEUE),
     pool=WAREHOUSE_POOL,  # reads the warehouse: waits for writers instead of hitting the DuckDB lock
     kinds={"python", "html", "csv"},
     description="Weekly report per school and for the platform (CSV, XLSX, HTML with charts) under "

@@ -21,6 +21,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.transform.previews import daily_numbers, partition_preview
+from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
@@ -172,6 +173,7 @@ def _with_previews(
     dagster_dbt_translator=translator,
     retry_policy=WAREHOUSE_RETRY_POLICY,
     pool=WAREHOUSE_POOL,
+    op_tags=on_queue(WAREHOUSE_QUEUE),
 )
 def daily_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
@@ -188,6 +190,7 @@ def daily_dbt_models(
     dagster_dbt_translator=translator,
     retry_policy=WAREHOUSE_RETRY_POLICY,
     pool=WAREHOUSE_POOL,
+    op_tags=on_queue(WAREHOUSE_QUEUE),
 )
 def dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource

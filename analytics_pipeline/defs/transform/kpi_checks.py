@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import DBT_PROJECT_DIR
@@ -76,6 +77,7 @@ def check_name(kpi: str) -> str:
     # reads the warehouse: takes its turn like a writer, and a file held too long is tried again
     retry_policy=WAREHOUSE_RETRY_POLICY,
     pool=WAREHOUSE_POOL,
+    op_tags=on_queue(WAREHOUSE_QUEUE),
 )
 def kpi_threshold_checks(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource

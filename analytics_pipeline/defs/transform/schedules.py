@@ -4,13 +4,14 @@ from datetime import timedelta
 
 import dagster as dg
 
+from analytics_pipeline.executors import run_executor
 from analytics_pipeline.jobs import DAILY_ASSETS, daily_pipeline_job
 
 hourly_refresh_job = dg.define_asset_job(
     name="hourly_refresh",
     selection=dg.AssetSelection.assets(["marts", "fct_hourly_usage"], ["marts", "kpi_snapshots"]).upstream()
     & DAILY_ASSETS,
-    executor_def=dg.in_process_executor,  # as the daily pipeline: its steps take turns anyway
+    executor_def=run_executor(),  # as the daily pipeline
     description="Today's partition of hourly usage and the KPI snapshots, with what they are built from.",
 )
 
