@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -172,6 +173,10 @@ def test_steps_run_on_celery_workers_of_their_queues(
 ) -> None:
     from tests.conftest import _maintenance_connection, run_pipeline, run_unpartitioned, table_rows
 
+    try:  # the machine's RabbitMQ (.ci/run starts it when it is down)
+        socket.create_connection(("127.0.0.1", 5672), timeout=5).close()
+    except OSError as error:
+        raise AssertionError(f"RabbitMQ is not reachable at 127.0.0.1:5672 ({error}); start it: service rabbitmq-server start") from None
     celery = {"ANALYTICS_EXECUTOR": "celery", "ANALYTICS_CELERY_BROKER": "pyamqp://guest:guest@127.0.0.1:5672//"}
     topology = Topology(env, tmp_path, request.getfixturevalue("postgres_database"), celery)
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", topology.env["DAGSTER_POSTGRES_URL"])
