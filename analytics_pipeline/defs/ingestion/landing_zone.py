@@ -113,7 +113,10 @@ class LandingZone(ABC):
     url: str  # what messages show
 
     @staticmethod
-    def at(location: str | Path) -> LandingZone:
+    def at(location: LandingZone | str | Path) -> LandingZone:
+        """The zone at ``location`` (a zone is returned as it is, keeping what it has listed)."""
+        if isinstance(location, LandingZone):
+            return location
         if is_object_store(location):
             return ObjectStoreLandingZone(str(location))
         return LocalLandingZone(Path(location))
@@ -232,7 +235,7 @@ class ObjectStoreLandingZone(LandingZone):
         bucket = self.root.split("/", 1)[0]
         try:
             return self.fs.exists(bucket) and (self.root == bucket or self.fs.isdir(self.root))
-        except (OSError, PermissionError):
+        except OSError:  # PermissionError included
             return False
 
     def _objects(self, top: str) -> dict[str, dict]:

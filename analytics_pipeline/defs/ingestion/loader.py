@@ -106,7 +106,7 @@ def load_partitions(
     so a day costs what its data costs. A chunk's rows, rejected records and file ledger are
     replaced in one transaction: a failure leaves that chunk's days as they were.
     """
-    zone = landing if isinstance(landing, LandingZone) else LandingZone.at(landing)
+    zone = LandingZone.at(landing)
     if not zone.exists():
         raise LandingZoneMissing(
             f"The landing directory {zone.url} does not exist; set ANALYTICS_LANDING_DIR "

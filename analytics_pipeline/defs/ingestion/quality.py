@@ -100,7 +100,7 @@ def days_without_files(landing: LandingZone | Path | str, dataset: str, others: 
     ledger of a sibling may not have this run's days yet, and retention trims old days of the
     ledger but never landing files.
     """
-    zone = landing if isinstance(landing, LandingZone) else LandingZone.at(landing)
+    zone = LandingZone.at(landing)
     present = _days_with_files(zone, dataset)
     missing: dict[date, list[str]] = {}
     for other in sorted(others):

@@ -58,7 +58,7 @@ def scan_landing(landing: LandingZone | Path | str) -> list[LandingVersion]:
     type it does not read never start a run of their own, so a marker file cannot make the sensor
     re-run a day.
     """
-    zone = landing if isinstance(landing, LandingZone) else LandingZone.at(landing)
+    zone = LandingZone.at(landing)
     return [
         LandingVersion(entry.relative, dataset, day, entry.size_bytes, entry.modified_ns, entry.version)
         for dataset, day, entry in zone.files([d.name for d in DAILY_DATASETS], [d.name for d in DIMENSIONS])
