@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -121,7 +122,7 @@ class Site:
         if self.engine == "postgres":
             if not self.pg_database:
                 self.pg_database = f"{DATABASE_PREFIX}{self.name}".replace("-", "_")[:60]
-            _drop_database(self.pg_database)
+            drop_database(self.pg_database)
             _maintenance(f'create database "{self.pg_database}"')
             # the server writes out what earlier parts left in its buffers now, not during this part
             _maintenance("checkpoint")
@@ -131,7 +132,7 @@ class Site:
     def drop(self, keep_files: bool = False) -> None:
         """Drop the PostgreSQL database; remove the folder too unless ``keep_files`` (for inspection)."""
         if self.engine == "postgres" and self._created:
-            _drop_database(self.pg_database)
+            drop_database(self.pg_database)
             self._created = False
         if not keep_files:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -182,8 +183,54 @@ def _maintenance(sql: str) -> None:
         connection.close()
 
 
-def _drop_database(name: str) -> None:
+def drop_database(name: str) -> None:
     _maintenance(f'drop database if exists "{name}" with (force)')
+
+
+
+def create_database(name: str) -> None:
+    _maintenance(f'create database "{name}"')
+
+
+class CeleryWorkers:
+    """``count`` workers of the forecasting queue (``analytics-pipeline worker``) with the site's
+    environment, each pinned to a core of its own with ``taskset`` when ``pin``; stopped on exit
+    (SIGTERM to each worker's process group, SIGKILL after 30 s)."""
+
+    def __init__(self, site: Site, count: int, env: dict[str, str], pin: bool) -> None:
+        self.site, self.count, self.env, self.pin = site, count, env, pin
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> CeleryWorkers:
+        cores = os.cpu_count() or 1
+        for index in range(self.count):
+            name = f"bench-forecasting-{index}"
+            log = self.site.logs / f"{self.site.name}-{name}.log"
+            command = [str(VENV_BIN / "analytics-pipeline"), "worker", "--queue", "forecasting",
+                       "--concurrency", "1", "--name", name]  # fmt: skip
+            if self.pin:
+                command = ["taskset", "-c", str(index % cores), *command]
+            with log.open("ab") as out:
+                self.processes.append(subprocess.Popen(command, env={**self.site.env(), **self.env}, cwd=PROJECT_ROOT,
+                                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+            deadline = time.monotonic() + 120
+            while " ready." not in log.read_text(errors="replace"):
+                if self.processes[-1].poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise ChildFailed(f"worker {name} did not start; log {log}")
+                time.sleep(0.5)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def drop_databases() -> None:
@@ -202,7 +249,7 @@ def drop_databases() -> None:
     finally:
         connection.close()
     for name in names:
-        _drop_database(name)
+        drop_database(name)
 
 
 def postgres_available() -> str | None:

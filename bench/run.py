@@ -29,10 +29,14 @@ from pathlib import Path
 from bench.environment import (
     DBT_PROJECT_DIR,
     PG_SERVER,
+    PROJECT_ROOT,
     VENV_BIN,
+    CeleryWorkers,
     ChildFailed,
     Measured,
     Site,
+    create_database,
+    drop_database,
     drop_databases,
     postgres_available,
 )
@@ -41,7 +45,7 @@ from bench.report import ENGINE_NAMES, Report, Section, Target
 BENCH_DIR = Path(__file__).resolve().parent
 FIRST_DAY = date(2025, 3, 3)  # a Monday: generated volumes follow the school week
 ENGINES = ("duckdb", "postgres")
-SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "8", "where")
+SECTIONS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "where")
 # the year section's histories end here (a year: 2025-01-01 .. 2025-12-31; three: from 2023-01-02)
 YEAR_LAST = date(2025, 12, 31)
 # The Python forecasting assets write forecast.*; a plain `dbt build` has nothing to read there.
@@ -144,6 +148,7 @@ class Bench:
             "6": f"6. Forecasting: {plan.forecast_items:,} items × {plan.forecast_days} days",
             "7": f"7. Export of a {plan.export_days}-day window",
             "8": "8. A year of history: " + ", ".join(f"{days} days × {events:,} events/day" for days, events in plan.years),
+            "9": f"9. Forecasting on Celery workers: 1 vs 2, {plan.forecast_items:,} items × {plan.forecast_days} days",
             "where": "Where the time goes",
         }
 
@@ -434,6 +439,68 @@ class Bench:
             finally:
                 site.drop(self.keep)
 
+    def forecast_workers(self, engine: str) -> None:
+        """9. Model selection and the forecast of one as-of date, fanned out over Celery workers."""
+        if engine != "postgres":  # workers on several hosts share a server warehouse, not a DuckDB file
+            return
+        items, days = self.plan.forecast_items, self.plan.forecast_days
+        per_step = max(1, items // 8)
+        pinned = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+        section = self.section("9", (
+            f"`model_evaluations` and `demand_forecasts` of one as-of date (`dagster asset materialize`, "
+            f"whole command) with `ANALYTICS_EXECUTOR=celery` on a PostgreSQL warehouse and instance, "
+            f"RabbitMQ broker: {items:,} items with {days} days of demand (as section 6), "
+            f"`items_per_step` {per_step} (8 range steps each), `n_jobs` 1. Each worker is "
+            f"`analytics-pipeline worker --queue forecasting --concurrency 1`"
+            + (", pinned to a core of its own (`taskset`), as a one-core host would be" if pinned else "")
+            + "; the in-process run is the same command with the default executor, in one process."))  # fmt: skip
+        landing = self.root / "landing" / "forecast-workers"
+        landing.mkdir(parents=True, exist_ok=True)
+        site = self.site(engine, "forecast-workers", landing, FIRST_DAY).reset()
+        instance_db = f"{site.pg_database}_dagster"[:60]
+        drop_database(instance_db)
+        create_database(instance_db)
+        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", site.dagster_home / "dagster.yaml")
+        instance_env = {"DAGSTER_POSTGRES_URL": f"postgresql+psycopg2://{PG_SERVER['user']}"
+                        + (f":{PG_SERVER['password']}" if PG_SERVER["password"] else "")
+                        + f"@{PG_SERVER['host']}:{PG_SERVER['port']}/{instance_db}"}  # fmt: skip
+        try:
+            self.log(f"{engine}: forecasting on workers (demand)")
+            seeded = site.run(f"{site.name}-seed", [sys.executable, "-m", "bench.tasks", "seed-demand", str(items),
+                                                   str(days)], extra_env=instance_env).result  # fmt: skip
+            config = {"ops": {name: {"config": {"n_jobs": 1, "items_per_step": per_step}}
+                              for name in ("forecast__model_evaluations", "forecast__demand_forecasts")}}  # fmt: skip
+            command = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "analytics_pipeline.definitions",
+                       "--select", "forecast/model_evaluations,forecast/demand_forecasts",
+                       "--partition", seeded["as_of"], "--config-json", json.dumps(config)]  # fmt: skip
+            labels = {0: "in process (one process, `n_jobs` 1)", 1: "1 worker", 2: "2 workers"}
+            outcomes: dict[int, dict] = {}
+
+            def once(attempt: int, workers: int) -> None:
+                env = {**instance_env, "ANALYTICS_EXECUTOR": "celery" if workers else "in_process"}
+                with CeleryWorkers(site, workers, env, pin=pinned):
+                    run = site.run(f"{site.name}-{workers}-workers-{attempt}", command, extra_env=env)
+                steps = site.run(f"{site.name}-{workers}-steps-{attempt}", [sys.executable, "-m", "bench.tasks",
+                                                                            "celery-steps"], extra_env=env).result  # fmt: skip
+                section.add(labels[workers], engine, run.seconds, "s")
+                outcomes[workers] = steps
+                if steps["status"] != "SUCCESS" or len(steps["workers"]) != workers:
+                    raise ChildFailed(f"{labels[workers]}: the run did not use every worker: {steps}")
+
+            for workers in (0, 1, 2):
+                self.repeat(f"{engine}: forecasting, {labels[workers]}",
+                            lambda attempt, workers=workers: once(attempt, workers))  # fmt: skip
+            section.ratio("2 workers / 1 worker", labels[2], labels[1], Target(0.6, text="≈ ½ (≤ 0.6×)"))
+            for workers in (1, 2):
+                by_worker = ", ".join(f"{name} {count}" for name, count in sorted(outcomes[workers]["workers"].items()))
+                section.notes.append(f"{labels[workers]}: steps per worker (last run): {by_worker}")
+            same = all(outcomes[w]["selections"] == outcomes[0]["selections"] for w in (1, 2))
+            section.notes.append(f"every run selected the same model for every item: {'yes' if same else '**no**'} "
+                                 f"({len(outcomes[0]['selections']):,} items; {outcomes[0]['forecast_rows']:,} forecast rows)")  # fmt: skip
+        finally:
+            site.drop(self.keep)
+            drop_database(instance_db)
+
     def ui_backfill(self, section: Section, engine: str, case: str, site: Site, first: date, last: date) -> None:
         """The same range launched from the UI (the job page's "Launch backfill"), run by the daemon."""
         shown = site.task(f"{site.name}-ui-backfill", "ui-backfill", first.isoformat(), last.isoformat()).result
@@ -500,6 +567,7 @@ class Bench:
             ("pipeline", ("2", "3", "4", "7", "where"), self.pipeline_sections),
             ("forecasting", ("6",), self.forecasting),
             ("years", ("8",), self.years),
+            ("forecasting on workers", ("9",), self.forecast_workers),
         ]
         for engine in self.engines:
             self.log(f"== {engine}")
@@ -640,7 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run each: checks the harness works")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,postgres")
     parser.add_argument("--repeat", type=int, help="runs per figure (default 3, or 1 with --quick)")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of 1-8,where")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of 1-9,where")
     parser.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"), help="results file (default bench/RESULTS.md)")
     parser.add_argument("--workdir", help="where data and warehouses go (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (logs of every command)")

@@ -15,6 +15,8 @@ the figure) and writes what it measured as JSON to ``$BENCH_RESULT_FILE``.
     split                      where a backfill's time went, from the event log of the instance's runs
     ui-backfill START END      a backfill of daily_pipeline launched as the UI's job page does, run by
                                the daemon of `analytics-pipeline ui`: launch to completion
+    seed-demand ITEMS DAYS     marts.fct_item_daily_demand (the forecasting input) from generated orders
+    celery-steps               the latest run's steps by the Celery worker that executed them
 """
 
 from __future__ import annotations
@@ -459,6 +461,58 @@ def ui_backfill(start: str, end: str) -> None:
             assets=len(keys), engagement_days_with_their_numbers=with_numbers)  # fmt: skip
 
 
+def seed_demand(items: str, days: str) -> None:
+    """The forecasting assets' input, ``marts.fct_item_daily_demand``, from ``generate``'s order lines
+    for ITEMS items over DAYS days (what section 6 measures on), written straight to the warehouse."""
+    import tempfile
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from analytics_pipeline.defs.forecasting.bench import END, generated_demand
+    from analytics_pipeline.defs.ingestion.sample_data import generate
+    from analytics_pipeline.resources.warehouse import Warehouse
+
+    count, start = int(items), END - timedelta(days=int(days) - 1)
+    with tempfile.TemporaryDirectory(prefix="forecast-demand-") as folder:
+        generate(Path(folder), start, END, events_per_day=1_000, orgs=max(12, count), users=count * 20, items=count,
+                 seed=11, bad_rate=0.0)  # fmt: skip
+        demand = generated_demand(Path(folder), start, END)
+    demand = demand.assign(demand_date=pd.to_datetime(demand["demand_date"]).dt.date, units=demand["units"].astype("int64"))
+    warehouse = Warehouse(_settings())
+    with warehouse.transaction() as session:
+        session.execute("create schema if not exists marts")
+        session.execute("create table marts.fct_item_daily_demand (demand_date date, item_id varchar, units bigint)")
+        session.insert_arrow("marts.fct_item_daily_demand",
+                             pa.Table.from_pandas(demand[["demand_date", "item_id", "units"]], preserve_index=False))  # fmt: skip
+    _result(as_of=END.isoformat(), rows=len(demand), items=int(demand["item_id"].nunique()))
+
+
+def celery_steps() -> None:
+    """The latest run: its status, and how many of its steps each Celery worker executed (from the
+    "Executing steps … in celery worker" engine events dagster-celery writes)."""
+    from collections import Counter
+
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
+    workers: Counter[str] = Counter()
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is not None and "in celery worker" in (event.message or ""):
+            workers[event.event_specific_data.metadata["Celery worker"].value.split("@")[0]] += 1
+    warehouse = _settings()
+    from analytics_pipeline.resources.warehouse import Warehouse
+
+    client = Warehouse(warehouse)
+    _result(status=run.status.value, workers=dict(workers),
+            selections=client.query("select item_id, model from forecast.model_evaluations where selected "
+                                    "order by item_id").to_pylist(),
+            forecast_rows=client.scalar("select count(*) from forecast.demand_forecasts"))  # fmt: skip
+
+
 TASKS: dict[str, Callable[..., None]] = {
     "ingest": ingest,
     "bulk-events": bulk_events,
@@ -470,6 +524,8 @@ TASKS: dict[str, Callable[..., None]] = {
     "forecasting": forecasting,
     "split": split,
     "ui-backfill": ui_backfill,
+    "seed-demand": seed_demand,
+    "celery-steps": celery_steps,
 }
 
 

@@ -199,10 +199,14 @@ def _seed_demand(warehouse: Warehouse, last_day: date, days: int = 150, bump: fl
         session.insert_arrow("marts.fct_item_daily_demand", frame)
 
 
-def _materialize(asset: dg.AssetsDefinition, as_of: date, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+def _materialize(
+    asset: dg.AssetsDefinition, as_of: date, raise_on_error: bool = True, items_per_step: int | None = None
+) -> dg.ExecuteInProcessResult:
+    config = {} if items_per_step is None else {"items_per_step": items_per_step, "n_jobs": 1}
     return dg.materialize(
         [asset], partition_key=as_of.isoformat(), resources={"warehouse": WarehouseResource()},
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error,
+        run_config={"ops": {asset.node_def.name: {"config": config}}} if config else None,
     )  # fmt: skip
 
 
@@ -264,6 +268,33 @@ def test_selection_and_forecast_assets_write_vintages(warehouse: Warehouse) -> N
         (AS_OF + timedelta(days=1),),
     ).to_pylist()
     assert after == before
+
+
+def _steps(result: dg.ExecuteInProcessResult, op: str) -> list[str]:
+    return sorted(e.step_key for e in result.all_events if e.is_step_success and e.step_key.split(".")[-1].startswith(op))
+
+
+def test_items_fan_out_into_steps_that_write_what_one_step_writes(warehouse: Warehouse) -> None:
+    """One step per range of items (Celery workers share them): the same selections and forecasts
+    as one step over every item, and each vintage written once, whole."""
+    _seed_demand(warehouse, AS_OF)
+    scores = "select item_id, model, mase, rmse, selected, model_spec from forecast.model_evaluations order by 1, 2"
+    forecasts = "select item_id, forecast_date, model, yhat, yhat_lo_95, yhat_hi_95 from forecast.demand_forecasts order by 1, 2"
+
+    one = _materialize(model_evaluations, AS_OF)
+    assert _steps(one, "evaluate_items") == ["forecast__model_evaluations.evaluate_items[20250630_0]"]
+    _materialize(demand_forecasts, AS_OF)
+    whole = warehouse.query(scores).to_pylist(), warehouse.query(forecasts).to_pylist()
+
+    fanned = _materialize(model_evaluations, AS_OF, items_per_step=1)
+    # four items with demand, one step each, in the warehouse's order of item ids
+    assert _steps(fanned, "evaluate_items") == [f"forecast__model_evaluations.evaluate_items[20250630_{i}]" for i in range(4)]
+    metadata = fanned.asset_materializations_for_node("forecast__model_evaluations")[0].metadata
+    assert metadata["item_steps"].value == 4 and metadata["items_evaluated"].value == 2
+    forecast_run = _materialize(demand_forecasts, AS_OF, items_per_step=3)
+    assert len(_steps(forecast_run, "forecast_items")) == 2
+    assert (warehouse.query(scores).to_pylist(), warehouse.query(forecasts).to_pylist()) == whole
+    assert warehouse.scalar("select count(distinct item_id) from forecast.demand_forecasts where as_of_date = ?", (AS_OF,)) == 4
 
 
 def test_a_forecast_without_its_days_demand_fails_clearly_and_keeps_vintages(warehouse: Warehouse) -> None:

@@ -211,6 +211,26 @@ def test_steps_run_on_celery_workers_of_their_queues(
         assert workers["write_custom_report"].startswith("analysis-worker@")
         assert list((Path(env["ANALYTICS_OUTPUT_DIR"]) / "reports" / "custom" / report_run_id).glob("*.csv"))
 
+        # model selection fans out over ranges of items, 4 per step: each range a step on the forecasting
+        # queue, their results handed to the writer through the shared IO manager storage
+        launched = _graphql(topology.web_port, LAUNCH, {"params": {
+            "selector": {"repositoryLocationName": "analytics_pipeline", "repositoryName": "__repository__",
+                         "pipelineName": "model_selection"},
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY.isoformat()}]},
+            "runConfigData": {"ops": {"forecast__model_evaluations": {"config": {"items_per_step": 4, "n_jobs": 1}}}},
+        }})["launchPipelineExecution"]  # fmt: skip
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        selection_run_id = launched["run"]["runId"]
+        selection_run = _wait(lambda: (r := instance.get_run_by_id(selection_run_id)) and r.is_finished and r, 300,
+                              "the model selection run")  # fmt: skip
+        assert selection_run.is_success, selection_run.status
+        workers = _step_workers(instance, selection_run_id)
+        ranges = sorted(step for step in workers if ".evaluate_items[" in step)
+        items = Warehouse(get_settings()).scalar("select count(distinct item_id) from marts.fct_item_daily_demand")
+        assert items > 4 and len(ranges) == -(-items // 4), (items, workers)
+        assert ranges == [f"forecast__model_evaluations.evaluate_items[{DAY:%Y%m%d}_{i}]" for i in range(len(ranges))]
+        assert all(worker.startswith("analysis-worker@") for worker in workers.values()), workers
+
     # the same day and dimensions, in process, into a warehouse of their own: the same marts
     on_workers = Warehouse(get_settings())
     in_process_db = f"{env['ANALYTICS_PG_DATABASE']}_in_process"

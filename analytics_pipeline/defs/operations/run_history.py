@@ -93,11 +93,18 @@ def _records(instance: dg.DagsterInstance, run_id: str, types: set[Event]) -> li
     return [record.event_log_entry for record in instance.get_records_for_run(run_id, of_type=types).records]
 
 
+def _node(step_key: str | None) -> str | None:
+    """The top-level node of a step: ``a.b[key]`` -> ``a``."""
+    return step_key.split(".", 1)[0].split("[", 1)[0] if step_key else None
+
+
 def _attach_events(instance: dg.DagsterInstance, run: RunFacts, with_assets: bool) -> None:
     entries = _records(instance, run.run_id, _ASSET_EVENTS if with_assets else _ERROR_EVENTS)
-    step_started: dict[str, float] = {}
-    step_ended: dict[str, float] = {}
-    step_errors: dict[str, tuple[str, float]] = {}
+    # Steps are counted per node: a graph-backed asset's steps (``forecast__demand_forecasts.plan_…``,
+    # ``….forecast_items[20250630_0]``, ``….write_…``) are one asset's work.
+    node_started: dict[str, float] = {}
+    node_ended: dict[str, float] = {}
+    node_errors: dict[str, tuple[str, str, float]] = {}
     planned: dict[str, str | None] = {}
     materialized: dict[str, tuple[str | None, float]] = {}
     for entry in entries:
@@ -105,35 +112,36 @@ def _attach_events(instance: dg.DagsterInstance, run: RunFacts, with_assets: boo
         if event is None:
             continue
         kind, step = event.event_type, event.step_key
-        if kind == Event.STEP_START and step:
-            step_started.setdefault(step, entry.timestamp)
-        elif kind == Event.STEP_SUCCESS and step:
-            step_ended[step] = entry.timestamp
-        elif kind == Event.STEP_FAILURE and step:
-            step_ended[step] = entry.timestamp
-            step_errors.setdefault(step, (_event_error(event), entry.timestamp))
-        elif kind == Event.RUN_FAILURE and not step_errors:  # e.g. the run worker died, a resource failed
+        node = _node(step)
+        if kind == Event.STEP_START and node:
+            node_started.setdefault(node, entry.timestamp)
+        elif kind == Event.STEP_SUCCESS and node:
+            node_ended[node] = entry.timestamp
+        elif kind == Event.STEP_FAILURE and node:
+            node_ended[node] = entry.timestamp
+            node_errors.setdefault(node, (step, _event_error(event), entry.timestamp))
+        elif kind == Event.RUN_FAILURE and not node_errors:  # e.g. the run worker died, a resource failed
             has_error = getattr(event.event_specific_data, "error", None) is not None
             run.error = _event_error(event) if has_error else _one_line(event.message or "run failed")
         elif kind == Event.ASSET_MATERIALIZATION_PLANNED:
-            planned.setdefault(event.asset_key.to_user_string(), step)
+            planned.setdefault(event.asset_key.to_user_string(), node)
         elif kind == Event.ASSET_MATERIALIZATION:
-            materialized[event.asset_key.to_user_string()] = (step, entry.timestamp)
-    if step_errors:
-        step, (message, _) = min(step_errors.items(), key=lambda item: item[1][1])
+            materialized[event.asset_key.to_user_string()] = (node, entry.timestamp)
+    if node_errors:
+        step, message, _ = min(node_errors.values(), key=lambda error: error[2])
         run.error = f"{step}: {message}"
 
-    def step_seconds(step: str | None) -> float | None:
-        if step in step_started and step in step_ended:
-            return step_ended[step] - step_started[step]
+    def node_seconds(node: str | None) -> float | None:
+        if node in node_started and node in node_ended:
+            return node_ended[node] - node_started[node]
         return None
 
     for asset in sorted(planned.keys() | materialized.keys()):
         if asset in materialized:
-            step, at = materialized[asset]
-            run.assets.append(AssetAttempt(asset, True, _utc(at), step_seconds(step)))
-        elif planned[asset] in step_errors:
-            message, at = step_errors[planned[asset]]
+            node, at = materialized[asset]
+            run.assets.append(AssetAttempt(asset, True, _utc(at), node_seconds(node)))
+        elif planned[asset] in node_errors:
+            _, message, at = node_errors[planned[asset]]
             run.assets.append(AssetAttempt(asset, False, _utc(at), error=message))
         # else: skipped (an upstream step failed, the run was canceled or is still going)
 
