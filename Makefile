@@ -13,7 +13,7 @@ CHROMIUM ?= /usr/bin/chromium
 # Playwright (a dev dependency) drives Debian's chromium in the browser test; it never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: install chromium demo data backfill forecast ui test bench bench-quick dbt-parse clean
+.PHONY: install chromium demo data backfill forecast ui test lint format bench bench-quick dbt-parse clean
 
 install: $(VENV)/.installed chromium
 
@@ -64,6 +64,24 @@ ui: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (lint + format check) over the Python, sqlfluff over the dbt models and singular tests. dbt's
+# templater compiles the project against a throw-away DuckDB file, never the user's warehouse.
+LINT_DIR := $(or $(TMPDIR),/tmp)/analytics-pipeline-lint
+lint: install
+	$(BIN)/ruff check analytics_pipeline tests bench
+	$(BIN)/ruff format --check analytics_pipeline tests bench
+	mkdir -p $(LINT_DIR)
+	ANALYTICS_WAREHOUSE=duckdb ANALYTICS_DUCKDB_PATH=$(LINT_DIR)/lint.duckdb DBT_TARGET_PATH=$(LINT_DIR)/target \
+	  $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests/singular
+
+# What `make lint` checks, fixed where the tools can.
+format: install
+	$(BIN)/ruff check --fix analytics_pipeline tests bench
+	$(BIN)/ruff format analytics_pipeline tests bench
+	mkdir -p $(LINT_DIR)
+	ANALYTICS_WAREHOUSE=duckdb ANALYTICS_DUCKDB_PATH=$(LINT_DIR)/lint.duckdb DBT_TARGET_PATH=$(LINT_DIR)/target \
+	  $(BIN)/sqlfluff fix dbt_project/models dbt_project/tests/singular
 
 # Benchmarks (bench/, README "Benchmarks"): writes bench/RESULTS.md. BENCH_ARGS e.g. --engines duckdb.
 BENCH_ARGS ?=

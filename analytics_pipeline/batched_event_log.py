@@ -150,9 +150,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn:
-                with conn.begin():
-                    yield conn
+            with engine.connect() as conn, conn.begin():
+                yield conn
 
     def has_table(self, table_name: str) -> bool:
         # tables are only ever added (by Dagster's migrations), so a table seen once stays
@@ -195,7 +194,11 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 conn.execute(SqlEventLogStorageTable.insert(), run_rows)
 
         def of(types: Any) -> list[tuple[EventLogEntry, dict[str, Any]]]:
-            return [(e, r) for e, r in zip(events, rows, strict=True) if e.is_dagster_event and e.dagster_event_type in types]
+            return [
+                (e, r)
+                for e, r in zip(events, rows, strict=True)
+                if e.is_dagster_event and e.dagster_event_type in types
+            ]
 
         assets, checks, statuses = of(ASSET_EVENTS), of(ASSET_CHECK_EVENTS), of(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
         check_ids: list[int] = []

@@ -44,9 +44,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     landing = LandingZone.at(args.landing_dir or get_settings().landing_dir)
     options = dict(
-        events_per_day=args.events_per_day, orgs=args.orgs, users=args.users, items=args.items,
-        seed=args.seed, bad_rate=args.bad_rate,
-    )  # fmt: skip
+        events_per_day=args.events_per_day,
+        orgs=args.orgs,
+        users=args.users,
+        items=args.items,
+        seed=args.seed,
+        bad_rate=args.bad_rate,
+    )
     if isinstance(landing, ObjectStoreLandingZone):  # written locally, then uploaded as they are
         with tempfile.TemporaryDirectory(prefix="analytics-generate-") as folder:
             summary = generate(Path(folder), args.start, args.end, **options)
@@ -91,8 +95,10 @@ def _first_partition_advice(first_day: date, write: bool) -> None:
         return
     current = get_settings().start_date
     if current != first_day:
-        print(f"daily partitions start at {name}={current}; to start them at this data's first day, "
-              f"put {name}={first_day} in {ENV_FILE} (or run generate with --write-start-date)")
+        print(
+            f"daily partitions start at {name}={current}; to start them at this data's first day, "
+            f"put {name}={first_day} in {ENV_FILE} (or run generate with --write-start-date)"
+        )
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -105,13 +111,18 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     days = (end - start).days + 1
     if outcome.success:
         warned = f", {len(outcome.warned_days)} with warnings" if outcome.warned_days else ""
-        print(f"backfill {outcome.backfill_id} succeeded: {days} days{warned} in {seconds:.1f}s, runs {', '.join(outcome.run_ids)}")
+        print(
+            f"backfill {outcome.backfill_id} succeeded: {days} days{warned} in {seconds:.1f}s, runs {', '.join(outcome.run_ids)}"
+        )
         for day, warnings in sorted(outcome.warned_days.items()):
             print(f"  warn {day}: {'; '.join(warnings)}")
         for check in outcome.failed_checks:
             print(f"  check failed: {check}")
         return 0
-    print(f"backfill {outcome.backfill_id} FAILED after {seconds:.1f}s (runs {', '.join(outcome.run_ids)}):", file=sys.stderr)
+    print(
+        f"backfill {outcome.backfill_id} FAILED after {seconds:.1f}s (runs {', '.join(outcome.run_ids)}):",
+        file=sys.stderr,
+    )
     for failure in outcome.failed_steps:
         print(f"  {failure}", file=sys.stderr)
     print("Open the run in the Dagster UI for its logs.", file=sys.stderr)
@@ -130,7 +141,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     # is not DAGSTER_HOME's (the project root's is, through the home's link or copy). The package is
     # found from there through the editable install, or the project root on PYTHONPATH.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    print(f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)", flush=True)
+    print(
+        f"Dagster UI with the daemon: http://{args.host}:{args.port}  (instance: {home}; Ctrl-C stops both)", flush=True
+    )
     return run_stack(dev_command(args.host, args.port), cwd=home, env=env)
 
 
@@ -150,21 +163,37 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown queue {', '.join(unknown)}; the queues are {', '.join(QUEUES)}")
     if settings.executor != "celery":
-        print("note: ANALYTICS_EXECUTOR is not 'celery' here; runs send steps to workers only where the code "
-              "location runs with ANALYTICS_EXECUTOR=celery.", file=sys.stderr)  # fmt: skip
+        print(
+            "note: ANALYTICS_EXECUTOR is not 'celery' here; runs send steps to workers only where the code "
+            "location runs with ANALYTICS_EXECUTOR=celery.",
+            file=sys.stderr,
+        )
     prepare_dagster_home()
     name = args.name or "+".join(queues)
     command = [
-        str(Path(sysconfig.get_path("scripts")) / "celery"), "-A", "analytics_pipeline.celery_app", "worker",
-        "--queues", ",".join(queues), "--hostname", f"{name}@{socket.gethostname()}",
+        str(Path(sysconfig.get_path("scripts")) / "celery"),
+        "-A",
+        "analytics_pipeline.celery_app",
+        "worker",
+        "--queues",
+        ",".join(queues),
+        "--hostname",
+        f"{name}@{socket.gethostname()}",
         # one task per process at a time, as dagster-celery's own worker command does: a step can run for
         # minutes, and a prefetched one would wait behind it while another worker is idle
-        "--prefetch-multiplier", "1", "--loglevel", args.loglevel, "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
+        "--prefetch-multiplier",
+        "1",
+        "--loglevel",
+        args.loglevel,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if args.concurrency:
         command += ["--concurrency", str(args.concurrency)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    print(f"Celery worker {name} on queue(s) {', '.join(queues)} (broker {_redacted(settings.celery_broker)})", flush=True)
+    print(
+        f"Celery worker {name} on queue(s) {', '.join(queues)} (broker {_redacted(settings.celery_broker)})", flush=True
+    )
     os.execve(command[0], command, env)
     return 0  # not reached
 
@@ -184,9 +213,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     mart = resolve(args.table)  # refuse a table off the allow-list before touching the warehouse
-    output = Path(args.output) if args.output else default_output(
-        settings.output_dir, mart, args.start, args.end, args.org, args.format
-    )  # fmt: skip
+    output = (
+        Path(args.output)
+        if args.output
+        else default_output(settings.output_dir, mart, args.start, args.end, args.org, args.format)
+    )
     written = 0
 
     def progress(rows: int) -> None:
@@ -195,11 +226,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"\r  {written:,} rows written", end="", file=sys.stderr, flush=True)
 
     def waiting(holder: str, seconds: float) -> None:
-        print(f"waiting for the warehouse: {holder} is writing to it ({seconds:.0f} s of at most "
-              f"{settings.read_wait_seconds:.0f} s, ANALYTICS_READ_WAIT_SECONDS)", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"waiting for the warehouse: {holder} is writing to it ({seconds:.0f} s of at most "
+            f"{settings.read_wait_seconds:.0f} s, ANALYTICS_READ_WAIT_SECONDS)",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    rows = export(Warehouse(settings), mart.table, args.start, args.end, args.format, output, args.org, progress,
-                  waiting)  # fmt: skip
+    rows = export(
+        Warehouse(settings), mart.table, args.start, args.end, args.format, output, args.org, progress, waiting
+    )
     print(file=sys.stderr)
     print(f"exported {rows} rows of {mart.table} ({args.start} .. {args.end}) to {output}")
     return 0
@@ -225,14 +261,19 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     try:
         server, _ = serve(args.serve, args.host, args.window_days)
     except OSError as error:
-        raise ValueError(f"Cannot serve metrics on {args.host}:{args.serve} ({error}); pick another --serve port.") from None
+        raise ValueError(
+            f"Cannot serve metrics on {args.host}:{args.serve} ({error}); pick another --serve port."
+        ) from None
     stop = threading.Event()
     # SIGTERM (kill, systemd, Kubernetes) always stops the server, even where the parent left it ignored:
     # SIG_IGN is inherited across exec, and a server that outlives its supervisor's stop is a leak.
     signal.signal(signal.SIGTERM, lambda _signo, _frame: stop.set())
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a background job's ignored Ctrl-C stays ignored
         signal.signal(signal.SIGINT, lambda _signo, _frame: stop.set())
-    print(f"Prometheus metrics on http://{args.host}:{args.serve}/metrics (measured at every scrape; Ctrl-C stops)", flush=True)
+    print(
+        f"Prometheus metrics on http://{args.host}:{args.serve}/metrics (measured at every scrape; Ctrl-C stops)",
+        flush=True,
+    )
     stop.wait()
     server.shutdown()
     return 0
@@ -253,8 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--bad-rate", type=float, default=0.002)
     generate.add_argument("--landing-dir", help="default: ANALYTICS_LANDING_DIR")
-    generate.add_argument("--write-start-date", action="store_true",
-                          help="set ANALYTICS_START_DATE in the project's .env to the data's first day (make demo does)")  # fmt: skip
+    generate.add_argument(
+        "--write-start-date",
+        action="store_true",
+        help="set ANALYTICS_START_DATE in the project's .env to the data's first day (make demo does)",
+    )
     generate.set_defaults(handler=_cmd_generate)
 
     backfill = commands.add_parser("backfill", help="materialize daily partitions for a range of days")
@@ -281,14 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker", help="a Celery worker for steps of the given queues (with ANALYTICS_EXECUTOR=celery)"
     )
-    worker.add_argument("--queue", "-q", action="append", required=True, metavar="QUEUE",
-                        help="warehouse, forecasting or reports; repeat to serve several")  # fmt: skip
+    worker.add_argument(
+        "--queue",
+        "-q",
+        action="append",
+        required=True,
+        metavar="QUEUE",
+        help="warehouse, forecasting or reports; repeat to serve several",
+    )
     worker.add_argument("--concurrency", "-c", type=int, help="steps at once (default: Celery's, one per core)")
     worker.add_argument("--name", help="worker name shown on each step it runs (default: its queues)")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_cmd_worker)
 
-    health = commands.add_parser("health", help="check warehouse, instance, daemon, freshness, runs and checks (exit 0/1/2)")
+    health = commands.add_parser(
+        "health", help="check warehouse, instance, daemon, freshness, runs and checks (exit 0/1/2)"
+    )
     health.add_argument("--json", action="store_true", help="print a machine-readable document")
     health.set_defaults(handler=_cmd_health)
 

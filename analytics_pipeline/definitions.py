@@ -32,10 +32,36 @@ from analytics_pipeline.resources.dbt import dbt_resource
 from analytics_pipeline.resources.warehouse import WarehouseResource
 
 defs = dg.Definitions(
-    assets=[*ingestion_assets, daily_dbt_models, dbt_models, *forecasting_assets, weekly_reports, weekly_report_delivery, pipeline_task_health],
+    assets=[
+        *ingestion_assets,
+        daily_dbt_models,
+        dbt_models,
+        *forecasting_assets,
+        weekly_reports,
+        weekly_report_delivery,
+        pipeline_task_health,
+    ],
     asset_checks=[kpi_threshold_checks],
-    jobs=[daily_pipeline_job, hourly_refresh_job, DIMENSION_JOB, retention_job, demand_forecast_job, model_selection_job, weekly_report_job, custom_report_job, task_health_job],
-    schedules=[daily_pipeline_schedule, hourly_refresh_schedule, retention_schedule, demand_forecast_schedule, model_selection_schedule, weekly_report_schedule, task_health_schedule],
+    jobs=[
+        daily_pipeline_job,
+        hourly_refresh_job,
+        DIMENSION_JOB,
+        retention_job,
+        demand_forecast_job,
+        model_selection_job,
+        weekly_report_job,
+        custom_report_job,
+        task_health_job,
+    ],
+    schedules=[
+        daily_pipeline_schedule,
+        hourly_refresh_schedule,
+        retention_schedule,
+        demand_forecast_schedule,
+        model_selection_schedule,
+        weekly_report_schedule,
+        task_health_schedule,
+    ],
     sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert, dead_run_monitor],
     resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
     # Every job, and the runs the UI launches: each run's steps in its own process, or on Celery

@@ -34,8 +34,11 @@ def prepare_dagster_home() -> Path:
             partial = home / f".dagster.yaml.{os.getpid()}"
             shutil.copyfile(DEFAULT_INSTANCE_CONFIG, partial)
             partial.replace(config)  # whole or not at all, even with two commands starting at once
-            print(f"DAGSTER_HOME={home} had no dagster.yaml: wrote the project's instance configuration "
-                  f"there (from {DEFAULT_INSTANCE_CONFIG}); edit it to change the instance.", file=sys.stderr)  # fmt: skip
+            print(
+                f"DAGSTER_HOME={home} had no dagster.yaml: wrote the project's instance configuration "
+                f"there (from {DEFAULT_INSTANCE_CONFIG}); edit it to change the instance.",
+                file=sys.stderr,
+            )
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

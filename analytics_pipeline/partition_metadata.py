@@ -41,9 +41,9 @@ def add_partition_metadata(
             raise dg.DagsterInvariantViolationError(
                 f"Attempted to add metadata for partition key '{partition_key}' that is not being targeted."
             )
-    step = context.op_execution_context._step_execution_context  # noqa: SLF001 (the gap above)
-    accumulated = dict(step._metadata_accumulator.per_output_metadata)  # noqa: SLF001
+    step = context.op_execution_context._step_execution_context
+    accumulated = dict(step._metadata_accumulator.per_output_metadata)
     for partition_key, metadata in rest:
         handle = AssetMetadataHandle(asset_key=asset_key, partition_key=partition_key)
         accumulated[handle] = {**accumulated.get(handle, {}), **metadata}
-    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=accumulated)  # noqa: SLF001
+    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=accumulated)

@@ -41,8 +41,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.execution.api import execute_run
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
@@ -77,8 +77,9 @@ def new_backfill_id() -> str:
 def code_location(instance: dg.DagsterInstance) -> Iterator[Location]:
     """The project's code location, loaded in this process (the definitions module is imported once)."""
     origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE,
-                             working_directory=str(PROJECT_ROOT)),  # fmt: skip
+        LoadableTargetOrigin(
+            executable_path=sys.executable, module_name=DEFINITIONS_MODULE, working_directory=str(PROJECT_ROOT)
+        ),
         location_name=CODE_LOCATION,
     )
     with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget([origin])) as process_context:
@@ -94,7 +95,7 @@ class Location:
     code_location: CodeLocation
 
     @property
-    def repository(self):  # noqa: ANN201 - Dagster's RemoteRepository
+    def repository(self):
         [repository] = self.code_location.get_repositories().values()
         return repository
 
@@ -105,9 +106,16 @@ class Location:
 
     # -- the backfill's record -------------------------------------------------------------------
 
-    def record_job_backfill(self, backfill_id: str, job_name: str, partition_keys: Sequence[str],
-                            asset_selection: Sequence[dg.AssetKey] | None, tags: Mapping[str, str],
-                            title: str, description: str) -> None:  # fmt: skip
+    def record_job_backfill(
+        self,
+        backfill_id: str,
+        job_name: str,
+        partition_keys: Sequence[str],
+        asset_selection: Sequence[dg.AssetKey] | None,
+        tags: Mapping[str, str],
+        title: str,
+        description: str,
+    ) -> None:
         """A backfill of ``job_name``'s partitions, as the UI launches from the job's page, with every
         partition marked submitted: the runs are this command's."""
         partition_set = self.repository.get_partition_set(self.partition_set_name(job_name))
@@ -126,17 +134,30 @@ class Location:
         )
         self.instance.add_backfill(backfill)
 
-    def record_asset_backfill(self, backfill_id: str, partitioned: Sequence[dg.AssetKey], partition_keys: Sequence[str],
-                              unpartitioned: Sequence[dg.AssetKey], tags: Mapping[str, str], title: str,
-                              description: str) -> None:  # fmt: skip
+    def record_asset_backfill(
+        self,
+        backfill_id: str,
+        partitioned: Sequence[dg.AssetKey],
+        partition_keys: Sequence[str],
+        unpartitioned: Sequence[dg.AssetKey],
+        tags: Mapping[str, str],
+        title: str,
+        description: str,
+    ) -> None:
         """A backfill of these assets (the UI's backfill of a selection), every target requested."""
-        target = self._subset(((key, day) for key in partitioned for day in partition_keys),
-                              ((key, None) for key in unpartitioned))  # fmt: skip
+        target = self._subset(
+            ((key, day) for key in partitioned for day in partition_keys), ((key, None) for key in unpartitioned)
+        )
         backfill = PartitionBackfill.from_asset_graph_subset(
-            backfill_id=backfill_id, backfill_timestamp=time.time(), tags=dict(tags),
-            dynamic_partitions_store=self.instance, asset_graph_subset=target, title=title,
-            description=description, run_config=None,
-        )  # fmt: skip
+            backfill_id=backfill_id,
+            backfill_timestamp=time.time(),
+            tags=dict(tags),
+            dynamic_partitions_store=self.instance,
+            asset_graph_subset=target,
+            title=title,
+            description=description,
+            run_config=None,
+        )
         data = backfill.get_asset_backfill_data(self.repository.asset_graph)._replace(
             requested_subset=target,
             requested_runs_for_target_roots=True,
@@ -145,7 +166,9 @@ class Location:
         )
         self.instance.add_backfill(backfill.with_asset_backfill_data(data, self.instance, self.repository.asset_graph))
 
-    def finish_backfill(self, backfill_id: str, status: str, materialized: Iterable[tuple[dg.AssetKey, str | None]]) -> None:
+    def finish_backfill(
+        self, backfill_id: str, status: str, materialized: Iterable[tuple[dg.AssetKey, str | None]]
+    ) -> None:
         """End the backfill as ``succeeded``, ``failed`` or ``canceled``; an asset backfill also
         records what its runs materialized (and, unless it succeeded, the rest as failed)."""
         backfill = self.instance.get_backfill(backfill_id)
@@ -161,8 +184,11 @@ class Location:
                 latest_storage_id=self.instance.event_log_storage.get_maximum_record_id(),
             )
             backfill = backfill.with_asset_backfill_data(data, self.instance, self.repository.asset_graph)
-        final = {"succeeded": BulkActionStatus.COMPLETED_SUCCESS, "failed": BulkActionStatus.COMPLETED_FAILED,
-                 "canceled": BulkActionStatus.CANCELED}[status]  # fmt: skip
+        final = {
+            "succeeded": BulkActionStatus.COMPLETED_SUCCESS,
+            "failed": BulkActionStatus.COMPLETED_FAILED,
+            "canceled": BulkActionStatus.CANCELED,
+        }[status]
         self.instance.update_backfill(backfill.with_status(final).with_end_timestamp(time.time()))
 
     def cancel_backfill(self, backfill_id: str) -> None:
@@ -179,34 +205,60 @@ class Location:
 
     # -- its runs ----------------------------------------------------------------------------------
 
-    def create_run(self, job_name: str, asset_keys: Sequence[dg.AssetKey] | None, tags: Mapping[str, str],
-                   run_config: Mapping[str, object], in_this_process: bool) -> dg.DagsterRun:  # fmt: skip
+    def create_run(
+        self,
+        job_name: str,
+        asset_keys: Sequence[dg.AssetKey] | None,
+        tags: Mapping[str, str],
+        run_config: Mapping[str, object],
+        in_this_process: bool,
+    ) -> dg.DagsterRun:
         """A run of ``job_name`` (of these of its assets and their checks; None: the whole job), not
         started, as the daemon creates one. A run this process executes is not retried by a daemon
         behind its back: it is over when this command says so."""
-        remote_job = self.code_location.get_job(JobSubsetSelector(
-            location_name=CODE_LOCATION, repository_name=self.repository.name, job_name=job_name,
-            op_selection=None, asset_selection=list(asset_keys) if asset_keys else None,
-        ))  # fmt: skip
-        plan = self.code_location.get_execution_plan(remote_job, run_config, step_keys_to_execute=None,
-                                                     known_state=None, instance=self.instance)  # fmt: skip
+        remote_job = self.code_location.get_job(
+            JobSubsetSelector(
+                location_name=CODE_LOCATION,
+                repository_name=self.repository.name,
+                job_name=job_name,
+                op_selection=None,
+                asset_selection=list(asset_keys) if asset_keys else None,
+            )
+        )
+        plan = self.code_location.get_execution_plan(
+            remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=self.instance
+        )
         partition_set = self.partition_set_name(job_name)
         run_tags = {
             **remote_job.tags,
-            **({PARTITION_SET_TAG: partition_set} if partition_set and "dagster/asset_partition_range_start" in tags else {}),
+            **(
+                {PARTITION_SET_TAG: partition_set}
+                if partition_set and "dagster/asset_partition_range_start" in tags
+                else {}
+            ),
             **tags,
             **({MAX_RETRIES_TAG: "0"} if in_this_process else {}),
         }
         return self.instance.create_run(
-            job_name=remote_job.name, run_id=None, run_config=run_config, resolved_op_selection=None,
-            step_keys_to_execute=None, status=dg.DagsterRunStatus.NOT_STARTED, op_selection=None,
-            root_run_id=None, parent_run_id=None, tags=run_tags,
-            job_snapshot=remote_job.job_snapshot, execution_plan_snapshot=plan.execution_plan_snapshot,
-            parent_job_snapshot=remote_job.parent_job_snapshot, remote_job_origin=remote_job.get_remote_origin(),
+            job_name=remote_job.name,
+            run_id=None,
+            run_config=run_config,
+            resolved_op_selection=None,
+            step_keys_to_execute=None,
+            status=dg.DagsterRunStatus.NOT_STARTED,
+            op_selection=None,
+            root_run_id=None,
+            parent_run_id=None,
+            tags=run_tags,
+            job_snapshot=remote_job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot,
+            parent_job_snapshot=remote_job.parent_job_snapshot,
+            remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),
             asset_selection=frozenset(asset_keys) if asset_keys else None,
-            asset_check_selection=None, asset_graph=self.repository.asset_graph,
-        )  # fmt: skip
+            asset_check_selection=None,
+            asset_graph=self.repository.asset_graph,
+        )
 
     def execute_here(self, run: dg.DagsterRun) -> Sequence[dg.DagsterEvent]:
         """Execute the run in this process (what a run worker does), to its end; its events."""

@@ -186,9 +186,7 @@ class Settings:
         port = env.get("ANALYTICS_PG_PORT", "5432")
         if not port.isdigit():
             raise SettingsError(f"ANALYTICS_PG_PORT={port!r} is not a port number.")
-        max_reject_rate = _parse_float(
-            "ANALYTICS_MAX_REJECT_RATE", env.get("ANALYTICS_MAX_REJECT_RATE", "0.01")
-        )
+        max_reject_rate = _parse_float("ANALYTICS_MAX_REJECT_RATE", env.get("ANALYTICS_MAX_REJECT_RATE", "0.01"))
         if not 0 <= max_reject_rate <= 1:
             raise SettingsError("ANALYTICS_MAX_REJECT_RATE must be a share between 0 and 1.")
         reject_rate_confidence = _parse_float(
@@ -210,9 +208,7 @@ class Settings:
             pg_database=env.get("ANALYTICS_PG_DATABASE", "analytics"),
             landing_dir=_landing(env.get("ANALYTICS_LANDING_DIR", "data/landing")),
             output_dir=_resolve(env.get("ANALYTICS_OUTPUT_DIR", "data/output")),
-            start_date=_parse_date(
-                "ANALYTICS_START_DATE", env.get("ANALYTICS_START_DATE", "2025-01-01")
-            ),
+            start_date=_parse_date("ANALYTICS_START_DATE", env.get("ANALYTICS_START_DATE", "2025-01-01")),
             dagster_home=_resolve(env.get("DAGSTER_HOME", "data/dagster_home")),
             max_reject_rate=max_reject_rate,
             reject_rate_confidence=reject_rate_confidence,
@@ -228,7 +224,8 @@ class Settings:
             report_smtp_port=_parse_port("ANALYTICS_REPORT_SMTP_PORT", env, 25),
             report_smtp_user=env.get("ANALYTICS_REPORT_SMTP_USER", ""),
             report_smtp_password=env.get("ANALYTICS_REPORT_SMTP_PASSWORD", ""),
-            report_smtp_starttls=env.get("ANALYTICS_REPORT_SMTP_STARTTLS", "").strip().lower() in ("1", "true", "yes", "on"),
+            report_smtp_starttls=env.get("ANALYTICS_REPORT_SMTP_STARTTLS", "").strip().lower()
+            in ("1", "true", "yes", "on"),
             report_email_from=env.get("ANALYTICS_REPORT_EMAIL_FROM", "analytics-pipeline@localhost"),
             report_recipients=_parse_recipients(env.get("ANALYTICS_REPORT_RECIPIENTS", "")),
             reorder_lead_time_days=_parse_lead_time(env),

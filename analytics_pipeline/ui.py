@@ -10,6 +10,7 @@ after a grace period is killed, so the port is free once this process has exited
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,10 +47,8 @@ def _stack(leader: psutil.Process | None, pgid: int) -> list[psutil.Process]:
     process that left the group is still the stack's)."""
     members: dict[int, psutil.Process] = {}
     if leader is not None:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             members.update((child.pid, child) for child in leader.children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
     for process in psutil.process_iter():
         try:
             if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
@@ -62,10 +61,8 @@ def _stack(leader: psutil.Process | None, pgid: int) -> list[psutil.Process]:
 def _stop(process: subprocess.Popen, known: Sequence[psutil.Process], grace: float) -> None:
     """SIGINT to the group, then SIGKILL to whatever of the stack outlives ``grace`` seconds."""
     pgid = process.pid
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGINT)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         process.poll()  # reap the leader, or it stays in the group as a zombie
@@ -73,10 +70,8 @@ def _stop(process: subprocess.Popen, known: Sequence[psutil.Process], grace: flo
             return
         time.sleep(_POLL_SECONDS)
     for survivor in [p for p in [*known, *_stack(None, pgid)] if _alive(p)]:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             survivor.kill()
-        except psutil.NoSuchProcess:
-            pass
     process.wait()
 
 
@@ -87,7 +82,9 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
-def run_stack(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None, grace: float = GRACE_SECONDS) -> int:
+def run_stack(
+    command: Sequence[str], cwd: Path, env: dict[str, str] | None = None, grace: float = GRACE_SECONDS
+) -> int:
     """Run ``command`` in a process group of its own until it ends or this process is asked to stop.
 
     Returns the command's exit code, or 0 when the stop was asked for (by SIGTERM or SIGINT) and done.

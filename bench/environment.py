@@ -137,8 +137,9 @@ class Site:
         if not keep_files:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def run(self, label: str, command: list[str], *, cwd: Path = PROJECT_ROOT,
-            extra_env: dict[str, str] | None = None) -> Measured:  # fmt: skip
+    def run(
+        self, label: str, command: list[str], *, cwd: Path = PROJECT_ROOT, extra_env: dict[str, str] | None = None
+    ) -> Measured:
         """Run ``command`` with the site's environment; fail loudly (with the log) if it fails."""
         return run_child(label, command, {**self.env(), **(extra_env or {})}, cwd, self.logs)
 
@@ -166,15 +167,20 @@ def run_child(label: str, command: list[str], env: dict[str, str], cwd: Path, lo
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise ChildFailed(f"{label} failed (exit {process.returncode}); log {log}:\n  " + "\n  ".join(tail))
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
-    return Measured(seconds=seconds, max_rss_bytes=result.get("peak_rss_bytes") or usage.ru_maxrss * 1024,
-                    result=result)  # fmt: skip
+    return Measured(
+        seconds=seconds, max_rss_bytes=result.get("peak_rss_bytes") or usage.ru_maxrss * 1024, result=result
+    )
 
 
 def _maintenance(sql: str) -> None:
     connection = psycopg2.connect(
-        dbname="postgres", host=PG_SERVER["host"], port=PG_SERVER["port"], user=PG_SERVER["user"],
-        password=PG_SERVER["password"] or None, connect_timeout=5,
-    )  # fmt: skip
+        dbname="postgres",
+        host=PG_SERVER["host"],
+        port=PG_SERVER["port"],
+        user=PG_SERVER["user"],
+        password=PG_SERVER["password"] or None,
+        connect_timeout=5,
+    )
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -185,7 +191,6 @@ def _maintenance(sql: str) -> None:
 
 def drop_database(name: str) -> None:
     _maintenance(f'drop database if exists "{name}" with (force)')
-
 
 
 def create_database(name: str) -> None:
@@ -206,13 +211,29 @@ class CeleryWorkers:
         for index in range(self.count):
             name = f"bench-forecasting-{index}"
             log = self.site.logs / f"{self.site.name}-{name}.log"
-            command = [str(VENV_BIN / "analytics-pipeline"), "worker", "--queue", "forecasting",
-                       "--concurrency", "1", "--name", name]  # fmt: skip
+            command = [
+                str(VENV_BIN / "analytics-pipeline"),
+                "worker",
+                "--queue",
+                "forecasting",
+                "--concurrency",
+                "1",
+                "--name",
+                name,
+            ]
             if self.pin:
                 command = ["taskset", "-c", str(index % cores), *command]
             with log.open("ab") as out:
-                self.processes.append(subprocess.Popen(command, env={**self.site.env(), **self.env}, cwd=PROJECT_ROOT,
-                                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+                self.processes.append(
+                    subprocess.Popen(
+                        command,
+                        env={**self.site.env(), **self.env},
+                        cwd=PROJECT_ROOT,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
             deadline = time.monotonic() + 120
             while " ready." not in log.read_text(errors="replace"):
                 if self.processes[-1].poll() is not None or time.monotonic() > deadline:
@@ -237,9 +258,13 @@ def drop_databases() -> None:
     """Drop every database this benchmark process created (after a failure too)."""
     try:
         connection = psycopg2.connect(
-            dbname="postgres", host=PG_SERVER["host"], port=PG_SERVER["port"], user=PG_SERVER["user"],
-            password=PG_SERVER["password"] or None, connect_timeout=5,
-        )  # fmt: skip
+            dbname="postgres",
+            host=PG_SERVER["host"],
+            port=PG_SERVER["port"],
+            user=PG_SERVER["user"],
+            password=PG_SERVER["password"] or None,
+            connect_timeout=5,
+        )
     except psycopg2.Error:
         return
     try:

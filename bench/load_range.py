@@ -80,17 +80,31 @@ def main() -> None:
         finally:
             if args.engine == "postgres":
                 _drop_database(settings, database)
-    print(json.dumps({
-        "engine": args.engine, "mode": args.mode, "dataset": args.dataset, "days": len(days),
-        "seconds": round(seconds, 2), "seconds_per_day": round(seconds / len(days), 4),
-        "rows_loaded": sum(r.rows_loaded for r in reports), "rows_rejected": sum(r.rows_rejected for r in reports),
-        "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "engine": args.engine,
+                "mode": args.mode,
+                "dataset": args.dataset,
+                "days": len(days),
+                "seconds": round(seconds, 2),
+                "seconds_per_day": round(seconds / len(days), 4),
+                "rows_loaded": sum(r.rows_loaded for r in reports),
+                "rows_rejected": sum(r.rows_rejected for r in reports),
+                "duplicates_dropped": sum(r.duplicates_dropped for r in reports),
+            }
+        )
+    )
 
 
 def _drop_database(settings: Settings, database: str) -> None:
-    connection = psycopg2.connect(host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
-                                  password=settings.pg_password or None, dbname="postgres")  # fmt: skip
+    connection = psycopg2.connect(
+        host=settings.pg_host,
+        port=settings.pg_port,
+        user=settings.pg_user,
+        password=settings.pg_password or None,
+        dbname="postgres",
+    )
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:

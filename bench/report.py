@@ -131,7 +131,8 @@ class Report:
                             "median": {e: row.value(e, s.rows) for e in self.engines},
                             "target": row.target.text if row.target else None,
                             "passed": {
-                                e: row.target.met(v) for e in self.engines
+                                e: row.target.met(v)
+                                for e in self.engines
                                 if row.target and (v := row.value(e, s.rows)) is not None
                             },
                         }

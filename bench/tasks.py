@@ -57,7 +57,7 @@ def _days(start: str, end: str) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _settings():  # noqa: ANN202 - imported late: tasks that do not need the package stay light
+def _settings():
     from analytics_pipeline.settings import get_settings
 
     return get_settings()
@@ -73,8 +73,13 @@ def _ready_warehouse() -> None:
 def _landing_files(dataset: str, days: list[date] | None) -> list[Path]:
     root = _settings().landing_dir / dataset
     folders = [root / f"date={day.isoformat()}" for day in days] if days is not None else [root]
-    return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith((".", "_", "~")))  # fmt: skip
+    return sorted(
+        p
+        for folder in folders
+        if folder.is_dir()
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith((".", "_", "~"))
+    )
 
 
 def _statements(script: str) -> list[str]:
@@ -103,9 +108,13 @@ def _connection() -> Iterator[Any]:
     import psycopg2
 
     connection = psycopg2.connect(
-        host=settings.pg_host, port=settings.pg_port, user=settings.pg_user,
-        password=settings.pg_password or None, dbname=settings.pg_database, options="-c timezone=UTC",
-    )  # fmt: skip
+        host=settings.pg_host,
+        port=settings.pg_port,
+        user=settings.pg_user,
+        password=settings.pg_password or None,
+        dbname=settings.pg_database,
+        options="-c timezone=UTC",
+    )
     try:
         yield connection
         connection.commit()
@@ -142,9 +151,9 @@ def _plain_load_duckdb(connection: Any, days: list[date], datasets: tuple[str, .
 
 def _copy(cursor: Any, table: str, path: Path, relative: str, sql_format: str) -> None:
     cursor.execute(f"alter table {table} alter column _source_file set default %s", (relative,))
-    opener: Callable[[Path], Any] = (lambda p: gzip.open(p, "rb")) if path.name.endswith(".gz") else (
-        lambda p: p.open("rb")
-    )  # fmt: skip
+    opener: Callable[[Path], Any] = (
+        (lambda p: gzip.open(p, "rb")) if path.name.endswith(".gz") else (lambda p: p.open("rb"))  # noqa: SIM115
+    )
     with opener(path) as stream:
         cursor.copy_expert(f"copy {table} {sql_format}", stream)
 
@@ -153,13 +162,16 @@ _LINES = "(line) from stdin with (format csv, delimiter e'\\x01', quote e'\\x02'
 _CSV = "from stdin with (format csv, header true)"
 _COPY_FORMATS = {
     "activity_events": ("_event_lines", _LINES),
-    "order_lines": ("_order_rows", "(order_id, line_no, ordered_at, org_id, user_id, item_id, quantity, "
-                    "unit_price, unit_cost, currency, status) " + _CSV),
+    "order_lines": (
+        "_order_rows",
+        "(order_id, line_no, ordered_at, org_id, user_id, item_id, quantity, "
+        "unit_price, unit_cost, currency, status) " + _CSV,
+    ),
     "inventory_snapshots": ("_inventory_rows", "(snapshot_date, item_id, on_hand, on_order, reorder_point) " + _CSV),
     "organizations": ("_organization_lines", _LINES),
     "users": ("_user_rows", "(user_id, org_id, role, created_at, updated_at) " + _CSV),
     "items": ("_item_rows", "(item_id, name, category, unit_cost, list_price, active, updated_at) " + _CSV),
-}  # fmt: skip
+}
 
 
 _COPY_SECONDS: list[float] = []  # PostgreSQL: the COPY part of the last plain load
@@ -219,8 +231,13 @@ def ingest(day: str) -> None:
     started = time.perf_counter()
     report = load_partition(warehouse, _settings().landing_dir, ACTIVITY_EVENTS, date.fromisoformat(day))
     seconds = time.perf_counter() - started
-    _result(seconds=seconds, lines_read=report.lines_read, rows_loaded=report.rows_loaded,
-            rows_rejected=report.rows_rejected, duplicates_dropped=report.duplicates_dropped)  # fmt: skip
+    _result(
+        seconds=seconds,
+        lines_read=report.lines_read,
+        rows_loaded=report.rows_loaded,
+        rows_rejected=report.rows_rejected,
+        duplicates_dropped=report.duplicates_dropped,
+    )
 
 
 def bulk_events(day: str) -> None:
@@ -241,8 +258,12 @@ def floor(start: str, end: str) -> None:
         _execute(connection, _statements((FLOOR / "marts.sql").read_text()))
         marts_seconds = time.perf_counter() - started
         rows = _scalar(connection, "select count(*) from floor.fct_daily_engagement")
-    _result(seconds=load_seconds + marts_seconds, load_seconds=load_seconds, marts_seconds=marts_seconds,
-            engagement_rows=rows)  # fmt: skip
+    _result(
+        seconds=load_seconds + marts_seconds,
+        load_seconds=load_seconds,
+        marts_seconds=marts_seconds,
+        engagement_rows=rows,
+    )
 
 
 def _scalar(connection: Any, sql: str) -> Any:
@@ -254,7 +275,8 @@ def _scalar(connection: Any, sql: str) -> Any:
 
 
 def export(start: str, end: str, repeat: str) -> None:
-    from analytics_pipeline.defs.reporting.exports import EXPORTABLE, export as export_mart
+    from analytics_pipeline.defs.reporting.exports import EXPORTABLE
+    from analytics_pipeline.defs.reporting.exports import export as export_mart
     from analytics_pipeline.resources.warehouse import Warehouse
 
     warehouse, first, last = Warehouse(_settings()), date.fromisoformat(start), date.fromisoformat(end)
@@ -278,7 +300,7 @@ def adapter_init() -> None:
     stock = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
     os.chdir(dbt_project.project_dir)
     started = time.perf_counter()
-    stock._initialize_dbt_core_adapter(["build"])  # noqa: SLF001 - measuring exactly this
+    stock._initialize_dbt_core_adapter(["build"])
     _result(seconds=time.perf_counter() - started)
 
 
@@ -326,8 +348,19 @@ def split() -> None:
 
     planned_types = {"ASSET_MATERIALIZATION_PLANNED", "ASSET_CHECK_EVALUATION_PLANNED"}
     instance = dg.DagsterInstance.get()
-    parts = dict.fromkeys(("runs", "planned", "ingestion_work", "ingestion_events", "dbt_work", "dbt_events",
-                           "runs_without_days", "other"), 0.0)  # fmt: skip
+    parts = dict.fromkeys(
+        (
+            "runs",
+            "planned",
+            "ingestion_work",
+            "ingestion_events",
+            "dbt_work",
+            "dbt_events",
+            "runs_without_days",
+            "other",
+        ),
+        0.0,
+    )
     events_written = 0
     for record in instance.get_run_records():
         entries = [e for e in instance.all_logs(record.dagster_run.run_id) if e.is_dagster_event]
@@ -385,9 +418,10 @@ def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> 
     import urllib.request
 
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=120) as response:
         body = json.loads(response.read())
     if body.get("errors"):
@@ -414,12 +448,24 @@ def ui_backfill(start: str, end: str) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
-    subprocess.run([str(bin_dir / "dagster"), "sensor", "stop", "landing_file_sensor", *workspace], check=True,
-                   capture_output=True, cwd=PROJECT_ROOT)  # fmt: skip
-    subprocess.run([str(bin_dir / "dagster"), "job", "execute", "-m", "analytics_pipeline.definitions", "-j",
-                    "dimension_refresh"], check=True, capture_output=True, cwd=PROJECT_ROOT)  # fmt: skip
-    ui = subprocess.Popen([str(bin_dir / "analytics-pipeline"), "ui", "--port", str(port)], cwd=PROJECT_ROOT,
-                          stdout=sys.stdout, stderr=subprocess.STDOUT)  # fmt: skip
+    subprocess.run(
+        [str(bin_dir / "dagster"), "sensor", "stop", "landing_file_sensor", *workspace],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_ROOT,
+    )
+    subprocess.run(
+        [str(bin_dir / "dagster"), "job", "execute", "-m", "analytics_pipeline.definitions", "-j", "dimension_refresh"],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_ROOT,
+    )
+    ui = subprocess.Popen(
+        [str(bin_dir / "analytics-pipeline"), "ui", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        stdout=sys.stdout,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -432,11 +478,24 @@ def ui_backfill(start: str, end: str) -> None:
                 time.sleep(1)
         days = [day.isoformat() for day in _days(start, end)]
         started = time.perf_counter()
-        launched = _graphql(port, _LAUNCH, {"params": {
-            "partitionNames": days, "assetSelection": keys, "fromFailure": False,
-            "selector": {"partitionSetName": "daily_pipeline_partition_set", "repositorySelector": {
-                "repositoryLocationName": "analytics_pipeline", "repositoryName": "__repository__"}},
-        }})["launchPartitionBackfill"]  # fmt: skip
+        launched = _graphql(
+            port,
+            _LAUNCH,
+            {
+                "params": {
+                    "partitionNames": days,
+                    "assetSelection": keys,
+                    "fromFailure": False,
+                    "selector": {
+                        "partitionSetName": "daily_pipeline_partition_set",
+                        "repositorySelector": {
+                            "repositoryLocationName": "analytics_pipeline",
+                            "repositoryName": "__repository__",
+                        },
+                    },
+                }
+            },
+        )["launchPartitionBackfill"]
         if launched["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"the backfill was not launched: {launched}")
         while True:
@@ -450,15 +509,21 @@ def ui_backfill(start: str, end: str) -> None:
         ui.wait(timeout=60)
     instance = dg.DagsterInstance.get()
     engagement = dg.AssetKey(["marts", "fct_daily_engagement"])
-    materialized = {tuple(key["path"]): len(instance.get_materialized_partitions(dg.AssetKey(key["path"])))
-                    for key in keys}  # fmt: skip
+    materialized = {
+        tuple(key["path"]): len(instance.get_materialized_partitions(dg.AssetKey(key["path"]))) for key in keys
+    }
     latest = instance.fetch_materializations(engagement, limit=len(days)).records
     with_numbers = sum(1 for record in latest if "active_users" in record.asset_materialization.metadata)
-    _result(seconds=round(seconds, 3), status=backfill["status"], runs=len(backfill["runs"]),
-            run_statuses=sorted({run["status"] for run in backfill["runs"]}),
-            assets_with_every_day=sum(1 for count in materialized.values() if count == len(days)),
-            incomplete={"/".join(key): count for key, count in materialized.items() if count != len(days)},
-            assets=len(keys), engagement_days_with_their_numbers=with_numbers)  # fmt: skip
+    _result(
+        seconds=round(seconds, 3),
+        status=backfill["status"],
+        runs=len(backfill["runs"]),
+        run_statuses=sorted({run["status"] for run in backfill["runs"]}),
+        assets_with_every_day=sum(1 for count in materialized.values() if count == len(days)),
+        incomplete={"/".join(key): count for key, count in materialized.items() if count != len(days)},
+        assets=len(keys),
+        engagement_days_with_their_numbers=with_numbers,
+    )
 
 
 def seed_demand(items: str, days: str) -> None:
@@ -475,16 +540,29 @@ def seed_demand(items: str, days: str) -> None:
 
     count, start = int(items), END - timedelta(days=int(days) - 1)
     with tempfile.TemporaryDirectory(prefix="forecast-demand-") as folder:
-        generate(Path(folder), start, END, events_per_day=1_000, orgs=max(12, count), users=count * 20, items=count,
-                 seed=11, bad_rate=0.0)  # fmt: skip
+        generate(
+            Path(folder),
+            start,
+            END,
+            events_per_day=1_000,
+            orgs=max(12, count),
+            users=count * 20,
+            items=count,
+            seed=11,
+            bad_rate=0.0,
+        )
         demand = generated_demand(Path(folder), start, END)
-    demand = demand.assign(demand_date=pd.to_datetime(demand["demand_date"]).dt.date, units=demand["units"].astype("int64"))
+    demand = demand.assign(
+        demand_date=pd.to_datetime(demand["demand_date"]).dt.date, units=demand["units"].astype("int64")
+    )
     warehouse = Warehouse(_settings())
     with warehouse.transaction() as session:
         session.execute("create schema if not exists marts")
         session.execute("create table marts.fct_item_daily_demand (demand_date date, item_id varchar, units bigint)")
-        session.insert_arrow("marts.fct_item_daily_demand",
-                             pa.Table.from_pandas(demand[["demand_date", "item_id", "units"]], preserve_index=False))  # fmt: skip
+        session.insert_arrow(
+            "marts.fct_item_daily_demand",
+            pa.Table.from_pandas(demand[["demand_date", "item_id", "units"]], preserve_index=False),
+        )
     _result(as_of=END.isoformat(), rows=len(demand), items=int(demand["item_id"].nunique()))
 
 
@@ -507,10 +585,14 @@ def celery_steps() -> None:
     from analytics_pipeline.resources.warehouse import Warehouse
 
     client = Warehouse(warehouse)
-    _result(status=run.status.value, workers=dict(workers),
-            selections=client.query("select item_id, model from forecast.model_evaluations where selected "
-                                    "order by item_id").to_pylist(),
-            forecast_rows=client.scalar("select count(*) from forecast.demand_forecasts"))  # fmt: skip
+    _result(
+        status=run.status.value,
+        workers=dict(workers),
+        selections=client.query(
+            "select item_id, model from forecast.model_evaluations where selected order by item_id"
+        ).to_pylist(),
+        forecast_rows=client.scalar("select count(*) from forecast.demand_forecasts"),
+    )
 
 
 TASKS: dict[str, Callable[..., None]] = {

@@ -110,8 +110,12 @@ class Landing:
         path.write_text("".join(line + "\n" for line in lines))
         return path
 
-    def csv(self, dataset: str, day: date | None, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
-        text = ",".join(header) + "\n" + "".join(",".join("" if v is None else str(v) for v in row) + "\n" for row in rows)
+    def csv(
+        self, dataset: str, day: date | None, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Path:
+        text = (
+            ",".join(header) + "\n" + "".join(",".join("" if v is None else str(v) for v in row) + "\n" for row in rows)
+        )
         path = self.folder(dataset, day) / name
         path.write_text(text)
         return path
@@ -122,10 +126,25 @@ class Landing:
         return path
 
 
-def event(event_id: str, when: str, user: str, org: str = "org-1", kind: str = "login", session: str | None = "s1", **extra: Any) -> dict[str, Any]:
+def event(
+    event_id: str,
+    when: str,
+    user: str,
+    org: str = "org-1",
+    kind: str = "login",
+    session: str | None = "s1",
+    **extra: Any,
+) -> dict[str, Any]:
     """An activity event record as the product writes it."""
-    return {"event_id": event_id, "occurred_at": when, "user_id": user, "org_id": org,
-            "activity_type": kind, "session_id": session, **extra}  # fmt: skip
+    return {
+        "event_id": event_id,
+        "occurred_at": when,
+        "user_id": user,
+        "org_id": org,
+        "activity_type": kind,
+        "session_id": session,
+        **extra,
+    }
 
 
 # -- running the pipeline -----------------------------------------------------------------------
@@ -137,8 +156,13 @@ def definitions() -> dg.Definitions:
     return defs
 
 
-def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelection | None = None,
-                 instance: dg.DagsterInstance | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:  # fmt: skip
+def run_pipeline(
+    start: date,
+    end: date | None = None,
+    selection: dg.AssetSelection | None = None,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
     """Materialize the daily assets for start..end in one run, as a single-run backfill does."""
     end = end or start
     defs = definitions()
@@ -151,18 +175,25 @@ def run_pipeline(start: date, end: date | None = None, selection: dg.AssetSelect
         resources=dict(defs.resources),
         selection=sorted(keys),
         instance=instance or dg.DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": start.isoformat(),
-              "dagster/asset_partition_range_end": end.isoformat()},  # fmt: skip
+        tags={
+            "dagster/asset_partition_range_start": start.isoformat(),
+            "dagster/asset_partition_range_end": end.isoformat(),
+        },
         raise_on_error=raise_on_error,
     )
 
 
-def run_unpartitioned(selection: dg.AssetSelection, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+def run_unpartitioned(
+    selection: dg.AssetSelection, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     defs = definitions()
     keys = selection.resolve(defs.resolve_asset_graph())
-    return dg.materialize(assets=[*defs.assets, *defs.asset_checks], resources=dict(defs.resources),
-                          selection=sorted(keys),
-                          instance=instance or dg.DagsterInstance.ephemeral())  # fmt: skip
+    return dg.materialize(
+        assets=[*defs.assets, *defs.asset_checks],
+        resources=dict(defs.resources),
+        selection=sorted(keys),
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )
 
 
 def table_rows(warehouse: Warehouse, table: str, order_by: str) -> list[dict[str, Any]]:

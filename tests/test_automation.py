@@ -27,6 +27,7 @@ def warehouse_engine() -> str:
     """Nothing here touches the warehouse: one engine is enough."""
     return "duckdb"
 
+
 OLD = time.time() - 3600  # settled files: written an hour ago
 
 
@@ -44,27 +45,36 @@ def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
 
 def summary(result: dg.SensorResult) -> list[tuple[str | None, str | None, str | None, list[str]]]:
     return [
-        (r.partition_key, r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"),
-         sorted(k.to_user_string() for k in r.asset_selection if k.path[0] == "raw"))
+        (
+            r.partition_key,
+            r.tags.get("dagster/asset_partition_range_start"),
+            r.tags.get("dagster/asset_partition_range_end"),
+            sorted(k.to_user_string() for k in r.asset_selection if k.path[0] == "raw"),
+        )
         for r in result.run_requests or []
-    ]  # fmt: skip
+    ]
 
 
-def test_daily_schedule_runs_yesterday_and_hourly_runs_today(env) -> None:  # noqa: ANN001
+def test_daily_schedule_runs_yesterday_and_hourly_runs_today(env) -> None:
     at_one = datetime(2025, 3, 5, 1, 0, tzinfo=UTC)
     request = daily_pipeline_schedule(dg.build_schedule_context(scheduled_execution_time=at_one))
     assert (request.partition_key, request.run_key) == ("2025-03-04", "daily:2025-03-04")
-    request = hourly_refresh_schedule(dg.build_schedule_context(scheduled_execution_time=datetime(2025, 3, 5, 14, 5, tzinfo=UTC)))
+    request = hourly_refresh_schedule(
+        dg.build_schedule_context(scheduled_execution_time=datetime(2025, 3, 5, 14, 5, tzinfo=UTC))
+    )
     assert (request.partition_key, request.run_key) == ("2025-03-05", "hourly:2025-03-05T14")
 
 
 def test_contiguous_ranges() -> None:
     days = [date(2025, 1, d) for d in (5, 1, 2, 3, 9, 10, 2)]
-    assert contiguous_ranges(days) == [(date(2025, 1, 1), date(2025, 1, 3)), (date(2025, 1, 5), date(2025, 1, 5)),
-                                       (date(2025, 1, 9), date(2025, 1, 10))]  # fmt: skip
+    assert contiguous_ranges(days) == [
+        (date(2025, 1, 1), date(2025, 1, 3)),
+        (date(2025, 1, 5), date(2025, 1, 5)),
+        (date(2025, 1, 9), date(2025, 1, 10)),
+    ]
 
 
-def test_sensor_requests_exactly_the_affected_days_once(env) -> None:  # noqa: ANN001
+def test_sensor_requests_exactly_the_affected_days_once(env) -> None:
     landing, instance = Path(env["ANALYTICS_LANDING_DIR"]), dg.DagsterInstance.ephemeral()
     put(landing, "activity_events/date=2025-03-01/a.jsonl")
     put(landing, "activity_events/date=2025-03-02/a.jsonl")
@@ -102,7 +112,7 @@ def test_sensor_requests_exactly_the_affected_days_once(env) -> None:  # noqa: A
     assert not tick(instance, changed.cursor).run_requests
 
 
-def test_first_tick_skips_days_already_materialized(env) -> None:  # noqa: ANN001
+def test_first_tick_skips_days_already_materialized(env) -> None:
     landing, instance = Path(env["ANALYTICS_LANDING_DIR"]), dg.DagsterInstance.ephemeral()
     for day in ("2025-03-01", "2025-03-02", "2025-03-03"):
         put(landing, f"activity_events/date={day}/a.jsonl")
@@ -111,7 +121,7 @@ def test_first_tick_skips_days_already_materialized(env) -> None:  # noqa: ANN00
     assert summary(tick(instance, None)) == [("2025-03-03", None, None, ["raw/activity_events"])]
 
 
-def test_first_tick_skips_dimension_files_loaded_since_they_were_written(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_first_tick_skips_dimension_files_loaded_since_they_were_written(env, monkeypatch: pytest.MonkeyPatch) -> None:
     """After `make demo`'s backfill the dimensions are loaded: the sensor's first tick leaves them,
     but reloads a dimension never loaded, and one whose file changed after its last load."""
     landing, instance = Path(env["ANALYTICS_LANDING_DIR"]), dg.DagsterInstance.ephemeral()
@@ -129,7 +139,7 @@ def test_first_tick_skips_dimension_files_loaded_since_they_were_written(env, mo
     assert summary(tick(other, None)) == [(None, None, None, ["raw/items", "raw/organizations"])]
 
 
-def test_sensor_stays_cheap_with_many_files(env) -> None:  # noqa: ANN001
+def test_sensor_stays_cheap_with_many_files(env) -> None:
     landing, instance = Path(env["ANALYTICS_LANDING_DIR"]), dg.DagsterInstance.ephemeral()
     for day in range(1, 29):
         for n in range(150):
@@ -144,7 +154,7 @@ def test_sensor_stays_cheap_with_many_files(env) -> None:  # noqa: ANN001
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(204)
         self.end_headers()
@@ -154,7 +164,7 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 @dg.op
-def flaky(context) -> None:  # noqa: ANN001 - Dagster inspects the annotation
+def flaky(context) -> None:
     if context.run.tags.get("fail") == "yes":
         raise RuntimeError("the warehouse said no")
 
@@ -164,7 +174,7 @@ def flaky_job() -> None:
     flaky()
 
 
-def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypatch: pytest.MonkeyPatch) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("ANALYTICS_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
@@ -176,10 +186,14 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
     try:
         failed = flaky_job.execute_in_process(instance=instance, tags={"fail": "yes"}, raise_on_error=False)
         assert not failed.success
-        run_failure_alert(dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert", dagster_instance=instance, dagster_run=failed.dagster_run,
-            dagster_event=failed.get_run_failure_event(),
-        ).for_run_failure())  # fmt: skip
+        run_failure_alert(
+            dg.build_run_status_sensor_context(
+                sensor_name="run_failure_alert",
+                dagster_instance=instance,
+                dagster_run=failed.dagster_run,
+                dagster_event=failed.get_run_failure_event(),
+            ).for_run_failure()
+        )
 
         alert = json.loads((alerts / "open" / "flaky_job.json").read_text())
         assert alert["state"] == "open" and alert["run_id"] == failed.run_id
@@ -187,10 +201,14 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
         assert _Hook.received[-1]["job_name"] == "flaky_job" and _Hook.received[-1]["state"] == "open"
 
         succeeded = flaky_job.execute_in_process(instance=instance)
-        run_success_clears_alert(dg.build_run_status_sensor_context(
-            sensor_name="run_success_clears_alert", dagster_instance=instance, dagster_run=succeeded.dagster_run,
-            dagster_event=succeeded.get_run_success_event(),
-        ))  # fmt: skip
+        run_success_clears_alert(
+            dg.build_run_status_sensor_context(
+                sensor_name="run_success_clears_alert",
+                dagster_instance=instance,
+                dagster_run=succeeded.dagster_run,
+                dagster_event=succeeded.get_run_success_event(),
+            )
+        )
 
         assert not (alerts / "open" / "flaky_job.json").exists()
         [resolved] = list((alerts / "resolved").glob("flaky_job-*.json"))
@@ -205,19 +223,21 @@ def _materialize_users(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResul
     from analytics_pipeline.resources.warehouse import WarehouseResource
 
     users = next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", "users"]))
-    return dg.materialize([users], resources={"warehouse": WarehouseResource()}, instance=instance, raise_on_error=False)
+    return dg.materialize(
+        [users], resources={"warehouse": WarehouseResource()}, instance=instance, raise_on_error=False
+    )
 
 
 def _events(result: dg.ExecuteInProcessResult, kind: str) -> int:
     return sum(1 for event in result.all_events if event.event_type_value == kind)
 
 
-def test_transient_warehouse_errors_are_retried_with_backoff(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_transient_warehouse_errors_are_retried_with_backoff(env, monkeypatch: pytest.MonkeyPatch) -> None:
     import analytics_pipeline.defs.ingestion.assets as ingestion
 
     real_load, calls = ingestion.load_partition, []
 
-    def flaky_load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def flaky_load(*args, **kwargs):
         calls.append(time.monotonic())
         if len(calls) <= 2:
             raise TransientWarehouseError("The DuckDB file is in use by another process")
@@ -233,10 +253,10 @@ def test_transient_warehouse_errors_are_retried_with_backoff(env, monkeypatch: p
     assert first_wait <= 8 and 3.9 <= second_wait <= 20
 
 
-def test_errors_a_retry_cannot_fix_fail_at_once(env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_errors_a_retry_cannot_fix_fail_at_once(env, monkeypatch: pytest.MonkeyPatch) -> None:
     import analytics_pipeline.defs.ingestion.assets as ingestion
 
-    def broken_load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def broken_load(*args, **kwargs):
         raise KeyError("a bug")
 
     monkeypatch.setattr(ingestion, "load_partition", broken_load)
@@ -257,17 +277,18 @@ class _DomainError(Exception):
         (TransientWarehouseError("database is locked"), None),
         (dg.Failure(description="said by the step", allow_retries=True), None),
         (WarehouseError("no such table marts.x"), "no such table marts.x"),
-        (_DomainError("week 2025-W10 has no data: run the daily pipeline first"),
-         "week 2025-W10 has no data: run the daily pipeline first"),
+        (
+            _DomainError("week 2025-W10 has no data: run the daily pipeline first"),
+            "week 2025-W10 has no data: run the daily pipeline first",
+        ),
         (ZeroDivisionError("division by zero"), "Writing x failed: ZeroDivisionError: division by zero"),
     ],
-)  # fmt: skip
+)
 def test_failures_are_final_leaves_only_transient_errors_to_the_retry_policy(
     raised: Exception, description: str | None
 ) -> None:
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is what is asserted
-        with failures_are_final("Writing x", _DomainError):
-            raise raised
+    with pytest.raises(Exception) as caught, failures_are_final("Writing x", _DomainError):
+        raise raised
     error = caught.value
     if description is None:  # passes through untouched: the retry policy decides on exactly this error
         assert error is raised
@@ -276,7 +297,7 @@ def test_failures_are_final_leaves_only_transient_errors_to_the_retry_policy(
     assert error.description == description
 
 
-def test_retry_transient_waits_out_a_held_lock_and_raises_anything_else_at_once(monkeypatch) -> None:  # noqa: ANN001
+def test_retry_transient_waits_out_a_held_lock_and_raises_anything_else_at_once(monkeypatch) -> None:
     from analytics_pipeline.resources import policies
     from analytics_pipeline.resources.warehouse import TransientWarehouseError, WarehouseError
 

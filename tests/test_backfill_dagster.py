@@ -31,7 +31,7 @@ DAYS = ["2025-03-03", "2025-03-04", "2025-03-05"]
 DEADLINE = 600  # a generous bound on waiting for a process; nothing here is timed
 
 
-def _wait(predicate, what: str, process: subprocess.Popen | None = None):  # noqa: ANN001, ANN202
+def _wait(predicate, what: str, process: subprocess.Popen | None = None):
     deadline = time.monotonic() + DEADLINE
     while not (value := predicate()):
         assert process is None or process.poll() is None, f"{what}: the process ended ({process.returncode})"
@@ -56,10 +56,15 @@ def _reexecute_from_the_ui(env: dict[str, str], runs: list[dg.DagsterRun]) -> di
         "{ __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } "
         "... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } }"
         for n, run in enumerate(runs)
-    )  # fmt: skip
-    result = subprocess.run([str(BIN / "dagster-graphql"), "-w", str(WORKSPACE), "-t", f"mutation {{ {mutations} }}"],
-                            env={**os.environ, **env}, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=DEADLINE)  # fmt: skip
+    )
+    result = subprocess.run(
+        [str(BIN / "dagster-graphql"), "-w", str(WORKSPACE), "-t", f"mutation {{ {mutations} }}"],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
     data = json.JSONDecoder().raw_decode(result.stdout, result.stdout.index('{"data"'))[0]["data"]  # log lines follow
     launched = {}
     for n, run in enumerate(runs):
@@ -71,15 +76,22 @@ def _reexecute_from_the_ui(env: dict[str, str], runs: list[dg.DagsterRun]) -> di
 
 def _stop_the_landing_sensor(env: dict[str, str]) -> None:
     """The daemon's landing sensor would load the same landing files as the backfills under test."""
-    result = subprocess.run([str(BIN / "dagster"), "sensor", "stop", "landing_file_sensor", "-w", str(WORKSPACE)],
-                            env={**os.environ, **env}, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=DEADLINE)  # fmt: skip
+    result = subprocess.run(
+        [str(BIN / "dagster"), "sensor", "stop", "landing_file_sensor", "-w", str(WORKSPACE)],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_a_cli_backfill_is_a_dagster_backfill_with_and_without_a_running_daemon(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_cli_backfill_is_a_dagster_backfill_with_and_without_a_running_daemon(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     home = Path(env["DAGSTER_HOME"])
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # runs queue for a daemon (QueuedRunCoordinator)
     generate_small(env)
@@ -91,19 +103,37 @@ def test_a_cli_backfill_is_a_dagster_backfill_with_and_without_a_running_daemon(
     process_env = {**os.environ, **env}
     daemon_log = tmp_path / "daemon.log"
     daemon = None
-    backfill = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()], env=process_env,
-                                cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    backfill = subprocess.Popen(
+        [*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
+        env=process_env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # 1. No daemon: the command executes its runs. A daemon that starts meanwhile sees the backfill
         # in progress and launches none of its runs.
-        _wait(lambda: instance.event_log_storage.get_concurrency_info("warehouse").pending_run_ids,
-              "the backfill's first run to wait for the pool", backfill)  # fmt: skip
+        _wait(
+            lambda: instance.event_log_storage.get_concurrency_info("warehouse").pending_run_ids,
+            "the backfill's first run to wait for the pool",
+            backfill,
+        )
         [backfill_id] = [b.backfill_id for b in instance.get_backfills()]
         with daemon_log.open("w") as log:
-            daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)], env=process_env,
-                                      cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        _wait(lambda: f"Backfill {backfill_id} has unfinished runs" in daemon_log.read_text(),
-              "the daemon to look at the backfill in progress", daemon)  # fmt: skip
+            daemon = subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
+                env=process_env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait(
+            lambda: f"Backfill {backfill_id} has unfinished runs" in daemon_log.read_text(),
+            "the daemon to look at the backfill in progress",
+            daemon,
+        )
         instance.event_log_storage.free_concurrency_slots_for_run("another-run")
         stdout, stderr = backfill.communicate(timeout=DEADLINE)
         assert backfill.returncode == 0, stdout[-3000:] + stderr[-3000:]
@@ -121,10 +151,13 @@ def test_a_cli_backfill_is_a_dagster_backfill_with_and_without_a_running_daemon(
         assert not any(".dagster/grpc_info" in run.tags for run in runs)  # none was launched by the daemon
         [daily] = [run for run in runs if run.job_name == "daily_pipeline"]
         assert (daily.tags["dagster/asset_partition_range_start"], daily.tags["dagster/asset_partition_range_end"]) == (
-            DAYS[0], DAYS[-1])  # one run over the range  # fmt: skip
+            DAYS[0],
+            DAYS[-1],
+        )  # one run over the range
         # the run-failure sensor and re-execution find a run by its code location and repository
-        assert {(r.remote_job_origin.location_name, r.remote_job_origin.repository_origin.repository_name)
-                for r in runs} == {("analytics_pipeline", "__repository__")}  # fmt: skip
+        assert {
+            (r.remote_job_origin.location_name, r.remote_job_origin.repository_origin.repository_name) for r in runs
+        } == {("analytics_pipeline", "__repository__")}
 
         # 2. Re-executed from the UI, the runs are launched by the daemon and succeed again.
         launched = _reexecute_from_the_ui(env, runs)
@@ -138,7 +171,9 @@ def test_a_cli_backfill_is_a_dagster_backfill_with_and_without_a_running_daemon(
         assert {run.parent_run_id: run.job_name for run in again} == {run.run_id: run.job_name for run in runs}
 
         # 3. With the daemon running, the command queues its runs and the daemon launches them.
-        result = cli("backfill", "--start", END.isoformat(), "--end", END.isoformat(), "--select", "group:ingestion", env=env)
+        result = cli(
+            "backfill", "--start", END.isoformat(), "--end", END.isoformat(), "--select", "group:ingestion", env=env
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "its runs are queued for the running dagster-daemon" in result.stdout
         assert re.search(rf"^  {DAYS[-1]}  (ok|warn)  activity_events", result.stdout, re.MULTILINE), result.stdout
@@ -178,9 +213,14 @@ def test_a_run_queued_for_a_daemon_that_stopped_is_taken_back(env: dict[str, str
 
     heartbeats = threading.Thread(target=a_daemon_until_a_run_is_queued, daemon=True)
     heartbeats.start()
-    backfill = subprocess.Popen([*CLI, "backfill", "--start", END.isoformat(), "--end", END.isoformat(), "--select",
-                                 "key:raw/organizations"], env={**os.environ, **env}, cwd=PROJECT_ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    backfill = subprocess.Popen(
+        [*CLI, "backfill", "--start", END.isoformat(), "--end", END.isoformat(), "--select", "key:raw/organizations"],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait(lambda: instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])), "a queued run", backfill)
         queued.set()
@@ -194,5 +234,7 @@ def test_a_run_queued_for_a_daemon_that_stopped_is_taken_back(env: dict[str, str
     backfill_id = _backfill_id(stdout)
     assert instance.get_backfill(backfill_id).status == BulkActionStatus.COMPLETED_SUCCESS
     runs = _backfill_runs(instance, backfill_id)
-    assert sorted((run.job_name, run.status.value) for run in runs) == [("dimension_refresh", "CANCELED"),
-                                                                        ("dimension_refresh", "SUCCESS")]  # fmt: skip
+    assert sorted((run.job_name, run.status.value) for run in runs) == [
+        ("dimension_refresh", "CANCELED"),
+        ("dimension_refresh", "SUCCESS"),
+    ]

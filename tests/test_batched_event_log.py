@@ -20,14 +20,19 @@ from analytics_pipeline.settings import PROJECT_ROOT
 DAYS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
 
 
-@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run(),
-          check_specs=[dg.AssetCheckSpec("positive", asset="upstream")])  # fmt: skip
+@dg.asset(
+    partitions_def=DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec("positive", asset="upstream")],
+)
 def upstream(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     for key in context.partition_keys:
         context.log_event(dg.AssetObservation(asset_key="upstream", partition=key, metadata={"rows": len(key)}))
     # fails on purpose: a failed evaluation must be recorded as Dagster records it
-    return dg.MaterializeResult(metadata={"days": len(context.partition_keys)},
-                                check_results=[dg.AssetCheckResult(passed=False, metadata={"why": "test"})])  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={"days": len(context.partition_keys)},
+        check_results=[dg.AssetCheckResult(passed=False, metadata={"why": "test"})],
+    )
 
 
 @dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run(), deps=[upstream])
@@ -52,8 +57,12 @@ def _instance(home: Path, batched: bool) -> dg.DagsterInstance:
 def _run(instance: dg.DagsterInstance) -> list[str]:
     run_ids = []
     for first, last in (("2025-01-01", "2025-01-05"), ("2025-01-04", "2025-01-06")):  # overlapping ranges
-        result = dg.materialize([upstream, downstream], instance=instance, raise_on_error=False, tags={
-            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})  # fmt: skip
+        result = dg.materialize(
+            [upstream, downstream],
+            instance=instance,
+            raise_on_error=False,
+            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        )
         run_ids.append(result.run_id)
     run_ids.append(dg.materialize([upstream, downstream, summary], selection=[summary], instance=instance).run_id)
     return run_ids
@@ -65,7 +74,9 @@ def _what_is_read_back(instance: dg.DagsterInstance, run_ids: list[str]) -> dict
     seen: dict[str, object] = {"asset_keys": sorted(k.to_user_string() for k in instance.get_asset_keys())}
     for key in (dg.AssetKey("upstream"), dg.AssetKey("downstream"), dg.AssetKey("summary")):
         name = key.to_user_string()
-        seen[f"{name} materialized"] = sorted(instance.get_materialized_partitions(key)) if key.path != ["summary"] else None
+        seen[f"{name} materialized"] = (
+            sorted(instance.get_materialized_partitions(key)) if key.path != ["summary"] else None
+        )
         records = instance.fetch_materializations(key, limit=100).records
         seen[f"{name} materializations"] = sorted(
             (order[r.run_id], r.partition_key or "", dict(r.asset_materialization.metadata)) for r in records
@@ -84,18 +95,25 @@ def _what_is_read_back(instance: dg.DagsterInstance, run_ids: list[str]) -> dict
         dg.AssetCheckKey(dg.AssetKey("upstream"), "positive"), limit=100
     )
     seen["check history"] = sorted(
-        (order[h.run_id], h.partition or "", h.status.value, h.event.dagster_event.event_type_value,
-         h.event.dagster_event.event_specific_data.partitions_subset is not None
-         if h.event.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION_PLANNED" else None)
+        (
+            order[h.run_id],
+            h.partition or "",
+            h.status.value,
+            h.event.dagster_event.event_type_value,
+            h.event.dagster_event.event_specific_data.partitions_subset is not None
+            if h.event.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION_PLANNED"
+            else None,
+        )
         for h in history
-    )  # fmt: skip
+    )
     for run_id in run_ids:
         seen[f"run {order[run_id]} events"] = Counter(
             e.dagster_event.event_type_value for e in instance.all_logs(run_id) if e.is_dagster_event
         )
         seen[f"run {order[run_id]} status"] = instance.get_run_by_id(run_id).status.value
-    seen["status changes"] = len(instance.event_log_storage.fetch_run_status_changes(
-        dg.DagsterEventType.RUN_SUCCESS, limit=100).records)  # fmt: skip
+    seen["status changes"] = len(
+        instance.event_log_storage.fetch_run_status_changes(dg.DagsterEventType.RUN_SUCCESS, limit=100).records
+    )
     return seen
 
 
@@ -109,7 +127,9 @@ def test_reads_back_what_dagsters_own_sqlite_event_log_does(tmp_path: Path) -> N
     assert sum(expected["upstream planned"].values()) == 8
     assert "FAILED" in {status for _, _, status, _, _ in expected["check history"]}
     # the check is planned for each day of a run (one row per day, as Dagster writes them)
-    planned = [(run, day) for run, day, _, kind, _ in expected["check history"] if kind == "ASSET_CHECK_EVALUATION_PLANNED"]
+    planned = [
+        (run, day) for run, day, _, kind, _ in expected["check history"] if kind == "ASSET_CHECK_EVALUATION_PLANNED"
+    ]
     assert len(planned) >= 5, expected["check history"]
     # the files are where Dagster's default storage keeps them, so an instance can switch back
     assert (tmp_path / "batched" / "history" / "runs" / "index.db").is_file()
@@ -120,9 +140,14 @@ def test_a_runs_planned_events_reach_the_storage_in_batches(tmp_path: Path, monk
     storage = instance.event_log_storage
     batches: list[int] = []
     store_event_batch = storage.store_event_batch
-    monkeypatch.setattr(storage, "store_event_batch", lambda events: (batches.append(len(events)), store_event_batch(events)))
-    result = dg.materialize([upstream, downstream], instance=instance, tags={
-        "dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-30"})  # fmt: skip
+    monkeypatch.setattr(
+        storage, "store_event_batch", lambda events: (batches.append(len(events)), store_event_batch(events))
+    )
+    result = dg.materialize(
+        [upstream, downstream],
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-30"},
+    )
     assert result.success
     # 30 planned days of 2 assets, and the check, in one batch: not 61 writes
     assert max(batches) >= 61, batches
@@ -133,8 +158,11 @@ def test_what_the_storage_overrides_is_still_dagsters() -> None:
     replacement unused (and the slow path silently back)."""
     from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
-    replaced = [name for name, value in vars(BatchedSqliteEventLogStorage).items()
-                if callable(value) and not name.startswith("__") and name not in ("config_type", "from_config_value")]  # fmt: skip
+    replaced = [
+        name
+        for name, value in vars(BatchedSqliteEventLogStorage).items()
+        if callable(value) and not name.startswith("__") and name not in ("config_type", "from_config_value")
+    ]
     ours = {"_open", "_engine", "_connect", "_insert_returning_ids", "_store_asset_entries"}
     assert "_store_asset_check_evaluation_planned" in replaced
     for name in set(replaced) - ours:

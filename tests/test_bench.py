@@ -30,10 +30,25 @@ ENGINE_COLUMNS = ("DuckDB", "PostgreSQL")
 def _run_bench(tmp_path: Path, sections: str, timeout: int, engines: str = "duckdb,postgres") -> str:
     output = tmp_path / "RESULTS.md"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--engines", engines, "--sections", sections,
-         "--output", str(output), "--workdir", str(tmp_path / "work")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--engines",
+            engines,
+            "--sections",
+            sections,
+            "--output",
+            str(output),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
     assert not (tmp_path / "work").exists(), "the working folder is removed without --keep"
     json.loads(output.with_suffix(".json").read_text())
@@ -67,7 +82,9 @@ def _assert_numbers(title: str, lines: list[str], one_engine: dict[str, str] | N
             if only and header[column] != only:
                 assert cells[column] == "—", f"{title}: {cells[0]!r} is for {only} only, got {cells[column]!r}"
                 continue
-            assert NUMBER.match(cells[column]), f"{title}: {cells[0]!r} has no number for {header[column]}: {cells[column]!r}"
+            assert NUMBER.match(cells[column]), (
+                f"{title}: {cells[0]!r} has no number for {header[column]}: {cells[column]!r}"
+            )
     return len(table) - 2
 
 
@@ -78,8 +95,18 @@ def _section(sections: dict[str, list[str]], prefix: str) -> tuple[str, list[str
 
 
 def _assert_header(markdown: str) -> None:
-    for needle in ("| CPU |", "| RAM |", "| Python |", "| dagster |", "| dbt-core |", "| duckdb |",
-                   "| PostgreSQL server |", "load average", "UTC", "median"):  # fmt: skip
+    for needle in (
+        "| CPU |",
+        "| RAM |",
+        "| Python |",
+        "| dagster |",
+        "| dbt-core |",
+        "| duckdb |",
+        "| PostgreSQL server |",
+        "load average",
+        "UTC",
+        "median",
+    ):
         assert needle in markdown, f"the header lacks {needle!r}"
     assert not re.search(r"FAILED", markdown), "a part of the benchmark failed"
 
@@ -89,7 +116,9 @@ def test_quick_run_of_the_fast_sections_on_both_engines(tmp_path: Path) -> None:
     _assert_header(markdown)
     sections = _sections(markdown)
     # loader, floor, the floor's COPY alone (PostgreSQL), floor / loader
-    assert _assert_numbers(*_section(sections, "1. Ingestion throughput"), one_engine={"floor, `COPY`": "PostgreSQL"}) == 4
+    assert (
+        _assert_numbers(*_section(sections, "1. Ingestion throughput"), one_engine={"floor, `COPY`": "PostgreSQL"}) == 4
+    )
     assert _assert_numbers(*_section(sections, "5. Peak memory")) == 1
     title, lines = _section(sections, "6. Forecasting")
     if not any("forecasting: not available" in line for line in lines):
@@ -119,7 +148,9 @@ def test_quick_run_of_the_year_section(tmp_path: Path) -> None:
     assert not re.search(r"FAILED", markdown), "a part of the benchmark failed"
     title, lines = _section(_sections(markdown), "8. A year of history")
     table = [line for line in lines if line.startswith("|")][2:]
-    assert [cell.strip() for cell in lines[[line.startswith("|") for line in lines].index(True)].strip("|").split("|")] == ["", "DuckDB", "target"]
+    assert [
+        cell.strip() for cell in lines[[line.startswith("|") for line in lines].index(True)].strip("|").split("|")
+    ] == ["", "DuckDB", "target"]
     cells = {row.split("|")[1].strip().split(": ", 1)[1]: row.split("|")[2].strip() for row in table}
     assert len(cells) == 13 and all(NUMBER.match(cell) for cell in cells.values()), cells
     seconds = {label: float(cell.split()[0]) for label, cell in cells.items() if cell.endswith(" s")}
@@ -128,7 +159,9 @@ def test_quick_run_of_the_year_section(tmp_path: Path) -> None:
     # the parts of the split add up to the whole command (each cell is rounded to 0.01 s)
     assert abs(sum(seconds.values()) - whole) < 0.1, cells
     assert whole > floor > 0
-    assert int(cells["event records written"].replace(",", "")) > 3 * 20  # a planned event and a materialization per asset and day
+    assert (
+        int(cells["event records written"].replace(",", "")) > 3 * 20
+    )  # a planned event and a materialization per asset and day
 
 
 @pytest.mark.skipif(not os.environ.get("BENCH_SMOKE_ALL"), reason="about ten minutes on 2 cores; set BENCH_SMOKE_ALL=1")

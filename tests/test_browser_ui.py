@@ -21,14 +21,21 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from ops_support import seed_dagster_home
+from tests_support import free_port
 
 from analytics_pipeline.instance import get_instance
 from analytics_pipeline.settings import PROJECT_ROOT
-from tests_support import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 EVENTS = dg.AssetKey(["raw", "activity_events"])
 DAYS = [date(2025, 1, 2) + timedelta(days=n) for n in range(4)]
 EVENTS_PER_DAY = [3, 3, 4, 6]
@@ -66,40 +73,70 @@ def warehouse_engine() -> str:
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
         headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())["data"]
 
 
-def _materialize_two_days(env: dict[str, str], landing) -> None:  # noqa: ANN001
+def _materialize_two_days(env: dict[str, str], landing) -> None:
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
     from analytics_pipeline.resources.warehouse import WarehouseResource
 
     # landing files for every day, with a different number of events each; the first two days are
     # materialized here, the others by the UI-launched backfill under test
     for day, events in zip(DAYS, EVENTS_PER_DAY, strict=True):
-        landing.jsonl("activity_events", day, "events.jsonl", [
-            {"event_id": f"{day}-{n}", "occurred_at": f"{day}T0{n}:00:00Z", "user_id": f"u{n}", "org_id": "o1",
-             "activity_type": "login"} for n in range(events)
-        ])  # fmt: skip
+        landing.jsonl(
+            "activity_events",
+            day,
+            "events.jsonl",
+            [
+                {
+                    "event_id": f"{day}-{n}",
+                    "occurred_at": f"{day}T0{n}:00:00Z",
+                    "user_id": f"u{n}",
+                    "org_id": "o1",
+                    "activity_type": "login",
+                }
+                for n in range(events)
+            ],
+        )
     home = Path(env["DAGSTER_HOME"])
     seed_dagster_home(home)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")  # the embedded default `make demo` uses
     # the backfill under test loads the other days: the daemon's landing sensor must not load them first
-    stopped = subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "stop", "landing_file_sensor",
-                              "-w", str(PROJECT_ROOT / "workspace.yaml")], env={**os.environ, **env}, cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    stopped = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "sensor",
+            "stop",
+            "landing_file_sensor",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+        ],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     events, instance = next(a for a in ingestion_assets if a.key == EVENTS), get_instance()
     for day in DAYS[:2]:
-        dg.materialize([events], instance=instance, partition_key=day.isoformat(), resources={"warehouse": WarehouseResource()})
+        dg.materialize(
+            [events], instance=instance, partition_key=day.isoformat(), resources={"warehouse": WarehouseResource()}
+        )
 
 
 @pytest.mark.e2e
-def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], landing, tmp_path: Path,  # noqa: ANN001
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_dagster_ui_pages_load_in_chromium_without_errors(
+    env: dict[str, str],
+    landing,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make install` (it installs Debian's chromium for this test).")
     monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -110,8 +147,12 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], l
     log = (tmp_path / "dagster_dev.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "analytics_pipeline.cli", "ui", "--port", str(port)],
-        env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     shots = tmp_path / "screenshots"
     shots.mkdir()
     try:
@@ -120,7 +161,9 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], l
             try:
                 [entry] = _graphql(port, WORKSPACE)["workspaceOrError"]["locationEntries"]
                 loaded = entry["locationOrLoadError"] or {}
-                assert loaded.get("__typename") != "PythonError", f"the code location failed to load: {loaded.get('message')}"
+                assert loaded.get("__typename") != "PythonError", (
+                    f"the code location failed to load: {loaded.get('message')}"
+                )
                 if loaded.get("__typename") == "RepositoryLocation":
                     break
             except (urllib.error.URLError, ConnectionError, KeyError, TypeError, ValueError):
@@ -134,14 +177,17 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], l
 
         # the daemon runs the backfill: one run (a single-run backfill policy) over both days, each day's
         # materialization with its own numbers
-        while (backfill := _graphql(port, BACKFILL, {"id": backfill_id})["partitionBackfillOrError"])["status"] == "REQUESTED":
+        while (backfill := _graphql(port, BACKFILL, {"id": backfill_id})["partitionBackfillOrError"])[
+            "status"
+        ] == "REQUESTED":
             assert time.monotonic() < deadline + 300, f"the UI-launched backfill did not finish: {backfill}"
             time.sleep(1)
         assert backfill["status"] == "COMPLETED_SUCCESS" and backfill["runs"] == [{"status": "SUCCESS"}], backfill
         backfilled = [d.isoformat() for d in DAYS[2:]]
         shown = _graphql(port, MATERIALIZATIONS, {"partitions": backfilled})["assetOrError"]["assetMaterializations"]
-        loaded = {m["partition"]: {e["label"]: e.get("intValue") for e in m["metadataEntries"]}["rows_loaded"]
-                  for m in shown}  # fmt: skip
+        loaded = {
+            m["partition"]: {e["label"]: e.get("intValue") for e in m["metadataEntries"]}["rows_loaded"] for m in shown
+        }
         assert loaded == dict(zip(backfilled, EVENTS_PER_DAY[2:], strict=True)), shown
         assert len({m["runId"] for m in shown}) == 1
 
@@ -156,8 +202,12 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(env: dict[str, str], l
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 page.on("pageerror", lambda error: problems.append(f"page error on {page.url}: {error}"))
-                page.on("console", lambda message: message.type == "error"
-                        and problems.append(f"console error on {page.url}: {message.text}"))  # fmt: skip
+                page.on(
+                    "console",
+                    lambda message: (
+                        message.type == "error" and problems.append(f"console error on {page.url}: {message.text}")
+                    ),
+                )
                 for name, (path, expected_text) in pages.items():
                     page.goto(f"http://127.0.0.1:{port}{path}", wait_until="domcontentloaded")
                     page.get_by_text(expected_text).first.wait_for(timeout=60_000)

@@ -23,13 +23,30 @@ START, END = date(2025, 3, 3), date(2025, 3, 5)
 
 
 def cli(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_ROOT)  # fmt: skip
+    return subprocess.run(
+        [*CLI, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT
+    )
 
 
 def generate_small(env: dict[str, str]) -> None:
-    result = cli("generate", "--start", START.isoformat(), "--end", END.isoformat(), "--events-per-day", "800",
-                 "--users", "150", "--orgs", "4", "--items", "12", "--bad-rate", "0.01", env=env)  # fmt: skip
+    result = cli(
+        "generate",
+        "--start",
+        START.isoformat(),
+        "--end",
+        END.isoformat(),
+        "--events-per-day",
+        "800",
+        "--users",
+        "150",
+        "--orgs",
+        "4",
+        "--items",
+        "12",
+        "--bad-rate",
+        "0.01",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "activity_events" in result.stdout
 
@@ -41,9 +58,11 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
     if env["ANALYTICS_WAREHOUSE"] == "postgres":
         # production-style instance as well: Dagster's run storage in PostgreSQL (dagster-postgres)
         shutil.copy(PROJECT_ROOT / "deploy" / "dagster.production.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
-        env = {**env, "DAGSTER_POSTGRES_URL":
-               f"postgresql+psycopg2://{env['ANALYTICS_PG_USER']}@{env['ANALYTICS_PG_HOST']}:{env['ANALYTICS_PG_PORT']}"
-               f"/{env['ANALYTICS_PG_DATABASE']}"}  # fmt: skip
+        env = {
+            **env,
+            "DAGSTER_POSTGRES_URL": f"postgresql+psycopg2://{env['ANALYTICS_PG_USER']}@{env['ANALYTICS_PG_HOST']}:{env['ANALYTICS_PG_PORT']}"
+            f"/{env['ANALYTICS_PG_DATABASE']}",
+        }
         monkeypatch.setenv("DAGSTER_POSTGRES_URL", env["DAGSTER_POSTGRES_URL"])
     generate_small(env)
 
@@ -51,7 +70,9 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for day in ("2025-03-03", "2025-03-04", "2025-03-05"):
-        [line] = [line for line in result.stdout.splitlines() if line.strip().startswith((f"{day}  ok", f"{day}  warn"))]
+        [line] = [
+            line for line in result.stdout.splitlines() if line.strip().startswith((f"{day}  ok", f"{day}  warn"))
+        ]
         # a day whose bad records are beyond chance (--bad-rate 0.01 on a few dozen lines) is a warning
         assert line.strip().startswith((f"{day}  ok  activity_events", f"{day}  warn  activity_events")), line
         assert "active users" in line, line
@@ -78,13 +99,24 @@ def test_generate_then_backfill_records_runs_and_fills_the_marts(
     assert len(runs) == 3  # dimensions, the daily range as one run, retention cohorts
     assert all(run.is_success for run in runs)
     daily_run = next(r for r in runs if r.tags.get("dagster/asset_partition_range_start"))
-    assert (daily_run.tags["dagster/asset_partition_range_start"], daily_run.tags["dagster/asset_partition_range_end"]) == (
-        "2025-03-03", "2025-03-05")  # fmt: skip
+    assert (
+        daily_run.tags["dagster/asset_partition_range_start"],
+        daily_run.tags["dagster/asset_partition_range_end"],
+    ) == ("2025-03-03", "2025-03-05")
     if env["ANALYTICS_WAREHOUSE"] == "postgres":
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
 
     # a selection without ingestion or the engagement mart: its day says what it built, nothing else
-    summary = cli("backfill", "--start", "2025-03-04", "--end", "2025-03-04", "--select", "key:marts/fct_activity_summary", env=env)
+    summary = cli(
+        "backfill",
+        "--start",
+        "2025-03-04",
+        "--end",
+        "2025-03-04",
+        "--select",
+        "key:marts/fct_activity_summary",
+        env=env,
+    )
     assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-3000:]
     [line] = [line for line in summary.stdout.splitlines() if line.strip().startswith("2025-03-04")]
     assert line.strip() == "2025-03-04  ok  built marts/fct_activity_summary", line
@@ -100,8 +132,10 @@ def _write_day(landing: Path, day: date, stock: list[str] | None) -> None:
     )
     folder = landing / "order_lines" / f"date={day}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "orders.csv").write_text("order_id,line_no,ordered_at,org_id,item_id,quantity,unit_price,unit_cost,status\n"
-                                       f"o{day},1,{day}T10:00:00Z,A,I1,1,2.00,1.00,completed\n")  # fmt: skip
+    (folder / "orders.csv").write_text(
+        "order_id,line_no,ordered_at,org_id,item_id,quantity,unit_price,unit_cost,status\n"
+        f"o{day},1,{day}T10:00:00Z,A,I1,1,2.00,1.00,completed\n"
+    )
     folder = landing / "inventory_snapshots" / f"date={day}"
     if stock is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +169,9 @@ def test_backfill_marks_missing_files_and_bad_days_and_a_bad_day_keeps_failing(e
     assert _day_line(first.stdout, day2).startswith(f"{day2}  warn  ")
     assert "inventory_snapshots 0 loaded/0 rejected/0 dup (no files)" in _day_line(first.stdout, day2)
     assert _day_line(first.stdout, day3).startswith(f"{day3}  warn  ")
-    assert "inventory_snapshots 5 loaded/2 rejected/0 dup (reject rate 28.6% over 1.0%)" in _day_line(first.stdout, day3)
+    assert "inventory_snapshots 5 loaded/2 rejected/0 dup (reject rate 28.6% over 1.0%)" in _day_line(
+        first.stdout, day3
+    )
     assert "succeeded: 3 days, 2 with warnings" in first.stdout
     assert f"warn {day2}: inventory_snapshots: no landing files" in first.stdout
     assert f"check failed: raw/inventory_snapshots:reject_rate_below_threshold (ERROR): {day3}" in first.stdout
@@ -156,7 +192,10 @@ def test_backfill_marks_missing_files_and_bad_days_and_a_bad_day_keeps_failing(e
     assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr[-3000:]
     assert _day_line(fixed.stdout, day3).startswith(f"{day3}  ok  ")
     assert "reject_rate_below_threshold" not in fixed.stdout
-    assert "raw/inventory_snapshots:reject_rate_below_threshold" not in check_asset_checks(instance, datetime.now(UTC)).reason
+    assert (
+        "raw/inventory_snapshots:reject_rate_below_threshold"
+        not in check_asset_checks(instance, datetime.now(UTC)).reason
+    )
     instance.dispose()
 
 
@@ -205,8 +244,22 @@ def test_missing_landing_zone_and_unreachable_postgres_name_the_setting(env: dic
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
 def test_generate_says_how_to_start_the_partitions_at_the_datas_first_day(env: dict[str, str]) -> None:
-    result = cli("generate", "--start", "2025-03-03", "--end", "2025-03-04", "--events-per-day", "50", "--users",
-                 "20", "--orgs", "2", "--items", "5", env=env)  # fmt: skip
+    result = cli(
+        "generate",
+        "--start",
+        "2025-03-03",
+        "--end",
+        "2025-03-04",
+        "--events-per-day",
+        "50",
+        "--users",
+        "20",
+        "--orgs",
+        "2",
+        "--items",
+        "5",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert "daily partitions start at ANALYTICS_START_DATE=2025-01-01" in result.stdout
     assert "put ANALYTICS_START_DATE=2025-03-03 in" in result.stdout and "--write-start-date" in result.stdout
@@ -218,25 +271,50 @@ def test_write_start_date_sets_the_first_day_in_env_and_keeps_the_users_settings
 ) -> None:
     """``make demo``'s generate: the project's .env gets the data's first day (an earlier day already
     in the landing zone counts), the other lines stay, and every reader of .env sees it."""
-    import analytics_pipeline.settings as settings_module
-    from analytics_pipeline.cli import main
     from dotenv import dotenv_values
 
+    import analytics_pipeline.settings as settings_module
+    from analytics_pipeline.cli import main
+
     env_file = tmp_path / "project.env"
-    env_file.write_text("# mine\nANALYTICS_MAX_REJECT_RATE=0.05\nANALYTICS_START_DATE=2024-06-01\nANALYTICS_PG_DATABASE=\"my db\"\n")
+    env_file.write_text(
+        '# mine\nANALYTICS_MAX_REJECT_RATE=0.05\nANALYTICS_START_DATE=2024-06-01\nANALYTICS_PG_DATABASE="my db"\n'
+    )
     monkeypatch.setattr(settings_module, "ENV_FILE", env_file)
     landing = Path(env["ANALYTICS_LANDING_DIR"])
     (landing / "order_lines" / "date=2025-02-27").mkdir(parents=True)  # a day landed earlier
     (landing / "order_lines" / "date=not-a-day").mkdir()
-    assert main(["generate", "--start", "2025-03-03", "--end", "2025-03-04", "--events-per-day", "50", "--users",
-                 "20", "--orgs", "2", "--items", "5", "--write-start-date"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--start",
+                "2025-03-03",
+                "--end",
+                "2025-03-04",
+                "--events-per-day",
+                "50",
+                "--users",
+                "20",
+                "--orgs",
+                "2",
+                "--items",
+                "5",
+                "--write-start-date",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"ANALYTICS_START_DATE=2025-02-27 written to {env_file}" in out
     # the test's own ANALYTICS_START_DATE is in the environment, which wins over .env: said so
     assert "ANALYTICS_START_DATE=2025-01-01 is set in the environment" in out
     assert env_file.read_text().splitlines() == [
-        "# mine", "ANALYTICS_MAX_REJECT_RATE=0.05", "ANALYTICS_START_DATE=2025-02-27", 'ANALYTICS_PG_DATABASE="my db"',
-    ]  # fmt: skip
+        "# mine",
+        "ANALYTICS_MAX_REJECT_RATE=0.05",
+        "ANALYTICS_START_DATE=2025-02-27",
+        'ANALYTICS_PG_DATABASE="my db"',
+    ]
     written = settings_module.Settings.from_env(dict(dotenv_values(env_file)))
     assert written.start_date == date(2025, 2, 27) and written.max_reject_rate == 0.05
     assert written.pg_database == "my db"
@@ -251,8 +329,14 @@ def test_parallel_backfills_queue_on_the_warehouse_pool_instead_of_failing(env: 
     shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     generate_small(env)
     processes = [
-        subprocess.Popen([*CLI, "backfill", "--start", day, "--end", day], env={**os.environ, **env},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)  # fmt: skip
+        subprocess.Popen(
+            [*CLI, "backfill", "--start", day, "--end", day],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
         for day in ("2025-03-03", "2025-03-05")
     ]
     outputs = [process.communicate(timeout=600) for process in processes]
@@ -283,9 +367,15 @@ def test_a_backfill_killed_mid_run_leaves_nothing_for_the_next_one_to_wait_for(e
     the run's process gone, marks the run failed, frees the slot, says so, and does its work."""
     shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     generate_small(env)
-    killed = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
-                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              cwd=PROJECT_ROOT, start_new_session=True)  # fmt: skip
+    killed = subprocess.Popen(
+        [*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+    )
     try:
         instance = _wait_for_a_claimed_slot(env["DAGSTER_HOME"], killed)
     finally:
@@ -310,9 +400,14 @@ def test_an_interrupted_backfill_stops_there_and_exits_non_zero(env: dict[str, s
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     instance.event_log_storage.set_concurrency_slots("warehouse", 1)
     assert instance.event_log_storage.claim_concurrency_slot("warehouse", "another-run", "its-step").is_claimed
-    backfill = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
-                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=PROJECT_ROOT)  # fmt: skip
+    backfill = subprocess.Popen(
+        [*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     try:
         deadline = time.monotonic() + 300
         while not instance.event_log_storage.get_concurrency_info("warehouse").pending_run_ids:
@@ -356,8 +451,10 @@ def test_a_failed_dbt_step_is_summarised_by_its_cause() -> None:
         "Runtime Error in model fct_b (models/b.sql)\n  IO Error: disk full\n\n"
         "Runtime Error in model fct_a (models/a.sql)\n  IO Error: disk full"  # dbt repeats errors in its summary
     )
-    assert failure_summary(two_models) == ("dbt build failed (exit code 2): Runtime Error in model fct_a (models/a.sql): "
-                                           "IO Error: disk full; Runtime Error in model fct_b (models/b.sql): IO Error: disk full")  # fmt: skip
+    assert failure_summary(two_models) == (
+        "dbt build failed (exit code 2): Runtime Error in model fct_a (models/a.sql): "
+        "IO Error: disk full; Runtime Error in model fct_b (models/b.sql): IO Error: disk full"
+    )
     no_errors = DBT_CONNECTION_REFUSED.split("Errors parsed")[0]
     assert failure_summary(no_errors) == "dbt build failed (exit code 2); see the step's output in the run's logs"
     assert len(failure_summary(DBT_CONNECTION_REFUSED.replace("5499", "5499" + " x" * 500))) == 400

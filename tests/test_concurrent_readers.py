@@ -18,11 +18,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from test_cli import CLI, END, START, cli, generate_small
+from tests_support import readline_within
 
 from analytics_pipeline.resources import warehouse_lock
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT
-from test_cli import CLI, END, START, cli, generate_small
 
 
 def _one_sentence_refusal(result: subprocess.CompletedProcess[str]) -> bool:
@@ -30,7 +31,12 @@ def _one_sentence_refusal(result: subprocess.CompletedProcess[str]) -> bool:
     lines = result.stderr.strip().splitlines()
     progress = [line for line in lines if line.startswith("waiting for the warehouse")]
     errors = [line for line in lines if line.startswith("error: ")]
-    return result.returncode == 2 and len(errors) == 1 and len(progress) + 1 == len(lines) and "Traceback" not in result.stderr
+    return (
+        result.returncode == 2
+        and len(errors) == 1
+        and len(progress) + 1 == len(lines)
+        and "Traceback" not in result.stderr
+    )
 
 
 @pytest.mark.e2e
@@ -40,17 +46,35 @@ def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[st
     that holds the warehouse open almost all the time (half a second per read, the next at once):
     without the writers' turn, the dbt step and the steps after it would meet an open file."""
     generate_small(env)
-    backfill = subprocess.Popen([*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
-                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=PROJECT_ROOT)  # fmt: skip
+    backfill = subprocess.Popen(
+        [*CLI, "backfill", "--start", START.isoformat(), "--end", END.isoformat()],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
     readers: list[tuple[str, subprocess.CompletedProcess[str]]] = []
     # a reader that waits at most 20 s: some wait out a step, some give up (dbt may hold the file longer)
     reader_env = {**env, "ANALYTICS_READ_WAIT_SECONDS": "20"}
 
     def read_in_a_loop() -> None:
         while backfill.poll() is None:
-            readers.append(("export", cli("export", "fct_daily_engagement", "--start", START.isoformat(), "--end",
-                                          END.isoformat(), env=reader_env, timeout=300)))  # fmt: skip
+            readers.append(
+                (
+                    "export",
+                    cli(
+                        "export",
+                        "fct_daily_engagement",
+                        "--start",
+                        START.isoformat(),
+                        "--end",
+                        END.isoformat(),
+                        env=reader_env,
+                        timeout=300,
+                    ),
+                )
+            )
             readers.append(("health", cli("health", "--json", env=reader_env, timeout=300)))
 
     held_reads: list[int] = []
@@ -58,7 +82,9 @@ def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[st
     def hold_the_warehouse_open() -> None:
         while backfill.poll() is None:
             with warehouse.reading(wait_seconds=900) as session:
-                held_reads.append(session.query("select count(*) as n from information_schema.tables").column("n")[0].as_py())
+                held_reads.append(
+                    session.query("select count(*) as n from information_schema.tables").column("n")[0].as_py()
+                )
                 time.sleep(0.5)
 
     loops = [threading.Thread(target=read_in_a_loop), threading.Thread(target=hold_the_warehouse_open)]
@@ -87,13 +113,21 @@ def test_exports_and_health_in_a_loop_never_fail_a_running_backfill(env: dict[st
 
 def _writer(env: dict[str, str]) -> subprocess.Popen[str]:
     """Another process writing to the warehouse, as a step does."""
-    code = ("from analytics_pipeline.resources.warehouse import Warehouse; from analytics_pipeline.settings import "
-            "get_settings; Warehouse(get_settings()).execute('create table main.written as select 42 as answer')")  # fmt: skip
-    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)  # fmt: skip
+    code = (
+        "from analytics_pipeline.resources.warehouse import Warehouse; from analytics_pipeline.settings import "
+        "get_settings; Warehouse(get_settings()).execute('create table main.written as select 42 as answer')"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
 
 
-def _wait_for(condition, process: subprocess.Popen[str], what: str) -> None:  # noqa: ANN001
+def _wait_for(condition, process: subprocess.Popen[str], what: str) -> None:
     deadline = time.monotonic() + 120
     while not condition():
         assert process.poll() is None, f"{what}: the process ended early: {process.communicate()[1][-2000:]}"
@@ -117,8 +151,15 @@ def test_a_writer_waits_for_a_reader_and_a_reader_for_a_writer(env: dict[str, st
 
     # a writer holds the file: a reader waits, says what for, and gives up in one sentence naming it
     with warehouse_lock.hold(path, exclusive=True, wait_seconds=5, what="a test step writing"):
-        refused = cli("export", "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-02",
-                      env={**env, "ANALYTICS_READ_WAIT_SECONDS": "2"})  # fmt: skip
+        refused = cli(
+            "export",
+            "fct_daily_engagement",
+            "--start",
+            "2025-01-01",
+            "--end",
+            "2025-01-02",
+            env={**env, "ANALYTICS_READ_WAIT_SECONDS": "2"},
+        )
         health = cli("health", "--json", env=env)
     assert _one_sentence_refusal(refused), refused.stderr
     assert f"is being written by pid {os.getpid()} (a test step writing)" in refused.stderr
@@ -133,16 +174,25 @@ def test_a_writer_waits_for_a_reader_and_a_reader_for_a_writer(env: dict[str, st
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_a_writer_waits_out_a_program_outside_the_pipeline_that_holds_the_file(env: dict[str, str],
-                                                                               warehouse: Warehouse) -> None:  # fmt: skip
+def test_a_writer_waits_out_a_program_outside_the_pipeline_that_holds_the_file(
+    env: dict[str, str], warehouse: Warehouse
+) -> None:
     """A BI tool has the DuckDB file open read-only and takes none of the pipeline's locks."""
-    bi_tool = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
-                                "read_only=True); print('open', flush=True); time.sleep(600)", env["ANALYTICS_DUCKDB_PATH"]],
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    bi_tool = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+            "read_only=True); print('open', flush=True); time.sleep(600)",
+            env["ANALYTICS_DUCKDB_PATH"],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert bi_tool.stdout.readline().strip() == "open"
+        assert readline_within(bi_tool.stdout, 120, "the BI tool").strip() == "open"
         writer = _writer(env)
-        line = writer.stderr.readline()  # the writer says whom it waits for, then keeps trying
+        line = readline_within(writer.stderr, 120, "the writer")  # the writer says whom it waits for, then keeps trying
         assert "waiting for the DuckDB file" in line and f"(pid {bi_tool.pid})" in line, line
     finally:
         bi_tool.kill()

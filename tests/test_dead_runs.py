@@ -45,8 +45,13 @@ sys.exit(0 if result.success else 1)
 
 
 def _start_run(home: Path, marker: Path, seconds: float, *with_dbt: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", _RUN, str(home), str(marker), str(seconds), *with_dbt],
-                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUN, str(home), str(marker), str(seconds), *with_dbt],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(marker: Path, process: subprocess.Popen[str]) -> None:
@@ -116,8 +121,11 @@ def test_a_run_whose_pid_now_belongs_to_a_later_process_is_dead(instance: dg.Dag
         time.sleep(max(0.0, record.start_time + 2.5 - time.time()))
         later = subprocess.Popen(["sleep", "60"])
         try:
-            instance.report_engine_event(f"Executing steps in process (pid: {later.pid})", record.dagster_run,
-                                         EngineEventData.in_process(later.pid, ["writer"]))  # fmt: skip
+            instance.report_engine_event(
+                f"Executing steps in process (pid: {later.pid})",
+                record.dagster_run,
+                EngineEventData.in_process(later.pid, ["writer"]),
+            )
             [dead] = find_dead_runs(instance)
             assert dead.pid == later.pid and "later process" in dead.why
         finally:
@@ -134,8 +142,10 @@ def test_the_dbt_process_a_dead_run_left_running_is_stopped(instance: dg.Dagster
     try:
         _wait_for(tmp_path / "first", run)
         orphan = psutil.Process(int((tmp_path / "first.child").read_text()))
-        unrelated = subprocess.Popen(["sleep", "600"],  # another run's dbt: left alone
-                                     env={**os.environ, "DBT_TARGET_PATH": str(tmp_path / "target" / "writer-0000000-abcdef1")})  # fmt: skip
+        unrelated = subprocess.Popen(
+            ["sleep", "600"],  # another run's dbt: left alone
+            env={**os.environ, "DBT_TARGET_PATH": str(tmp_path / "target" / "writer-0000000-abcdef1")},
+        )
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=30)
         assert orphan.is_running()  # outlives the run's process
@@ -146,7 +156,10 @@ def test_the_dbt_process_a_dead_run_left_running_is_stopped(instance: dg.Dagster
         assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
         assert unrelated.poll() is None
         [failure] = instance.get_records_for_run(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-        assert f"the dbt process it left running was stopped (pid {orphan.pid})" in failure.event_log_entry.dagster_event.message
+        assert (
+            f"the dbt process it left running was stopped (pid {orphan.pid})"
+            in failure.event_log_entry.dagster_event.message
+        )
     finally:
         run.kill()
         for pid_file in tmp_path.glob("*.child"):

@@ -21,8 +21,12 @@ def test_dagster_cli_validates_the_workspace() -> None:
     dagster = Path(sys.executable).parent / "dagster"
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ),
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
@@ -33,8 +37,9 @@ def test_dg_lists_and_checks_the_project_definitions(tmp_path: Path) -> None:
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=300, env=env)  # fmt: skip
+    listed = subprocess.run(
+        [str(dg_cli), "list", "defs", "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=env
+    )
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     defs = json.loads(listed.stdout)
     assets = {asset["asset_key"]: asset["group_name"] for asset in defs["assets"]}
@@ -43,8 +48,9 @@ def test_dg_lists_and_checks_the_project_definitions(tmp_path: Path) -> None:
     assert assets["forecast/demand_forecasts"] == "forecasting"
     assert {"daily_pipeline", "weekly_report"} <= {job["name"] for job in defs["jobs"]}
     assert "landing_file_sensor" in {sensor["name"] for sensor in defs["sensors"]}
-    checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             timeout=300, env=env)  # fmt: skip
+    checked = subprocess.run(
+        [str(dg_cli), "check", "defs"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, env=env
+    )
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
 
@@ -56,13 +62,21 @@ def test_a_hand_run_of_dbt_reuses_the_parse_make_install_prepared(tmp_path: Path
     from analytics_pipeline.settings import DBT_PROJECT_DIR
 
     project = tmp_path / "dbt_project"
-    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml"))
+    shutil.copytree(
+        DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml")
+    )
     # the operator's shell: none of the project's settings exported (they live in .env, if anywhere)
     shell = {name: value for name, value in os.environ.items() if not name.startswith(("ANALYTICS_", "DBT_"))}
     prepare_hand_parse(project, shell)
     assert (project / "target" / "partial_parse.msgpack").exists()
-    hand = subprocess.run([dbt_executable(), "--debug", "ls", "--profiles-dir", ".", "--resource-type", "model"],
-                          cwd=project, env=shell, capture_output=True, text=True, timeout=300)  # fmt: skip
+    hand = subprocess.run(
+        [dbt_executable(), "--debug", "ls", "--profiles-dir", ".", "--resource-type", "model"],
+        cwd=project,
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert hand.returncode == 0, hand.stdout[-3000:] + hand.stderr[-2000:]
     assert "Unable to do partial parsing" not in hand.stdout, hand.stdout[-3000:]
     assert "Partial parsing enabled" in hand.stdout, hand.stdout[-3000:]
@@ -78,8 +92,15 @@ def test_groups_partitions_and_checks() -> None:
     assert set(groups.values()) == {"ingestion", "engagement", "commerce", "forecasting", "reporting", "operations"}
     assert groups["marts/fct_daily_engagement"] == groups["marts/fct_engagement_rolling"] == "engagement"
     assert groups["marts/fct_forecast_accuracy"] == groups["forecast/demand_forecasts"] == "forecasting"
-    for name in ("raw/activity_events", "raw/order_lines", "raw/inventory_snapshots", "marts/fct_daily_engagement",
-                 "marts/fct_engagement_rolling", "marts/fct_activity_summary", "marts/fct_hourly_usage"):  # fmt: skip
+    for name in (
+        "raw/activity_events",
+        "raw/order_lines",
+        "raw/inventory_snapshots",
+        "marts/fct_daily_engagement",
+        "marts/fct_engagement_rolling",
+        "marts/fct_activity_summary",
+        "marts/fct_hourly_usage",
+    ):
         node = by_key[name]
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), name
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), name
@@ -87,7 +108,10 @@ def test_groups_partitions_and_checks() -> None:
         assert by_key[name].partitions_def is None, name
     # every dbt test is an asset check, and each raw dataset has its reject-rate check
     check_keys = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert ("marts/fct_daily_engagement", "unique_combination_of_columns_fct_daily_engagement_activity_date__org_id") in check_keys
+    assert (
+        "marts/fct_daily_engagement",
+        "unique_combination_of_columns_fct_daily_engagement_activity_date__org_id",
+    ) in check_keys
     assert ("marts/fct_activity_summary", "assert_activity_summary_matches_daily_engagement") in check_keys
     assert all(("raw/" + d, "reject_rate_below_threshold") in check_keys for d in ("activity_events", "users"))
 
@@ -162,7 +186,9 @@ def test_loading_the_code_location_leaves_the_heavy_libraries_unimported() -> No
     that forecast or build reports need these (together seconds of imports, bench/before_after.md)."""
     heavy = ("pandas", "statsforecast", "statsmodels", "matplotlib", "openpyxl")
     probe = f"import sys, analytics_pipeline.definitions; print([m for m in {heavy!r} if m in sys.modules])"
-    result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
 
@@ -203,12 +229,20 @@ def _run_blocked_on_the_warehouse_pool(home: Path) -> Iterator[tuple[dg.DagsterI
     instance = dg.DagsterInstance.from_config(str(home))
     instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
     assert instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "another-run", "its-step").is_claimed
-    run = subprocess.Popen([sys.executable, "-c", _BLOCKED_RUN, str(home)], cwd=PROJECT_ROOT,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    run = subprocess.Popen(
+        [sys.executable, "-c", _BLOCKED_RUN, str(home)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
-        while not any("blocked by limit for pool" in (entry.user_message or "")
-                      for record in instance.get_run_records() for entry in instance.all_logs(record.dagster_run.run_id)):  # fmt: skip
+        while not any(
+            "blocked by limit for pool" in (entry.user_message or "")
+            for record in instance.get_run_records()
+            for entry in instance.all_logs(record.dagster_run.run_id)
+        ):
             assert run.poll() is None and time.monotonic() < deadline, "the run never waited for the slot"
             time.sleep(0.5)
         yield instance, run

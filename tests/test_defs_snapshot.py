@@ -69,10 +69,11 @@ print(json.dumps({"assets": assets, "jobs": jobs, "schedules": schedules, "senso
 
 def _describe() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANALYTICS_", "DAGSTER_HOME"))}
-    result = subprocess.run([sys.executable, "-c", _DESCRIBE], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                            text=True, timeout=180)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", _DESCRIBE], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout[result.stdout.index("{"):])
+    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def test_the_definitions_match_the_reviewed_snapshot() -> None:
@@ -87,6 +88,9 @@ def test_the_definitions_match_the_reviewed_snapshot() -> None:
         added = sorted(set(described[part]) - set(expected[part]))
         removed = sorted(set(expected[part]) - set(described[part]))
         assert not added and not removed, f"{part}: added {added}, removed {removed} (review, then UPDATE_SNAPSHOTS=1)"
-        changed = {name: {"now": described[part][name], "snapshot": expected[part][name]}
-                   for name in described[part] if described[part][name] != expected[part][name]}  # fmt: skip
+        changed = {
+            name: {"now": described[part][name], "snapshot": expected[part][name]}
+            for name in described[part]
+            if described[part][name] != expected[part][name]
+        }
         assert not changed, f"{part} changed (review, then UPDATE_SNAPSHOTS=1):\n{json.dumps(changed, indent=2)}"

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import run_pipeline
 
 from analytics_pipeline.defs.ingestion.sample_data import generate
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
-from conftest import run_pipeline
 
 START = date(2025, 2, 3)
 DAYS = [START + timedelta(days=n) for n in range(4)]
@@ -27,8 +27,10 @@ MARTS = {
 def marts() -> dict[str, list[tuple]]:
     warehouse = Warehouse(get_settings())
     return {
-        table: [tuple(round(v, 12) if isinstance(v, float) else v for v in row.values())
-                for row in warehouse.query(f"select * from {table} order by {order}").to_pylist()]  # fmt: skip
+        table: [
+            tuple(round(v, 12) if isinstance(v, float) else v for v in row.values())
+            for row in warehouse.query(f"select * from {table} order by {order}").to_pylist()
+        ]
         for table, order in MARTS.items()
     }
 
@@ -37,8 +39,16 @@ def marts() -> dict[str, list[tuple]]:
 def test_duckdb_in_order_equals_postgres_scrambled(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    generate(Path(env["ANALYTICS_LANDING_DIR"]), DAYS[0], DAYS[-1], events_per_day=1_500, users=300, orgs=5,
-             items=10, bad_rate=0.01)  # fmt: skip
+    generate(
+        Path(env["ANALYTICS_LANDING_DIR"]),
+        DAYS[0],
+        DAYS[-1],
+        events_per_day=1_500,
+        users=300,
+        orgs=5,
+        items=10,
+        bad_rate=0.01,
+    )
     Warehouse(get_settings()).ensure_ready()
     assert run_pipeline(DAYS[0], DAYS[-1]).success
     on_duckdb = marts()

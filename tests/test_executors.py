@@ -36,8 +36,9 @@ print(json.dumps({"executors": sorted({job.executor_def.name for job in jobs}),
 
 def test_every_step_of_every_job_has_a_queue() -> None:
     env = {**os.environ, "ANALYTICS_EXECUTOR": "celery"}
-    result = subprocess.run([sys.executable, "-c", _PROBE], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["executors"] == ["celery"]
@@ -45,8 +46,17 @@ def test_every_step_of_every_job_has_a_queue() -> None:
     assert set(queues.values()) == set(QUEUES), queues
     assert queues["daily_dbt_models"] == queues["raw__activity_events"] == "warehouse"
     # the forecasting graphs' every op: planner, one step per range of items, writer
-    assert {queues[op] for op in ("plan_model_evaluations", "evaluate_items", "write_model_evaluations",
-                                  "plan_demand_forecasts", "forecast_items", "write_demand_forecasts")} == {"forecasting"}  # fmt: skip
+    assert {
+        queues[op]
+        for op in (
+            "plan_model_evaluations",
+            "evaluate_items",
+            "write_model_evaluations",
+            "plan_demand_forecasts",
+            "forecast_items",
+            "write_demand_forecasts",
+        )
+    } == {"forecasting"}
     assert queues["reporting__weekly_reports"] == queues["write_custom_report"] == "reports"
 
 
@@ -59,7 +69,11 @@ def test_in_process_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_executor_settings() -> None:
     default = Settings.from_env({})
-    assert (default.executor, default.celery_broker, default.celery_backend) == ("in_process", DEFAULT_CELERY_BROKER, "rpc://")
+    assert (default.executor, default.celery_broker, default.celery_backend) == (
+        "in_process",
+        DEFAULT_CELERY_BROKER,
+        "rpc://",
+    )
     redis = Settings.from_env({"ANALYTICS_EXECUTOR": "celery", "ANALYTICS_CELERY_BROKER": "redis://127.0.0.1:6379/3"})
     assert redis.celery_backend == "redis://127.0.0.1:6379/3"  # Redis keeps the results itself
     with pytest.raises(SettingsError, match="ANALYTICS_EXECUTOR='k8s'"):

@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from conftest import Landing, event, run_pipeline
+from test_engagement_marts import D1, D2, D3, write_history
 
 from analytics_pipeline.defs.reporting.documents import write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.exports import ExportError, export
 from analytics_pipeline.defs.reporting.spreadsheets import neutralise_arrow
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT, get_settings
-from conftest import Landing, event, run_pipeline
-from test_engagement_marts import D1, D2, D3, write_history
 
 
 def direct(warehouse: Warehouse, where: str, params: tuple) -> list[dict]:
@@ -33,7 +33,7 @@ def direct(warehouse: Warehouse, where: str, params: tuple) -> list[dict]:
     ).to_pylist()
 
 
-def test_every_format_holds_exactly_the_window(env, warehouse: Warehouse, landing: Landing, tmp_path: Path) -> None:  # noqa: ANN001
+def test_every_format_holds_exactly_the_window(env, warehouse: Warehouse, landing: Landing, tmp_path: Path) -> None:
     write_history(landing)
     assert run_pipeline(D1, D3).success
     expected = direct(warehouse, "activity_date between ? and ?", (D1, D2))
@@ -47,7 +47,10 @@ def test_every_format_holds_exactly_the_window(env, warehouse: Warehouse, landin
         elif fmt == "parquet":
             rows = pq.read_table(path).to_pylist()
         elif fmt == "json":
-            rows = [{**r, "activity_date": date.fromisoformat(r["activity_date"][:10])} for r in json.loads(path.read_text())]
+            rows = [
+                {**r, "activity_date": date.fromisoformat(r["activity_date"][:10])}
+                for r in json.loads(path.read_text())
+            ]
         else:
             rows = [{**r, "activity_date": r["activity_date"].date()} for r in pd.read_excel(path).to_dict("records")]
         assert list(rows[0]) == list(expected[0]), fmt  # the mart's column order
@@ -74,7 +77,11 @@ def test_every_format_holds_exactly_the_window(env, warehouse: Warehouse, landin
     ],
 )
 def test_tables_off_the_allow_list_are_refused_before_any_query(
-    env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, table: str, message: str  # noqa: ANN001
+    env,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    table: str,
+    message: str,
 ) -> None:
     monkeypatch.setenv("ANALYTICS_WAREHOUSE", "postgres")
     monkeypatch.setenv("ANALYTICS_PG_PORT", "1")  # a query would fail with a connection error instead
@@ -83,18 +90,31 @@ def test_tables_off_the_allow_list_are_refused_before_any_query(
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_cli_errors_are_one_sentence(env, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_errors_are_one_sentence(env, tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "analytics_pipeline.cli", "export", *args], cwd=PROJECT_ROOT,
-                              env={**os.environ, **env}, capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "analytics_pipeline.cli", "export", *args],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     bad_date = cli("fct_daily_engagement", "--start", "2025-13-01", "--end", "2025-01-02")
     assert bad_date.returncode == 2 and "is not a date" in bad_date.stderr
     unknown = cli("users; drop table x", "--start", "2025-01-01", "--end", "2025-01-02")
     assert unknown.returncode == 2 and "cannot be exported" in unknown.stderr
     (tmp_path / "a-file").write_text("")
-    unwritable = cli("fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-02",
-                     "--output", str(tmp_path / "a-file" / "out.csv"))  # fmt: skip
+    unwritable = cli(
+        "fct_daily_engagement",
+        "--start",
+        "2025-01-01",
+        "--end",
+        "2025-01-02",
+        "--output",
+        str(tmp_path / "a-file" / "out.csv"),
+    )
     assert unwritable.returncode == 2 and "choose another --output" in unwritable.stderr
     for result in (bad_date, unknown, unwritable):
         assert "Traceback" not in result.stderr
@@ -103,16 +123,21 @@ def test_cli_errors_are_one_sentence(env, tmp_path: Path) -> None:  # noqa: ANN0
 # -- hostile values and paths --------------------------------------------------------------------
 
 # School ids as a hostile landing file may carry them (OWASP's CSV-injection characters, a path)
-HOSTILE_ORGS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+2", "-3+4", "@SUM(A1)", "../../escaped"]
+HOSTILE_ORGS = ['=HYPERLINK("http://evil.example","x")', "+1+2", "-3+4", "@SUM(A1)", "../../escaped"]
 
 
 def write_hostile_day(landing: Landing) -> None:
-    landing.jsonl("activity_events", D1, "part-1.jsonl", [
-        event(f"e{i}", "2025-01-01T08:00:00Z", f"u{i}", org, "login", f"s{i}") for i, org in enumerate(HOSTILE_ORGS)
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D1,
+        "part-1.jsonl",
+        [event(f"e{i}", "2025-01-01T08:00:00Z", f"u{i}", org, "login", f"s{i}") for i, org in enumerate(HOSTILE_ORGS)],
+    )
 
 
-def test_hostile_school_ids_stay_text_in_csv_and_xlsx(env, warehouse: Warehouse, landing: Landing, tmp_path: Path) -> None:  # noqa: ANN001
+def test_hostile_school_ids_stay_text_in_csv_and_xlsx(
+    env, warehouse: Warehouse, landing: Landing, tmp_path: Path
+) -> None:
     write_hostile_day(landing)
     assert run_pipeline(D1).success
 
@@ -120,10 +145,16 @@ def test_hostile_school_ids_stay_text_in_csv_and_xlsx(env, warehouse: Warehouse,
     with (tmp_path / "e.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     # sorted by org_id; each text cell a spreadsheet would run gets a leading quote, the path does not
-    assert [r["org_id"] for r in rows] == ["'+1+2", "'-3+4", "../../escaped",
-                                           "'=HYPERLINK(\"http://evil.example\",\"x\")", "'@SUM(A1)"]  # fmt: skip
+    assert [r["org_id"] for r in rows] == [
+        "'+1+2",
+        "'-3+4",
+        "../../escaped",
+        '\'=HYPERLINK("http://evil.example","x")',
+        "'@SUM(A1)",
+    ]
     assert {(r["activity_date"], r["active_users"], r["events"], r["events_per_active_user"]) for r in rows} == {
-        ("2025-01-01", "1", "1", "1")}  # numbers untouched
+        ("2025-01-01", "1", "1", "1")
+    }  # numbers untouched
 
     assert export(warehouse, "fct_daily_engagement", D1, D1, "xlsx", tmp_path / "e.xlsx") == 5
     sheet = openpyxl.load_workbook(tmp_path / "e.xlsx")["export"]
@@ -135,13 +166,25 @@ def test_hostile_school_ids_stay_text_in_csv_and_xlsx(env, warehouse: Warehouse,
 
 
 def test_spreadsheet_writers_neutralise_text_and_keep_negative_numbers(tmp_path: Path) -> None:
-    data = pd.DataFrame({"school": ["=1+2", "-Birch", "\tTab", "\rCR", "Alder", None],
-                         "change_pct": [-12.5, 3.0, -0.5, 0.0, 1.0, -2.0], "delta": [-1, 2, -3, 4, 5, -6]})  # fmt: skip
+    data = pd.DataFrame(
+        {
+            "school": ["=1+2", "-Birch", "\tTab", "\rCR", "Alder", None],
+            "change_pct": [-12.5, 3.0, -0.5, 0.0, 1.0, -2.0],
+            "delta": [-1, 2, -3, 4, 5, -6],
+        }
+    )
     write_csv(data, tmp_path / "r.csv")
     with (tmp_path / "r.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows == [["school", "change_pct", "delta"], ["'=1+2", "-12.5", "-1"], ["'-Birch", "3.0", "2"],
-                    ["'\tTab", "-0.5", "-3"], ["'\rCR", "0.0", "4"], ["Alder", "1.0", "5"], ["", "-2.0", "-6"]]  # fmt: skip
+    assert rows == [
+        ["school", "change_pct", "delta"],
+        ["'=1+2", "-12.5", "-1"],
+        ["'-Birch", "3.0", "2"],
+        ["'\tTab", "-0.5", "-3"],
+        ["'\rCR", "0.0", "4"],
+        ["Alder", "1.0", "5"],
+        ["", "-2.0", "-6"],
+    ]
 
     write_xlsx({"summary": data}, tmp_path / "r.xlsx")
     sheet = openpyxl.load_workbook(tmp_path / "r.xlsx")["summary"]
@@ -150,13 +193,22 @@ def test_spreadsheet_writers_neutralise_text_and_keep_negative_numbers(tmp_path:
     assert {c.data_type for c in sheet["B"][1:]} == {"n"}
 
     table = pa.table({"org_id": ["@x", "ok", None], "value": [-1.5, 2.0, -3.0]})
-    assert neutralise_arrow(table).to_pylist() == [{"org_id": "'@x", "value": -1.5}, {"org_id": "ok", "value": 2.0},
-                                                   {"org_id": None, "value": -3.0}]  # fmt: skip
+    assert neutralise_arrow(table).to_pylist() == [
+        {"org_id": "'@x", "value": -1.5},
+        {"org_id": "ok", "value": 2.0},
+        {"org_id": None, "value": -3.0},
+    ]
 
 
 def export_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "analytics_pipeline.cli", "export", *args], cwd=PROJECT_ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "analytics_pipeline.cli", "export", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def files_under(folder: Path) -> set[str]:
@@ -164,38 +216,68 @@ def files_under(folder: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_org_never_leads_the_default_file_out_of_the_output_folder(env, warehouse: Warehouse, landing: Landing,  # noqa: ANN001
-                                                                  tmp_path: Path) -> None:  # fmt: skip
+def test_org_never_leads_the_default_file_out_of_the_output_folder(
+    env,
+    warehouse: Warehouse,
+    landing: Landing,
+    tmp_path: Path,
+) -> None:
     write_hostile_day(landing)
     assert run_pipeline(D1).success
     output_dir = Path(env["ANALYTICS_OUTPUT_DIR"])
     before = files_under(tmp_path) - files_under(output_dir)
 
-    refused = export_cli(env, "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-01",
-                         "--org", "../../../../tmp/x/escaped")  # fmt: skip
+    refused = export_cli(
+        env,
+        "fct_daily_engagement",
+        "--start",
+        "2025-01-01",
+        "--end",
+        "2025-01-01",
+        "--org",
+        "../../../../tmp/x/escaped",
+    )
     assert refused.returncode == 2 and "has no rows" in refused.stderr and "Traceback" not in refused.stderr
     assert not output_dir.exists()  # nothing was created for a refused request
     assert not Path("/tmp/x/escaped").exists()
 
-    written = export_cli(env, "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-01",
-                         "--org", "../../escaped")  # fmt: skip
+    written = export_cli(
+        env, "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-01", "--org", "../../escaped"
+    )
     assert written.returncode == 0, written.stderr
     [name] = files_under(output_dir / "exports")
     assert name.startswith("fct_daily_engagement_2025-01-01_2025-01-01_escaped_") and name.endswith(".csv")
-    assert "/" not in name and pacsv.read_csv(output_dir / "exports" / name).column("org_id").to_pylist() == ["../../escaped"]
-    assert files_under(tmp_path) - files_under(output_dir) - {"output", "output/exports", f"output/exports/{name}"} == before
+    assert "/" not in name and pacsv.read_csv(output_dir / "exports" / name).column("org_id").to_pylist() == [
+        "../../escaped"
+    ]
+    assert (
+        files_under(tmp_path) - files_under(output_dir) - {"output", "output/exports", f"output/exports/{name}"}
+        == before
+    )
 
-    long_org = export_cli(env, "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-01", "--org", "A" * 300)
+    long_org = export_cli(
+        env, "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-01", "--org", "A" * 300
+    )
     assert long_org.returncode == 2 and "has no rows" in long_org.stderr and "Traceback" not in long_org.stderr
     assert len(long_org.stderr.strip().splitlines()) == 1
-    long_name = export_cli(env, "fct_daily_engagement", "--start", "2025-01-01", "--end", "2025-01-01",
-                           "--output", str(tmp_path / ("x" * 300 + ".csv")))  # fmt: skip
+    long_name = export_cli(
+        env,
+        "fct_daily_engagement",
+        "--start",
+        "2025-01-01",
+        "--end",
+        "2025-01-01",
+        "--output",
+        str(tmp_path / ("x" * 300 + ".csv")),
+    )
     assert long_name.returncode == 2 and "choose another --output" in long_name.stderr
     assert len(long_name.stderr.strip().splitlines()) == 1 and "x" * 100 not in long_name.stderr
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_the_temporary_file_never_follows_a_planted_link(env, warehouse: Warehouse, landing: Landing, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_temporary_file_never_follows_a_planted_link(
+    env, warehouse: Warehouse, landing: Landing, tmp_path: Path
+) -> None:
     write_hostile_day(landing)
     assert run_pipeline(D1).success
     victim = tmp_path / "victim.txt"

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import run_pipeline, run_unpartitioned
+from test_commerce_kpis import D1, D2, D3, D4, D5, write_history
 
 from analytics_pipeline.defs.forecasting import models
 from analytics_pipeline.defs.forecasting.assets import (
@@ -26,8 +28,6 @@ from analytics_pipeline.defs.forecasting.assets import (
 )
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import get_settings
-from conftest import run_pipeline, run_unpartitioned
-from test_commerce_kpis import D1, D2, D3, D4, D5, write_history
 
 WEEK = np.array([10.0, 14.0, 15.0, 13.0, 12.0, 3.0, 2.0])
 
@@ -40,12 +40,15 @@ def _frame(item: str, values: np.ndarray, end: str = "2025-06-30") -> pd.DataFra
 def _structured_series(days: int = 150) -> pd.DataFrame:
     rng = np.random.default_rng(7)
     t = np.arange(days)
-    return pd.concat([
-        _frame("weekly", np.tile(WEEK, days // 7 + 1)[:days]),
-        _frame("trend", 5 + 0.4 * t + rng.normal(0, 1, days)),
-        _frame("intermittent", (rng.random(days) < 0.12) * rng.poisson(4, days)),
-        _frame("noisy_weekly", np.clip(np.tile(WEEK, days // 7 + 1)[:days] + rng.normal(0, 2, days), 0, None)),
-    ], ignore_index=True)  # fmt: skip
+    return pd.concat(
+        [
+            _frame("weekly", np.tile(WEEK, days // 7 + 1)[:days]),
+            _frame("trend", 5 + 0.4 * t + rng.normal(0, 1, days)),
+            _frame("intermittent", (rng.random(days) < 0.12) * rng.poisson(4, days)),
+            _frame("noisy_weekly", np.clip(np.tile(WEEK, days // 7 + 1)[:days] + rng.normal(0, 2, days), 0, None)),
+        ],
+        ignore_index=True,
+    )
 
 
 # -- selection --------------------------------------------------------------------------------------
@@ -84,11 +87,13 @@ def test_short_and_zero_series_are_skipped_by_selection_with_reasons() -> None:
 
 
 def test_prepare_series_fills_gaps_with_zero_from_each_items_first_day() -> None:
-    demand = pd.DataFrame({
-        "item_id": ["a", "a", "b"],
-        "demand_date": [date(2025, 3, 1), date(2025, 3, 4), date(2025, 3, 3)],
-        "units": [2, 5, 1],
-    })  # fmt: skip
+    demand = pd.DataFrame(
+        {
+            "item_id": ["a", "a", "b"],
+            "demand_date": [date(2025, 3, 1), date(2025, 3, 4), date(2025, 3, 3)],
+            "units": [2, 5, 1],
+        }
+    )
     series = models.prepare_series(demand, pd.Timestamp("2025-03-05"))
     a = series[series["unique_id"] == "a"]
     assert a["y"].tolist() == [2.0, 0.0, 0.0, 5.0, 0.0]
@@ -116,7 +121,10 @@ def test_intervals_contain_the_forecast_and_widen_with_the_horizon() -> None:
             assert (np.diff(width) >= -1e-9).all(), (item, level)
     # A noisy series has real uncertainty, and more of it four weeks out than tomorrow.
     noisy = frame[frame["item_id"] == "trend"]
-    assert noisy["yhat_hi_95"].iloc[-1] - noisy["yhat_lo_95"].iloc[-1] > noisy["yhat_hi_95"].iloc[0] - noisy["yhat_lo_95"].iloc[0]
+    assert (
+        noisy["yhat_hi_95"].iloc[-1] - noisy["yhat_lo_95"].iloc[-1]
+        > noisy["yhat_hi_95"].iloc[0] - noisy["yhat_lo_95"].iloc[0]
+    )
     # The forecast starts the day after the last observation and runs HORIZON days.
     assert frame["forecast_date"].min() == pd.Timestamp("2025-07-01")
     assert frame["forecast_date"].max() == pd.Timestamp("2025-07-01") + pd.Timedelta(days=models.HORIZON - 1)
@@ -125,14 +133,18 @@ def test_intervals_contain_the_forecast_and_widen_with_the_horizon() -> None:
 def test_an_interval_cut_by_the_zero_floor_still_never_narrows() -> None:
     """Two days of one item whose intervals dip below zero: day 2's centre is lower, so clipping at
     zero cuts more of it, and before the fix its 95% width fell from 12 to 10.5."""
-    frame = pd.DataFrame({
-        "item_id": ["a", "a"],
-        "forecast_date": pd.to_datetime(["2025-07-01", "2025-07-02"]),
-        "model": "AutoETS",
-        "yhat": [2.0, 0.5],
-        "yhat_lo_80": [-3.0, -4.0], "yhat_hi_80": [7.0, 5.0],  # half-widths 5 and 4.5
-        "yhat_lo_95": [-8.0, -9.5], "yhat_hi_95": [12.0, 10.5],  # half-widths 10 and 10
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "a"],
+            "forecast_date": pd.to_datetime(["2025-07-01", "2025-07-02"]),
+            "model": "AutoETS",
+            "yhat": [2.0, 0.5],
+            "yhat_lo_80": [-3.0, -4.0],
+            "yhat_hi_80": [7.0, 5.0],  # half-widths 5 and 4.5
+            "yhat_lo_95": [-8.0, -9.5],
+            "yhat_hi_95": [12.0, 10.5],  # half-widths 10 and 10
+        }
+    )
     tidy = models._tidy_intervals(frame)
     # day 1: 80% [2-5, 2+5] -> [0, 7]; 95% [2-10, 2+10] -> [0, 12]
     # day 2: half-widths grow to 5 and 10 -> 80% [0, 5.5], 95% [0, 10.5]; widths 5.5 < 7 and 10.5 < 12,
@@ -142,16 +154,22 @@ def test_an_interval_cut_by_the_zero_floor_still_never_narrows() -> None:
 
 
 def test_fallbacks_for_new_short_zero_and_unknown_models_are_named() -> None:
-    series = pd.concat([
-        _frame("unselected", np.tile(WEEK, 20)),
-        _frame("short", np.array([2.0, 4.0, 6.0])),
-        _frame("zero", np.zeros(120)),
-        _frame("retired", np.tile(WEEK, 20)),
-        _frame("kept", np.tile(WEEK, 20)),
-    ], ignore_index=True)  # fmt: skip
+    series = pd.concat(
+        [
+            _frame("unselected", np.tile(WEEK, 20)),
+            _frame("short", np.array([2.0, 4.0, 6.0])),
+            _frame("zero", np.zeros(120)),
+            _frame("retired", np.tile(WEEK, 20)),
+            _frame("kept", np.tile(WEEK, 20)),
+        ],
+        ignore_index=True,
+    )
     series = pd.concat([series, _frame("broken", np.tile(WEEK, 20))], ignore_index=True)
-    choices = {"retired": models.Choice("ProphetXL"), "kept": models.Choice("SeasonalNaive"),
-               "broken": models.Choice("AutoARIMA", '{"order": [1, 0')}  # fmt: skip
+    choices = {
+        "retired": models.Choice("ProphetXL"),
+        "kept": models.Choice("SeasonalNaive"),
+        "broken": models.Choice("AutoARIMA", '{"order": [1, 0'),
+    }
     result = models.forecast(series, choices, n_jobs=1)
     by_item = result.forecasts.groupby("item_id")
     assert set(result.fallbacks) == {"unselected", "short", "zero", "retired", "broken"}
@@ -162,9 +180,13 @@ def test_fallbacks_for_new_short_zero_and_unknown_models_are_named() -> None:
     assert "no demand" in result.fallbacks["zero"]
     assert "ProphetXL" in result.fallbacks["retired"]
     assert by_item["model"].first().to_dict() == {
-        "unselected": "SeasonalNaive", "short": "HistoricAverage", "zero": "ZeroDemand",
-        "retired": "SeasonalNaive", "kept": "SeasonalNaive", "broken": "SeasonalNaive",
-    }  # fmt: skip
+        "unselected": "SeasonalNaive",
+        "short": "HistoricAverage",
+        "zero": "ZeroDemand",
+        "retired": "SeasonalNaive",
+        "kept": "SeasonalNaive",
+        "broken": "SeasonalNaive",
+    }
     # the mean of 2, 4, 6; nothing for an item that never sold; next week repeats the last for the pattern
     assert by_item.get_group("short")["yhat"].tolist() == pytest.approx([4.0] * models.HORIZON)
     assert (by_item.get_group("zero")[["yhat", "yhat_hi_95"]] == 0).all().all()
@@ -187,9 +209,13 @@ def _seed_demand(warehouse: Warehouse, last_day: date, days: int = 150, bump: fl
         rows.append(("zero", day, 0))
         if offset >= days - 10:
             rows.append(("new", day, 3))
-    frame = pa.table({
-        "item_id": [r[0] for r in rows], "demand_date": [r[1] for r in rows], "units": [r[2] for r in rows],
-    })  # fmt: skip
+    frame = pa.table(
+        {
+            "item_id": [r[0] for r in rows],
+            "demand_date": [r[1] for r in rows],
+            "units": [r[2] for r in rows],
+        }
+    )
     with warehouse.transaction() as session:
         session.execute("create schema if not exists marts")
         session.execute(
@@ -204,10 +230,13 @@ def _materialize(
 ) -> dg.ExecuteInProcessResult:
     config = {} if items_per_step is None else {"items_per_step": items_per_step, "n_jobs": 1}
     return dg.materialize(
-        [asset], partition_key=as_of.isoformat(), resources={"warehouse": WarehouseResource()},
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error,
+        [asset],
+        partition_key=as_of.isoformat(),
+        resources={"warehouse": WarehouseResource()},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
         run_config={"ops": {asset.node_def.name: {"config": config}}} if config else None,
-    )  # fmt: skip
+    )
 
 
 def _vintages(warehouse: Warehouse) -> dict[str, int]:
@@ -238,8 +267,11 @@ def test_selection_and_forecast_assets_write_vintages(warehouse: Warehouse) -> N
 
     _materialize(demand_forecasts, AS_OF)
     _materialize(demand_forecasts, AS_OF + timedelta(days=1))
-    assert _vintages(warehouse) == {str(AS_OF - timedelta(days=1)): 4 * 28, str(AS_OF): 4 * 28,
-                                    str(AS_OF + timedelta(days=1)): 4 * 28}  # fmt: skip
+    assert _vintages(warehouse) == {
+        str(AS_OF - timedelta(days=1)): 4 * 28,
+        str(AS_OF): 4 * 28,
+        str(AS_OF + timedelta(days=1)): 4 * 28,
+    }
     forecasts = warehouse.query(
         "select item_id, model, fallback_reason, min(horizon_days) as h1, max(horizon_days) as h28 "
         "from forecast.demand_forecasts where as_of_date = ? group by item_id, model, fallback_reason order by item_id",
@@ -271,7 +303,9 @@ def test_selection_and_forecast_assets_write_vintages(warehouse: Warehouse) -> N
 
 
 def _steps(result: dg.ExecuteInProcessResult, op: str) -> list[str]:
-    return sorted(e.step_key for e in result.all_events if e.is_step_success and e.step_key.split(".")[-1].startswith(op))
+    return sorted(
+        e.step_key for e in result.all_events if e.is_step_success and e.step_key.split(".")[-1].startswith(op)
+    )
 
 
 def test_items_fan_out_into_steps_that_write_what_one_step_writes(warehouse: Warehouse) -> None:
@@ -288,13 +322,18 @@ def test_items_fan_out_into_steps_that_write_what_one_step_writes(warehouse: War
 
     fanned = _materialize(model_evaluations, AS_OF, items_per_step=1)
     # four items with demand, one step each, in the warehouse's order of item ids
-    assert _steps(fanned, "evaluate_items") == [f"forecast__model_evaluations.evaluate_items[20250630_{i}]" for i in range(4)]
+    assert _steps(fanned, "evaluate_items") == [
+        f"forecast__model_evaluations.evaluate_items[20250630_{i}]" for i in range(4)
+    ]
     metadata = fanned.asset_materializations_for_node("forecast__model_evaluations")[0].metadata
     assert metadata["item_steps"].value == 4 and metadata["items_evaluated"].value == 2
     forecast_run = _materialize(demand_forecasts, AS_OF, items_per_step=3)
     assert len(_steps(forecast_run, "forecast_items")) == 2
     assert (warehouse.query(scores).to_pylist(), warehouse.query(forecasts).to_pylist()) == whole
-    assert warehouse.scalar("select count(distinct item_id) from forecast.demand_forecasts where as_of_date = ?", (AS_OF,)) == 4
+    assert (
+        warehouse.scalar("select count(distinct item_id) from forecast.demand_forecasts where as_of_date = ?", (AS_OF,))
+        == 4
+    )
 
 
 def test_a_forecast_without_its_days_demand_fails_clearly_and_keeps_vintages(warehouse: Warehouse) -> None:
@@ -310,28 +349,48 @@ def test_a_forecast_without_its_days_demand_fails_clearly_and_keeps_vintages(war
 # -- accuracy and reorder marts on hand-computed inputs --------------------------------------------
 
 
-def _forecast_rows(as_of: date, item: str, model: str, days: list[tuple[int, float, float, float, float, float]]) -> list[dict]:
+def _forecast_rows(
+    as_of: date, item: str, model: str, days: list[tuple[int, float, float, float, float, float]]
+) -> list[dict]:
     """(horizon, yhat, lo80, hi80, lo95, hi95) -> demand_forecasts rows."""
     return [
-        {"item_id": item, "as_of_date": as_of, "forecast_date": as_of + timedelta(days=h), "horizon_days": h,
-         "model": model, "yhat": y, "yhat_lo_80": lo80, "yhat_hi_80": hi80, "yhat_lo_95": lo95, "yhat_hi_95": hi95,
-         "fallback_reason": None, "created_at": None}  # fmt: skip
+        {
+            "item_id": item,
+            "as_of_date": as_of,
+            "forecast_date": as_of + timedelta(days=h),
+            "horizon_days": h,
+            "model": model,
+            "yhat": y,
+            "yhat_lo_80": lo80,
+            "yhat_hi_80": hi80,
+            "yhat_lo_95": lo95,
+            "yhat_hi_95": hi95,
+            "fallback_reason": None,
+            "created_at": None,
+        }
         for h, y, lo80, hi80, lo95, hi95 in days
     ]
 
 
 def _flat(as_of: date, item: str, yhat: float, sigma: float) -> list[dict]:
     """28 days of a constant forecast whose 95% interval is ± 1.96 sigma."""
-    return _forecast_rows(as_of, item, "AutoETS", [
-        (h, yhat, yhat, yhat, max(yhat - 1.96 * sigma, 0), yhat + 1.96 * sigma) for h in range(1, 29)
-    ])  # fmt: skip
+    return _forecast_rows(
+        as_of,
+        item,
+        "AutoETS",
+        [(h, yhat, yhat, yhat, max(yhat - 1.96 * sigma, 0), yhat + 1.96 * sigma) for h in range(1, 29)],
+    )
 
 
 def _write_forecasts(warehouse: Warehouse, rows: list[dict]) -> None:
     warehouse.ensure_ready(FORECAST_TABLES)
     table = pa.Table.from_pylist(rows).select(DEMAND_FORECASTS_TABLE.column_names)
-    table = table.set_column(table.schema.get_field_index("created_at"), "created_at", pa.array([None] * len(rows), pa.timestamp("us")))
-    table = table.set_column(table.schema.get_field_index("fallback_reason"), "fallback_reason", pa.array([None] * len(rows), pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("created_at"), "created_at", pa.array([None] * len(rows), pa.timestamp("us"))
+    )
+    table = table.set_column(
+        table.schema.get_field_index("fallback_reason"), "fallback_reason", pa.array([None] * len(rows), pa.string())
+    )
     with warehouse.transaction() as session:
         session.insert_arrow("forecast.demand_forecasts", table)
 
@@ -352,11 +411,13 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
         # v0 (as of Dec 29): I1 on D1 (8 days ahead), exact
         _forecast_rows(v0, "I1", "SeasonalNaive", [(8, 10, 9, 11, 8, 12)])
         # v1 (as of D2): I1 on D3, D4, D5: forecasts 1, 4, 4 against actuals 0, 5, 3
-        + _forecast_rows(v1, "I1", "SeasonalNaive", [
-            (1, 1, 0, 2, 0, 3), (2, 4, 3, 6, 2, 8), (3, 4, 3.5, 4.5, 1, 5)])  # fmt: skip
+        + _forecast_rows(v1, "I1", "SeasonalNaive", [(1, 1, 0, 2, 0, 3), (2, 4, 3, 6, 2, 8), (3, 4, 3.5, 4.5, 1, 5)])
         # v2 (as of D4), the latest vintage: I1 2/day sigma 1, I2 3/day sigma 2, I3 nothing,
         # I4 1/day although it was never in a snapshot
-        + _flat(v2, "I1", 2, 1) + _flat(v2, "I2", 3, 2) + _flat(v2, "I3", 0, 0) + _flat(v2, "I4", 1, 0)
+        + _flat(v2, "I1", 2, 1)
+        + _flat(v2, "I2", 3, 2)
+        + _flat(v2, "I3", 0, 0)
+        + _flat(v2, "I4", 1, 0)
     )
     _write_forecasts(warehouse, rows)
     assert run_unpartitioned(FORECAST_MARTS).success
@@ -382,8 +443,13 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
     assert accuracy[("I1", "AutoETS", "01-07")]["bias"] == pytest.approx(-1)
     assert accuracy[("I2", "AutoETS", "01-07")]["mae"] == pytest.approx(1)
     assert accuracy[("I3", "AutoETS", "01-07")]["smape"] == pytest.approx(0)
-    assert set(accuracy) == {("I1", "SeasonalNaive", "01-07"), ("I1", "SeasonalNaive", "08-14"),
-                             ("I1", "AutoETS", "01-07"), ("I2", "AutoETS", "01-07"), ("I3", "AutoETS", "01-07")}  # fmt: skip
+    assert set(accuracy) == {
+        ("I1", "SeasonalNaive", "01-07"),
+        ("I1", "SeasonalNaive", "08-14"),
+        ("I1", "AutoETS", "01-07"),
+        ("I2", "AutoETS", "01-07"),
+        ("I3", "AutoETS", "01-07"),
+    }
 
     reorder = {r["item_id"]: r for r in warehouse.query("select * from marts.mart_reorder_recommendations").to_pylist()}
     assert set(reorder) == {"I1", "I2", "I3", "I4"}
@@ -408,10 +474,28 @@ def test_accuracy_and_reorder_marts_by_hand(warehouse: Warehouse, landing, monke
     # advice, and a column that says why; the forecast itself is still there (1/day, 3 over 3 days).
     i4 = reorder["I4"]
     assert i4["stock_status"] == "no snapshot"
-    assert {c: i4[c] for c in ("stock_date", "on_hand", "on_order", "days_of_cover", "projected_stockout_date",
-                               "suggested_reorder_qty", "reorder_now")} == dict.fromkeys(
-        ("stock_date", "on_hand", "on_order", "days_of_cover", "projected_stockout_date", "suggested_reorder_qty",
-         "reorder_now"))  # fmt: skip
+    assert {
+        c: i4[c]
+        for c in (
+            "stock_date",
+            "on_hand",
+            "on_order",
+            "days_of_cover",
+            "projected_stockout_date",
+            "suggested_reorder_qty",
+            "reorder_now",
+        )
+    } == dict.fromkeys(
+        (
+            "stock_date",
+            "on_hand",
+            "on_order",
+            "days_of_cover",
+            "projected_stockout_date",
+            "suggested_reorder_qty",
+            "reorder_now",
+        )
+    )
     assert (i4["forecast_demand_lead_time"], i4["forecast_daily_demand"]) == (pytest.approx(3), pytest.approx(1))
 
 

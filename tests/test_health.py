@@ -2,6 +2,7 @@
 trouble, and a PostgreSQL warehouse that goes away and comes back (a throw-away server of the test's
 own: the shared one at 127.0.0.1:5432 is never stopped)."""
 
+import contextlib
 import json
 import os
 import pwd
@@ -18,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from ops_support import make_healthy, scrape, seed_dagster_home
+from tests_support import free_port
 
 from analytics_pipeline.cli import main
 from analytics_pipeline.defs.operations.freshness import KEY_MARTS
@@ -32,7 +34,6 @@ from analytics_pipeline.defs.operations.health import (
 from analytics_pipeline.instance import get_instance
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT, get_settings
-from tests_support import free_port
 
 CLI = [sys.executable, "-m", "analytics_pipeline.cli"]
 
@@ -41,8 +42,9 @@ def statuses(report: HealthReport) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}
 
 
-def test_health_is_ok_on_a_healthy_setup(env: dict[str, str], warehouse: Warehouse,
-                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_health_is_ok_on_a_healthy_setup(
+    env: dict[str, str], warehouse: Warehouse, capsys: pytest.CaptureFixture[str]
+) -> None:
     seed_dagster_home(Path(env["DAGSTER_HOME"]))
     make_healthy(get_instance())
 
@@ -85,18 +87,21 @@ def test_a_fresh_key_mart_without_rows_is_degraded(env: dict[str, str], warehous
     assert evaluate().check("freshness").status == "ok"
 
 
-@dg.asset(check_specs=[dg.AssetCheckSpec("rows_present", asset="orders"),
-                       dg.AssetCheckSpec("kpi_in_band", asset="orders")])  # fmt: skip
-def orders(context) -> dg.MaterializeResult:  # noqa: ANN001 - Dagster inspects the annotation
+@dg.asset(
+    check_specs=[dg.AssetCheckSpec("rows_present", asset="orders"), dg.AssetCheckSpec("kpi_in_band", asset="orders")]
+)
+def orders(context) -> dg.MaterializeResult:
     bad = context.run.tags.get("bad") == "yes"
-    return dg.MaterializeResult(check_results=[
-        dg.AssetCheckResult(check_name="rows_present", passed=not bad),
-        dg.AssetCheckResult(check_name="kpi_in_band", passed=False, severity=dg.AssetCheckSeverity.WARN),
-    ])  # fmt: skip
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(check_name="rows_present", passed=not bad),
+            dg.AssetCheckResult(check_name="kpi_in_band", passed=False, severity=dg.AssetCheckSeverity.WARN),
+        ]
+    )
 
 
 @dg.op
-def nightly_op(context) -> None:  # noqa: ANN001
+def nightly_op(context) -> None:
     if context.run.tags.get("fail") == "yes":
         raise RuntimeError("the warehouse said no")
 
@@ -140,7 +145,10 @@ def test_each_kind_of_trouble_has_its_status_and_reason(env: dict[str, str], war
     dg.materialize([orders], instance=instance, tags={"bad": "yes"})
     checks = check_asset_checks(instance, datetime.now(UTC))
     assert checks.status == "degraded" and "orders:rows_present" in checks.reason
-    assert {(f["check"], f["severity"]) for f in checks.details["failing"]} == {("rows_present", "ERROR"), ("kpi_in_band", "WARN")}
+    assert {(f["check"], f["severity"]) for f in checks.details["failing"]} == {
+        ("rows_present", "ERROR"),
+        ("kpi_in_band", "WARN"),
+    }
     dg.materialize([orders], instance=instance)  # fixed: the latest evaluation passes
     assert check_asset_checks(instance, datetime.now(UTC)).status == "ok"
     assert evaluate().status == "ok"
@@ -170,8 +178,12 @@ class ThrowawayPostgres:
     as_postgres: list[str]
 
     def _pg_ctl(self, *args: str) -> None:
-        subprocess.run([*self.as_postgres, str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), *args],
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [*self.as_postgres, str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
@@ -196,16 +208,30 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         os.chown(root, owner.pw_uid, owner.pw_gid)
         as_postgres = ["runuser", "-u", "postgres", "--"]
     cluster = ThrowawayPostgres(bins[-1].parent, root, free_port(), as_postgres)
-    subprocess.run([*as_postgres, str(cluster.bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust",
-                    "-U", "postgres", "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            *as_postgres,
+            str(cluster.bin_dir / "initdb"),
+            "-D",
+            str(root / "data"),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     cluster.start()
     try:
         yield cluster
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             cluster.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -215,14 +241,21 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.e2e
 def test_health_follows_a_postgres_warehouse_that_goes_away_and_comes_back(
-    throwaway_postgres: ThrowawayPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    throwaway_postgres: ThrowawayPostgres,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     values = {
-        "ANALYTICS_WAREHOUSE": "postgres", "ANALYTICS_PG_HOST": "127.0.0.1", "ANALYTICS_PG_PORT": str(throwaway_postgres.port),
-        "ANALYTICS_PG_USER": "postgres", "ANALYTICS_PG_DATABASE": "analytics", "DAGSTER_HOME": str(tmp_path / "home"),
-        "ANALYTICS_OUTPUT_DIR": str(tmp_path / "output"), "ANALYTICS_LANDING_DIR": str(tmp_path / "landing"),
-    }  # fmt: skip
+        "ANALYTICS_WAREHOUSE": "postgres",
+        "ANALYTICS_PG_HOST": "127.0.0.1",
+        "ANALYTICS_PG_PORT": str(throwaway_postgres.port),
+        "ANALYTICS_PG_USER": "postgres",
+        "ANALYTICS_PG_DATABASE": "analytics",
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "ANALYTICS_OUTPUT_DIR": str(tmp_path / "output"),
+        "ANALYTICS_LANDING_DIR": str(tmp_path / "landing"),
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     Warehouse(get_settings()).ensure_ready()  # creates the database on the throw-away server
@@ -231,8 +264,14 @@ def test_health_follows_a_postgres_warehouse_that_goes_away_and_comes_back(
     process_env = {**os.environ, **values}
     metrics_port = free_port()
     log = (tmp_path / "metrics.log").open("w")
-    server = subprocess.Popen([*CLI, "metrics", "--serve", str(metrics_port)], env=process_env, cwd=PROJECT_ROOT,
-                              stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [*CLI, "metrics", "--serve", str(metrics_port)],
+        env=process_env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     try:
         assert "/metrics" in server.stdout.readline()  # serving
         up = ("analytics_pipeline_up", (("component", "warehouse"),))

@@ -40,6 +40,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import Landing, event
 
 from analytics_pipeline.defs.ingestion import readers
 from analytics_pipeline.defs.ingestion.assets import FILES_PRESENT_CHECK, REJECT_RATE_CHECK, ingestion_assets
@@ -61,7 +62,6 @@ from analytics_pipeline.resources.warehouse import (
     WarehouseResource,
 )
 from analytics_pipeline.settings import Settings
-from conftest import Landing, event
 
 D1, D2, D3 = date(2025, 1, 1), date(2025, 1, 2), date(2025, 1, 3)
 EVENTS_DIR = "activity_events/date=2025-01-02"  # file paths are recorded relative to the landing root
@@ -104,7 +104,9 @@ def ledger(warehouse: Warehouse, dataset: str) -> list[tuple[Any, ...]]:
 
 
 def event_ids(warehouse: Warehouse, day: date = D2) -> list[str]:
-    rows = select(warehouse, "select event_id from raw.activity_events where _partition_date = ? order by event_id", (day,))
+    rows = select(
+        warehouse, "select event_id from raw.activity_events where _partition_date = ? order by event_id", (day,)
+    )
     return [row[0] for row in rows]
 
 
@@ -222,8 +224,7 @@ def test_every_kind_of_bad_event_is_rejected_with_its_reason_line_and_text(wareh
     assert ledger(warehouse, "activity_events") == [(file, 18, 3, 14, 1, None)]
     assert select(
         warehouse,
-        "select count(*) from raw.ingested_files "
-        "where lines_read <> rows_loaded + rows_rejected + duplicates_dropped",
+        "select count(*) from raw.ingested_files where lines_read <> rows_loaded + rows_rejected + duplicates_dropped",
     ) == [(0,)]
 
 
@@ -239,8 +240,11 @@ def test_spaces_around_lines_and_values_are_not_part_of_the_record(warehouse, la
     landing.jsonl("activity_events", D2, "events.jsonl", lines)
     load(warehouse, landing, ACTIVITY_EVENTS)
 
-    rows = select(warehouse, "select event_id, occurred_at, user_id, activity_type, duration_ms, _source_line "
-                  "from raw.activity_events order by _source_line")  # fmt: skip
+    rows = select(
+        warehouse,
+        "select event_id, occurred_at, user_id, activity_type, duration_ms, _source_line "
+        "from raw.activity_events order by _source_line",
+    )
     assert rows == [
         ("e1", datetime(2025, 1, 2, 10, 0), "u1", "login", 250, 1),
         ("e4", datetime(2025, 1, 2, 10, 0), "\tu4", "login", None, 4),
@@ -256,15 +260,25 @@ def test_spaces_around_lines_and_values_are_not_part_of_the_record(warehouse, la
 
 def test_first_occurrence_of_a_duplicate_key_wins_by_file_then_line(warehouse, landing: Landing) -> None:
     # b.jsonl has e1 on its first line, a.jsonl only on its third: a.jsonl still comes first
-    landing.jsonl("activity_events", D2, "b.jsonl", [
-        event("e1", "2025-01-02T09:00:00Z", "from-b"),
-        event("e2", "2025-01-02T09:00:00Z", "from-b"),
-    ])  # fmt: skip
-    landing.jsonl("activity_events", D2, "a.jsonl", [
-        event("e3", "2025-01-02T08:00:00Z", "from-a-line-1"),
-        event("e3", "2025-01-02T08:00:00Z", "from-a-line-2"),
-        event("e1", "2025-01-02T08:00:00Z", "from-a-line-3"),
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "b.jsonl",
+        [
+            event("e1", "2025-01-02T09:00:00Z", "from-b"),
+            event("e2", "2025-01-02T09:00:00Z", "from-b"),
+        ],
+    )
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "a.jsonl",
+        [
+            event("e3", "2025-01-02T08:00:00Z", "from-a-line-1"),
+            event("e3", "2025-01-02T08:00:00Z", "from-a-line-2"),
+            event("e1", "2025-01-02T08:00:00Z", "from-a-line-3"),
+        ],
+    )
     load(warehouse, landing, ACTIVITY_EVENTS)
 
     assert select(warehouse, "select event_id, user_id, _source_line from raw.activity_events order by event_id") == [
@@ -281,23 +295,40 @@ def test_first_occurrence_of_a_duplicate_key_wins_by_file_then_line(warehouse, l
 
 # -- 2. bad records of the CSV datasets ----------------------------------------------------------
 
-ORDER_HEADER = ["order_id", "line_no", "ordered_at", "org_id", "user_id", "item_id", "quantity",
-                "unit_price", "unit_cost", "currency", "status"]  # fmt: skip
+ORDER_HEADER = [
+    "order_id",
+    "line_no",
+    "ordered_at",
+    "org_id",
+    "user_id",
+    "item_id",
+    "quantity",
+    "unit_price",
+    "unit_cost",
+    "currency",
+    "status",
+]
 AT = "2025-01-02T10:00:00Z"
 
 
 def test_order_lines_validation(warehouse, landing: Landing) -> None:
-    path = landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, [
-        ["o1", 1, AT, "A", "u1", "i1", 2, "9.99", "5.00", "EUR", "completed"],   # line 2: valid
-        ["o1", 2, AT, "A", "u1", "i1", 0, "9.99", "5.00", "EUR", "completed"],   # 3: quantity 0
-        ["o2", 1, AT, "A", "u1", "i1", -1, "9.99", "5.00", "EUR", "completed"],  # 4: quantity -1
-        ["o3", 1, AT, "A", "u1", "i1", 1, "9.99", "5.00", "EUR", "pending"],     # 5: unknown status
-        ["o4", 1, AT, "A", "u1", "i1", 1, "9.99", "5.00", "EUR", "COMPLETED"],   # 6: valid, lower-cased
-        ["o5", 1, AT, "A", "u1", "i1", 1, "-1.50", "5.00", "EUR", "completed"],  # 7: negative price
-        ["o6", 1, AT, "A", None, "i1", 3, "2.50", "1.25", None, "refunded"],     # 8: valid, USD default
-        ["o7", 1, AT, "A", "u1", "i1", 1, "9.99", "5.00", "EUR"],                # 9: 10 fields, not 11
-        ["o1", 1, AT, "B", "u2", "i2", 7, "1.00", "0.50", "EUR", "completed"],   # 10: duplicate key
-    ])  # fmt: skip
+    path = landing.csv(
+        "order_lines",
+        D2,
+        "orders.csv",
+        ORDER_HEADER,
+        [
+            ["o1", 1, AT, "A", "u1", "i1", 2, "9.99", "5.00", "EUR", "completed"],  # line 2: valid
+            ["o1", 2, AT, "A", "u1", "i1", 0, "9.99", "5.00", "EUR", "completed"],  # 3: quantity 0
+            ["o2", 1, AT, "A", "u1", "i1", -1, "9.99", "5.00", "EUR", "completed"],  # 4: quantity -1
+            ["o3", 1, AT, "A", "u1", "i1", 1, "9.99", "5.00", "EUR", "pending"],  # 5: unknown status
+            ["o4", 1, AT, "A", "u1", "i1", 1, "9.99", "5.00", "EUR", "COMPLETED"],  # 6: valid, lower-cased
+            ["o5", 1, AT, "A", "u1", "i1", 1, "-1.50", "5.00", "EUR", "completed"],  # 7: negative price
+            ["o6", 1, AT, "A", None, "i1", 3, "2.50", "1.25", None, "refunded"],  # 8: valid, USD default
+            ["o7", 1, AT, "A", "u1", "i1", 1, "9.99", "5.00", "EUR"],  # 9: 10 fields, not 11
+            ["o1", 1, AT, "B", "u2", "i2", 7, "1.00", "0.50", "EUR", "completed"],  # 10: duplicate key
+        ],
+    )
     load(warehouse, landing, ORDER_LINES)
 
     file = "order_lines/date=2025-01-02/orders.csv"
@@ -306,27 +337,65 @@ def test_order_lines_validation(warehouse, landing: Landing) -> None:
         "select order_id, line_no, ordered_at, org_id, user_id, item_id, quantity, unit_price, unit_cost, "
         "currency, status, _source_line from raw.order_lines order by order_id, line_no",
     ) == [
-        ("o1", 1, datetime(2025, 1, 2, 10), "A", "u1", "i1", 2, Decimal("9.99"), Decimal("5.00"), "EUR", "completed", 2),
-        ("o4", 1, datetime(2025, 1, 2, 10), "A", "u1", "i1", 1, Decimal("9.99"), Decimal("5.00"), "EUR", "completed", 6),
+        (
+            "o1",
+            1,
+            datetime(2025, 1, 2, 10),
+            "A",
+            "u1",
+            "i1",
+            2,
+            Decimal("9.99"),
+            Decimal("5.00"),
+            "EUR",
+            "completed",
+            2,
+        ),
+        (
+            "o4",
+            1,
+            datetime(2025, 1, 2, 10),
+            "A",
+            "u1",
+            "i1",
+            1,
+            Decimal("9.99"),
+            Decimal("5.00"),
+            "EUR",
+            "completed",
+            6,
+        ),
         ("o6", 1, datetime(2025, 1, 2, 10), "A", None, "i1", 3, Decimal("2.50"), Decimal("1.25"), "USD", "refunded", 8),
-    ]  # fmt: skip
+    ]
     lines = path.read_text().splitlines()
     assert rejects(warehouse, "order_lines") == [
         (D2, file, 3, "quantity must be >= 1, got 0", lines[2]),
         (D2, file, 4, "quantity must be >= 1, got -1", lines[3]),
         (D2, file, 5, "unknown status 'pending' (expected one of completed, refunded, cancelled)", lines[4]),
         (D2, file, 7, "unit_price must be >= 0, got -1.50", lines[6]),
-        (D2, file, 9, "wrong number of CSV fields (expected 11, got 10)", "o7,1,2025-01-02T10:00:00Z,A,u1,i1,1,9.99,5.00,EUR"),
-    ]  # fmt: skip
+        (
+            D2,
+            file,
+            9,
+            "wrong number of CSV fields (expected 11, got 10)",
+            "o7,1,2025-01-02T10:00:00Z,A,u1,i1,1,9.99,5.00,EUR",
+        ),
+    ]
     # 9 data lines = 3 loaded + 5 rejected + 1 duplicate
     assert ledger(warehouse, "order_lines") == [(file, 9, 3, 5, 1, None)]
 
 
 def test_a_csv_file_with_only_its_header_is_read_as_no_records(warehouse, landing: Landing) -> None:
     landing.csv("order_lines", D2, "empty.csv", ORDER_HEADER, [])
-    landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, [
-        ["o1", 1, AT, "A", "u1", "i1", 2, "9.99", "5.00", "EUR", "completed"],
-    ])  # fmt: skip
+    landing.csv(
+        "order_lines",
+        D2,
+        "orders.csv",
+        ORDER_HEADER,
+        [
+            ["o1", 1, AT, "A", "u1", "i1", 2, "9.99", "5.00", "EUR", "completed"],
+        ],
+    )
     load(warehouse, landing, ORDER_LINES)
 
     assert select(warehouse, "select order_id from raw.order_lines") == [("o1",)]
@@ -336,13 +405,21 @@ def test_a_csv_file_with_only_its_header_is_read_as_no_records(warehouse, landin
     ]
 
 
-def test_inventory_snapshot_date_must_equal_the_folder_and_stock_cannot_be_negative(warehouse, landing: Landing) -> None:
-    landing.csv("inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"], [
-        ["2025-01-02", "i1", 5, 0, 2],      # line 2: valid
-        ["2025-01-03", "i2", 5, 0, 2],      # 3: another day's snapshot
-        ["2025-01-02", "i3", -3, 0, 2],     # 4: negative stock
-        ["2025-01-02", "i4", 4, None, None],  # 5: valid, optional fields empty
-    ])  # fmt: skip
+def test_inventory_snapshot_date_must_equal_the_folder_and_stock_cannot_be_negative(
+    warehouse, landing: Landing
+) -> None:
+    landing.csv(
+        "inventory_snapshots",
+        D2,
+        "stock.csv",
+        ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"],
+        [
+            ["2025-01-02", "i1", 5, 0, 2],  # line 2: valid
+            ["2025-01-03", "i2", 5, 0, 2],  # 3: another day's snapshot
+            ["2025-01-02", "i3", -3, 0, 2],  # 4: negative stock
+            ["2025-01-02", "i4", 4, None, None],  # 5: valid, optional fields empty
+        ],
+    )
     load(warehouse, landing, INVENTORY_SNAPSHOTS)
 
     file = "inventory_snapshots/date=2025-01-02/stock.csv"
@@ -362,9 +439,15 @@ def test_inventory_snapshot_date_must_equal_the_folder_and_stock_cannot_be_negat
 
 
 def test_unreadable_files_are_rejected_whole_and_the_rest_of_the_partition_loads(warehouse, landing: Landing) -> None:
-    landing.jsonl("activity_events", D2, "good.jsonl", [
-        event("g1", "2025-01-02T10:00:00Z", "u1"), event("g2", "2025-01-02T11:00:00Z", "u2"),
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "good.jsonl",
+        [
+            event("g1", "2025-01-02T10:00:00Z", "u1"),
+            event("g2", "2025-01-02T11:00:00Z", "u2"),
+        ],
+    )
     landing.raw("activity_events", D2, "plain.jsonl.gz", b'{"event_id": "x"}\n')  # named .gz, not gzip
     landing.raw("activity_events", D2, "latin.jsonl", b'\xff\xfe{"event_id": "y"}\n')  # not UTF-8
     landing.raw("activity_events", D2, "empty.jsonl", b"")
@@ -416,10 +499,16 @@ def test_hidden_temporary_and_marker_files_are_skipped_and_named_in_the_ledger(w
         (f"{EVENTS_DIR}/.good.jsonl.swp", 0, 0, 0, 0, "skipped: hidden file (name starts with '.')"),
         (f"{EVENTS_DIR}/_SUCCESS", 0, 0, 0, 0, "skipped: marker or temporary file (name starts with '_')"),
         (f"{EVENTS_DIR}/good.jsonl", 1, 1, 0, 0, None),
-        (f"{EVENTS_DIR}/retry/", 0, 0, 0, 0,
-         "skipped: subfolder (files in subfolders of a landing folder are not read)"),
+        (
+            f"{EVENTS_DIR}/retry/",
+            0,
+            0,
+            0,
+            0,
+            "skipped: subfolder (files in subfolders of a landing folder are not read)",
+        ),
         (f"{EVENTS_DIR}/~lock.jsonl", 0, 0, 0, 0, "skipped: temporary file (name starts with '~')"),
-    ]  # fmt: skip
+    ]
     assert (report.files_rejected, report.reject_rate) == (0, 0.0)
 
 
@@ -436,10 +525,15 @@ def test_a_utf16_file_is_rejected_whole_on_every_engine(warehouse, landing: Land
 
 
 def test_a_nul_character_in_a_value_does_not_stop_the_partition(warehouse, landing: Landing) -> None:
-    landing.jsonl("activity_events", D2, "events.jsonl", [
-        event("n1", "2025-01-02T10:00:00Z", "u1", user_agent="Mozilla\u0000"),
-        event("n2", "2025-01-02T11:00:00Z", "u2"),
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "events.jsonl",
+        [
+            event("n1", "2025-01-02T10:00:00Z", "u1", user_agent="Mozilla\u0000"),
+            event("n2", "2025-01-02T11:00:00Z", "u2"),
+        ],
+    )
     load(warehouse, landing, ACTIVITY_EVENTS)
 
     # PostgreSQL text cannot hold NUL: n1 is rejected (and kept in rejected_records), n2 loads
@@ -449,7 +543,7 @@ def test_a_nul_character_in_a_value_does_not_stop_the_partition(warehouse, landi
 
 
 @pytest.mark.parametrize("name", ["big.jsonl", "big.jsonl.gz"])
-def test_a_file_larger_than_a_block_reads_as_if_whole(warehouse, landing: Landing, monkeypatch, name: str) -> None:  # noqa: ANN001
+def test_a_file_larger_than_a_block_reads_as_if_whole(warehouse, landing: Landing, monkeypatch, name: str) -> None:
     # JSON Lines are read in blocks of whole lines; with 64-byte blocks every line here spans blocks
     monkeypatch.setattr(readers, "BLOCK_BYTES", 64)
     long_line = json.dumps(event("e2", "2025-01-02T11:00:00Z", "u2", properties=json.dumps({"note": "x" * 200})))
@@ -465,16 +559,21 @@ def test_a_file_larger_than_a_block_reads_as_if_whole(warehouse, landing: Landin
     load(warehouse, landing, ACTIVITY_EVENTS)
 
     assert select(warehouse, "select event_id, _source_line from raw.activity_events order by event_id") == [
-        ("e1", 1), ("e2", 4), ("e3", 5)
-    ]  # fmt: skip
+        ("e1", 1),
+        ("e2", 4),
+        ("e3", 5),
+    ]
     assert [row[2:5] for row in rejects(warehouse, "activity_events")] == [
-        (2, "blank line", ""), (3, "invalid JSON", "not json")
-    ]  # fmt: skip
+        (2, "blank line", ""),
+        (3, "invalid JSON", "not json"),
+    ]
     assert ledger(warehouse, "activity_events") == [(f"{EVENTS_DIR}/{name}", 5, 3, 2, 0, None)]
 
 
 def test_a_bad_byte_in_a_later_block_rejects_the_whole_file_and_keeps_none_of_its_lines(
-    warehouse, landing: Landing, monkeypatch  # noqa: ANN001
+    warehouse,
+    landing: Landing,
+    monkeypatch,
 ) -> None:
     monkeypatch.setattr(readers, "BLOCK_BYTES", 64)
     good = [json.dumps(event(f"b{i}", "2025-01-02T10:00:00Z", "u1")) for i in range(4)]  # blocks 1..4 read fine
@@ -490,10 +589,18 @@ def test_a_bad_byte_in_a_later_block_rejects_the_whole_file_and_keeps_none_of_it
     assert (report.files_rejected, report.lines_read) == (1, 1)
 
 
-def test_rows_written_in_many_small_batches_are_the_same_rows(warehouse, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
-    landing.jsonl("activity_events", D2, "a.jsonl", [
-        *good_events("s", D2, 7), 'not json, "quoted", with commas', "{}", event("x", "2025-01-02T10:00:00Z", "u9"),
-    ])  # fmt: skip
+def test_rows_written_in_many_small_batches_are_the_same_rows(warehouse, landing: Landing, monkeypatch) -> None:
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "a.jsonl",
+        [
+            *good_events("s", D2, 7),
+            'not json, "quoted", with commas',
+            "{}",
+            event("x", "2025-01-02T10:00:00Z", "u9"),
+        ],
+    )
     load(warehouse, landing, ACTIVITY_EVENTS)
     whole = snapshot(warehouse, ACTIVITY_EVENTS)
     assert len(whole[0]) == 8 and len(whole[1]) == 2  # rows, rejects
@@ -508,11 +615,27 @@ def test_rows_written_in_many_small_batches_are_the_same_rows(warehouse, landing
 # -- 4. formats ----------------------------------------------------------------------------------
 
 FORMAT_RECORDS = [
-    {"event_id": "f1", "occurred_at": "2025-01-02T08:15:00Z", "user_id": "u1", "org_id": "A",
-     "activity_type": "Login", "session_id": "s1", "duration_ms": 120, "properties": '{"k":"v"}'},
-    {"event_id": "f2", "occurred_at": "2025-01-03T01:59:59+02:00", "user_id": "u2", "org_id": "B",
-     "activity_type": "search", "session_id": None, "duration_ms": None, "properties": None},
-]  # fmt: skip
+    {
+        "event_id": "f1",
+        "occurred_at": "2025-01-02T08:15:00Z",
+        "user_id": "u1",
+        "org_id": "A",
+        "activity_type": "Login",
+        "session_id": "s1",
+        "duration_ms": 120,
+        "properties": '{"k":"v"}',
+    },
+    {
+        "event_id": "f2",
+        "occurred_at": "2025-01-03T01:59:59+02:00",
+        "user_id": "u2",
+        "org_id": "B",
+        "activity_type": "search",
+        "session_id": None,
+        "duration_ms": None,
+        "properties": None,
+    },
+]
 FORMAT_ROWS = [  # (event_id, occurred_at UTC, user_id, org_id, activity_type, session_id, duration_ms, properties)
     ("f1", datetime(2025, 1, 2, 8, 15), "u1", "A", "login", "s1", 120, '{"k":"v"}'),
     ("f2", datetime(2025, 1, 2, 23, 59, 59), "u2", "B", "search", None, None, None),
@@ -570,21 +693,29 @@ def test_one_folder_may_mix_every_format(warehouse, landing: Landing) -> None:
         write_format(landing, name, [record])
     load(warehouse, landing, ACTIVITY_EVENTS)
 
-    assert select(warehouse, "select event_id, occurred_at, _source_file, _source_line from raw.activity_events order by event_id") == [
+    assert select(
+        warehouse, "select event_id, occurred_at, _source_file, _source_line from raw.activity_events order by event_id"
+    ) == [
         ("m1", datetime(2025, 1, 2, 13), f"{EVENTS_DIR}/a.jsonl", 1),
         ("m2", datetime(2025, 1, 2, 13), f"{EVENTS_DIR}/b.jsonl.gz", 1),
         ("m3", datetime(2025, 1, 2, 13), f"{EVENTS_DIR}/c.csv", 2),  # CSV line 1 is the header
         ("m4", datetime(2025, 1, 2, 13), f"{EVENTS_DIR}/d.csv.gz", 2),
         ("m5", datetime(2025, 1, 2, 13), f"{EVENTS_DIR}/e.parquet", 1),
-    ]  # fmt: skip
+    ]
     assert ledger(warehouse, "activity_events") == [(f"{EVENTS_DIR}/{name}", 1, 1, 0, 0, None) for name in names]
 
 
 def test_parquet_struct_properties_are_stored_as_json(warehouse, landing: Landing) -> None:
-    table = pa.table({
-        "event_id": ["p1"], "occurred_at": pa.array([datetime(2025, 1, 2, 8, 15)], pa.timestamp("us")),
-        "user_id": ["u1"], "org_id": ["A"], "activity_type": ["login"], "properties": [{"k": "v"}],
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "event_id": ["p1"],
+            "occurred_at": pa.array([datetime(2025, 1, 2, 8, 15)], pa.timestamp("us")),
+            "user_id": ["u1"],
+            "org_id": ["A"],
+            "activity_type": ["login"],
+            "properties": [{"k": "v"}],
+        }
+    )
     pq.write_table(table, landing.folder("activity_events", D2) / "events.parquet")
     load(warehouse, landing, ACTIVITY_EVENTS)
 
@@ -597,12 +728,25 @@ def test_parquet_struct_properties_are_stored_as_json(warehouse, landing: Landin
 
 
 def write_two_files(landing: Landing) -> None:
-    landing.jsonl("activity_events", D2, "a.jsonl", [
-        event("a1", "2025-01-02T10:00:00Z", "u1"), "not json", event("a1", "2025-01-02T10:05:00Z", "u1"),
-    ])  # fmt: skip
-    landing.jsonl("activity_events", D2, "b.jsonl", [
-        event("b1", "2025-01-02T12:00:00Z", "u2"), event("b2", "2025-01-03T12:00:00Z", "u2"),
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "a.jsonl",
+        [
+            event("a1", "2025-01-02T10:00:00Z", "u1"),
+            "not json",
+            event("a1", "2025-01-02T10:05:00Z", "u1"),
+        ],
+    )
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "b.jsonl",
+        [
+            event("b1", "2025-01-02T12:00:00Z", "u2"),
+            event("b2", "2025-01-03T12:00:00Z", "u2"),
+        ],
+    )
 
 
 def test_loading_a_partition_twice_changes_nothing(warehouse, landing: Landing) -> None:
@@ -650,23 +794,37 @@ def test_removing_a_file_and_reloading_removes_its_rows_and_rejects(warehouse, l
 def test_latest_updated_at_wins_whatever_the_file_order(warehouse, landing: Landing, newer_file: str) -> None:
     older_file = "b.jsonl" if newer_file == "a.jsonl" else "a.jsonl"
     # 06:00Z is later than 10:00+05:00 (= 05:00Z) although it sorts before it as text
-    landing.jsonl("users", None, newer_file, [
-        {"user_id": "u1", "org_id": "NEW", "role": "Admin", "updated_at": "2025-01-05T06:00:00Z"},
-    ])  # fmt: skip
-    landing.jsonl("users", None, older_file, [
-        {"user_id": "u1", "org_id": "OLD", "role": "student", "updated_at": "2025-01-05T10:00:00+05:00"},
-        {"user_id": "u2", "org_id": "A", "role": "teacher", "updated_at": "2025-01-01T00:00:00Z"},
-    ])  # fmt: skip
+    landing.jsonl(
+        "users",
+        None,
+        newer_file,
+        [
+            {"user_id": "u1", "org_id": "NEW", "role": "Admin", "updated_at": "2025-01-05T06:00:00Z"},
+        ],
+    )
+    landing.jsonl(
+        "users",
+        None,
+        older_file,
+        [
+            {"user_id": "u1", "org_id": "OLD", "role": "student", "updated_at": "2025-01-05T10:00:00+05:00"},
+            {"user_id": "u2", "org_id": "A", "role": "teacher", "updated_at": "2025-01-01T00:00:00Z"},
+        ],
+    )
     load(warehouse, landing, USERS, None)
 
-    assert select(warehouse, "select user_id, org_id, role, updated_at, _source_file from raw.users order by user_id") == [
+    assert select(
+        warehouse, "select user_id, org_id, role, updated_at, _source_file from raw.users order by user_id"
+    ) == [
         ("u1", "NEW", "admin", datetime(2025, 1, 5, 6), f"users/{newer_file}"),
         ("u2", "A", "teacher", datetime(2025, 1, 1), f"users/{older_file}"),
-    ]  # fmt: skip
-    assert sorted(ledger(warehouse, "users")) == sorted([
-        (f"users/{newer_file}", 1, 1, 0, 0, None),
-        (f"users/{older_file}", 2, 1, 0, 1, None),  # the old version of u1 is the dropped duplicate
-    ])  # fmt: skip
+    ]
+    assert sorted(ledger(warehouse, "users")) == sorted(
+        [
+            (f"users/{newer_file}", 1, 1, 0, 0, None),
+            (f"users/{older_file}", 2, 1, 0, 1, None),  # the old version of u1 is the dropped duplicate
+        ]
+    )
 
 
 def test_an_unknown_role_is_rejected(warehouse, landing: Landing) -> None:
@@ -679,24 +837,40 @@ def test_an_unknown_role_is_rejected(warehouse, landing: Landing) -> None:
 
     assert select(warehouse, "select user_id, role from raw.users") == [("u1", "teacher")]
     assert rejects(warehouse, "users") == [
-        (None, "users/users.jsonl", 2, "unknown role 'superuser' (expected one of student, teacher, staff, admin)", lines[1]),
-    ]  # fmt: skip
+        (
+            None,
+            "users/users.jsonl",
+            2,
+            "unknown role 'superuser' (expected one of student, teacher, staff, admin)",
+            lines[1],
+        ),
+    ]
     assert ledger(warehouse, "users") == [("users/users.jsonl", 2, 1, 1, 0, None)]
 
 
 def test_a_dimension_snapshot_replaces_the_whole_table(warehouse, landing: Landing) -> None:
-    landing.jsonl("users", None, "users.jsonl", [
-        {"user_id": "u1", "org_id": "A", "role": "student", "updated_at": "2025-01-01T00:00:00Z"},
-        {"user_id": "u2", "org_id": "A", "role": "student", "updated_at": "2025-01-01T00:00:00Z"},
-        {"user_id": "u3", "org_id": "A", "role": "pirate", "updated_at": "2025-01-01T00:00:00Z"},
-    ])  # fmt: skip
+    landing.jsonl(
+        "users",
+        None,
+        "users.jsonl",
+        [
+            {"user_id": "u1", "org_id": "A", "role": "student", "updated_at": "2025-01-01T00:00:00Z"},
+            {"user_id": "u2", "org_id": "A", "role": "student", "updated_at": "2025-01-01T00:00:00Z"},
+            {"user_id": "u3", "org_id": "A", "role": "pirate", "updated_at": "2025-01-01T00:00:00Z"},
+        ],
+    )
     load(warehouse, landing, USERS, None)
     assert [row[0] for row in select(warehouse, "select user_id from raw.users order by user_id")] == ["u1", "u2"]
 
     (landing.folder("users") / "users.jsonl").unlink()
-    landing.jsonl("users", None, "users-v2.jsonl", [
-        {"user_id": "u1", "org_id": "B", "role": "teacher", "updated_at": "2025-01-02T00:00:00Z"},
-    ])  # fmt: skip
+    landing.jsonl(
+        "users",
+        None,
+        "users-v2.jsonl",
+        [
+            {"user_id": "u1", "org_id": "B", "role": "teacher", "updated_at": "2025-01-02T00:00:00Z"},
+        ],
+    )
     load(warehouse, landing, USERS, None)
 
     assert select(warehouse, "select user_id, org_id, role from raw.users") == [("u1", "B", "teacher")]
@@ -736,10 +910,14 @@ def test_a_missing_day_folder_loads_nothing_and_clears_an_earlier_load(warehouse
 
 
 def test_an_unreachable_postgres_raises_a_transient_error_naming_the_settings() -> None:
-    settings = Settings.from_env({
-        "ANALYTICS_WAREHOUSE": "postgres", "ANALYTICS_PG_HOST": "127.0.0.1", "ANALYTICS_PG_PORT": "1",
-        "ANALYTICS_PG_DATABASE": "analytics_unreachable",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ANALYTICS_WAREHOUSE": "postgres",
+            "ANALYTICS_PG_HOST": "127.0.0.1",
+            "ANALYTICS_PG_PORT": "1",
+            "ANALYTICS_PG_DATABASE": "analytics_unreachable",
+        }
+    )
     with pytest.raises(TransientWarehouseError) as caught:
         Warehouse(settings).ensure_ready(RAW_TABLES)
 
@@ -751,34 +929,70 @@ def test_an_unreachable_postgres_raises_a_transient_error_naming_the_settings() 
 
 # -- 9. the Dagster asset: metadata and the reject-rate check ------------------------------------
 
-ACCOUNTING = ("lines_read", "rows_loaded", "rows_rejected", "duplicates_dropped", "files", "files_rejected", "reject_rate")
+ACCOUNTING = (
+    "lines_read",
+    "rows_loaded",
+    "rows_rejected",
+    "duplicates_dropped",
+    "files",
+    "files_rejected",
+    "reject_rate",
+)
 
 
-def test_materialization_reports_the_accounting_per_partition_and_in_total(env, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
+def test_materialization_reports_the_accounting_per_partition_and_in_total(env, landing: Landing, monkeypatch) -> None:
     monkeypatch.delenv("ANALYTICS_MAX_REJECT_RATE", raising=False)
     landing.jsonl("activity_events", D1, "clean.jsonl", good_events("c", D1, 3))
-    landing.jsonl("activity_events", D2, "a.jsonl", [
-        *good_events("m", D2, 4), event("m000", "2025-01-02T13:00:00Z", "u2"), "{broken",
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "a.jsonl",
+        [
+            *good_events("m", D2, 4),
+            event("m000", "2025-01-02T13:00:00Z", "u2"),
+            "{broken",
+        ],
+    )
     landing.raw("activity_events", D2, "b.jsonl.gz", b"not gzip")
-    result = materialize_events(tags={"dagster/asset_partition_range_start": "2025-01-01",
-                                      "dagster/asset_partition_range_end": "2025-01-02"})  # fmt: skip
+    result = materialize_events(
+        tags={"dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-02"}
+    )
     assert result.success
 
     # a single-run backfill emits one materialization per day, each carrying that day's own accounting
-    materializations = {m.materialization.partition: m.materialization.metadata
-                        for m in result.get_asset_materialization_events()}  # fmt: skip
+    materializations = {
+        m.materialization.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
+    }
     assert {day: metadata_values(metadata, ACCOUNTING) for day, metadata in materializations.items()} == {
-        "2025-01-01": {"lines_read": 3, "rows_loaded": 3, "rows_rejected": 0, "duplicates_dropped": 0,
-                       "files": 1, "files_rejected": 0, "reject_rate": 0.0},
-        "2025-01-02": {"lines_read": 6, "rows_loaded": 4, "rows_rejected": 1, "duplicates_dropped": 1,
-                       "files": 2, "files_rejected": 1, "reject_rate": 0.285714},  # (1 + 1) / (6 + 1)
-    }  # fmt: skip
+        "2025-01-01": {
+            "lines_read": 3,
+            "rows_loaded": 3,
+            "rows_rejected": 0,
+            "duplicates_dropped": 0,
+            "files": 1,
+            "files_rejected": 0,
+            "reject_rate": 0.0,
+        },
+        "2025-01-02": {
+            "lines_read": 6,
+            "rows_loaded": 4,
+            "rows_rejected": 1,
+            "duplicates_dropped": 1,
+            "files": 2,
+            "files_rejected": 1,
+            "reject_rate": 0.285714,
+        },  # (1 + 1) / (6 + 1)
+    }
     assert not result.get_asset_observation_events()  # no event beyond the materializations
     for metadata in materializations.values():
-        assert metadata_values(metadata, ("run_window", "run_days")) == {"run_window": "2025-01-01 .. 2025-01-02",
-                                                                         "run_days": 2}  # fmt: skip
-    first, second = materializations["2025-01-01"]["file_accounting"].value, materializations["2025-01-02"]["file_accounting"].value
+        assert metadata_values(metadata, ("run_window", "run_days")) == {
+            "run_window": "2025-01-01 .. 2025-01-02",
+            "run_days": 2,
+        }
+    first, second = (
+        materializations["2025-01-01"]["file_accounting"].value,
+        materializations["2025-01-02"]["file_accounting"].value,
+    )
     assert f"| {EVENTS_DIR}/a.jsonl | 6 | 4 | 1 | 1 |  |" in second and "a.jsonl" not in first
     assert f"| {EVENTS_DIR}/b.jsonl.gz | 0 | 0 | 0 | 0 | not a valid gzip file (" in second
     assert "clean.jsonl | 3 | 3 | 0 | 0 |  |" in first and "clean.jsonl" not in second
@@ -798,8 +1012,9 @@ def test_a_load_step_leaves_postgres_planner_statistics_of_what_it_wrote(warehou
         pytest.skip("DuckDB keeps its statistics as it writes")
     landing.jsonl("activity_events", D1, "a.jsonl", good_events("a", D1, 5))
     landing.jsonl("activity_events", D2, "b.jsonl", [*good_events("b", D2, 7), "{broken"])
-    result = materialize_events(tags={"dagster/asset_partition_range_start": "2025-01-01",
-                                      "dagster/asset_partition_range_end": "2025-01-02"})  # fmt: skip
+    result = materialize_events(
+        tags={"dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-02"}
+    )
     assert result.success
     # pg_class.reltuples is -1 for a table never analyzed (PostgreSQL 14+); ANALYZE counts the rows
     assert select(
@@ -827,7 +1042,7 @@ def test_the_binomial_tail_by_hand() -> None:
     assert binomial_upper_tail(2000, 1_000_000, 0.01) == pytest.approx(1.0)
 
 
-def test_reject_rate_check_judges_every_loaded_day_beyond_chance(env, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
+def test_reject_rate_check_judges_every_loaded_day_beyond_chance(env, landing: Landing, monkeypatch) -> None:
     monkeypatch.delenv("ANALYTICS_MAX_REJECT_RATE", raising=False)
     monkeypatch.delenv("ANALYTICS_REJECT_RATE_CONFIDENCE", raising=False)
     D4 = date(2025, 1, 4)
@@ -875,13 +1090,19 @@ def test_reject_rate_check_judges_every_loaded_day_beyond_chance(env, landing: L
     assert run_check(D4).passed
 
 
-def test_a_day_without_files_that_other_datasets_have_warns(env, landing: Landing) -> None:  # noqa: ANN001
+def test_a_day_without_files_that_other_datasets_have_warns(env, landing: Landing) -> None:
     """Orders on D1..D3, inventory snapshots only on D1: D2 and D3 have no snapshot files."""
     for day in (D1, D2, D3):
-        landing.csv("order_lines", day, "orders.csv", ["order_id", "line_no", "ordered_at", "org_id", "item_id",
-                    "quantity", "unit_price", "unit_cost", "status"],
-                    [[f"o-{day.day}", 1, f"{day.isoformat()}T10:00:00Z", "A", "I1", 1, "2.00", "1.00", "completed"]])  # fmt: skip
-    landing.csv("inventory_snapshots", D1, "stock.csv", ["snapshot_date", "item_id", "on_hand"], [[D1.isoformat(), "I1", 3]])
+        landing.csv(
+            "order_lines",
+            day,
+            "orders.csv",
+            ["order_id", "line_no", "ordered_at", "org_id", "item_id", "quantity", "unit_price", "unit_cost", "status"],
+            [[f"o-{day.day}", 1, f"{day.isoformat()}T10:00:00Z", "A", "I1", 1, "2.00", "1.00", "completed"]],
+        )
+    landing.csv(
+        "inventory_snapshots", D1, "stock.csv", ["snapshot_date", "item_id", "on_hand"], [[D1.isoformat(), "I1", 3]]
+    )
     window = {"dagster/asset_partition_range_start": "2025-01-01", "dagster/asset_partition_range_end": "2025-01-03"}
     assert materialize_events("order_lines", tags=window).success
     result = materialize_events("inventory_snapshots", tags=window)
@@ -891,14 +1112,20 @@ def test_a_day_without_files_that_other_datasets_have_warns(env, landing: Landin
     assert (missing.passed, missing.severity) == (False, dg.AssetCheckSeverity.WARN)
     assert missing.metadata["missing_days"].value == "2025-01-02, 2025-01-03"
     assert missing.metadata["days_without_files"].value == 2
-    assert "no inventory_snapshots landing files on 2 days that order_lines have files" in missing.metadata["reason"].value
+    assert (
+        "no inventory_snapshots landing files on 2 days that order_lines have files" in missing.metadata["reason"].value
+    )
     assert checks[REJECT_RATE_CHECK].passed  # no file, no reject: that is the other check's business
-    observed = {m.materialization.partition: m.materialization.metadata["files"].value
-                for m in result.get_asset_materialization_events()}  # fmt: skip
+    observed = {
+        m.materialization.partition: m.materialization.metadata["files"].value
+        for m in result.get_asset_materialization_events()
+    }
     assert observed == {"2025-01-01": 1, "2025-01-02": 0, "2025-01-03": 0}
 
     # a late snapshot file for D2 arrives and D2 is reloaded: only D3 is still missing
-    landing.csv("inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand"], [[D2.isoformat(), "I1", 2]])
+    landing.csv(
+        "inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand"], [[D2.isoformat(), "I1", 2]]
+    )
     again = materialize_events("inventory_snapshots", partition_key="2025-01-02")
     [check] = [c for c in again.get_asset_check_evaluations() if c.check_name == FILES_PRESENT_CHECK]
     assert check.metadata["missing_days"].value == "2025-01-03"
@@ -930,10 +1157,17 @@ class SecondInsertFails:
         self._session.insert_arrow(table, data)
 
 
-def test_a_failure_inside_the_write_keeps_the_previous_partition(warehouse, landing: Landing, monkeypatch) -> None:  # noqa: ANN001
-    landing.jsonl("activity_events", D2, "a.jsonl", [
-        event("e1", "2025-01-02T10:00:00Z", "u1"), event("e2", "2025-01-02T11:00:00Z", "u2"), "oops",
-    ])  # fmt: skip
+def test_a_failure_inside_the_write_keeps_the_previous_partition(warehouse, landing: Landing, monkeypatch) -> None:
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "a.jsonl",
+        [
+            event("e1", "2025-01-02T10:00:00Z", "u1"),
+            event("e2", "2025-01-02T11:00:00Z", "u2"),
+            "oops",
+        ],
+    )
     load(warehouse, landing, ACTIVITY_EVENTS)
     before = snapshot(warehouse, ACTIVITY_EVENTS)
 
@@ -968,7 +1202,10 @@ def test_a_failure_inside_the_write_keeps_the_previous_partition(warehouse, land
     ],
 )
 def test_iso_timestamps_with_minute_precision_or_lower_case_z_are_accepted(
-    warehouse, landing: Landing, text: str, utc: datetime  # noqa: ANN001
+    warehouse,
+    landing: Landing,
+    text: str,
+    utc: datetime,
 ) -> None:
     landing.jsonl("activity_events", D2, "events.jsonl", [event("t1", text, "u1")])
     load(warehouse, landing, ACTIVITY_EVENTS)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import Landing, event, run_pipeline, run_unpartitioned, table_rows
+from test_ingestion import ledger as ingestion_ledger
+from test_ingestion import load, select
 
 from analytics_pipeline.defs.ingestion.datasets import (
     ACTIVITY_EVENTS,
@@ -42,16 +45,24 @@ from analytics_pipeline.defs.ingestion.datasets import (
 )
 from analytics_pipeline.defs.ingestion.sensors import scan_landing
 from analytics_pipeline.resources.warehouse import Warehouse
-from conftest import Landing, event, run_pipeline, run_unpartitioned, table_rows
-from test_ingestion import ledger as ingestion_ledger
-from test_ingestion import load, select
 
 D2 = date(2025, 1, 2)
 EVENTS_DIR = "activity_events/date=2025-01-02"
 ORDERS_DIR = "order_lines/date=2025-01-02"
 AT = "2025-01-02T10:00:00Z"
-ORDER_HEADER = ["order_id", "line_no", "ordered_at", "org_id", "user_id", "item_id", "quantity",
-                "unit_price", "unit_cost", "currency", "status"]  # fmt: skip
+ORDER_HEADER = [
+    "order_id",
+    "line_no",
+    "ordered_at",
+    "org_id",
+    "user_id",
+    "item_id",
+    "quantity",
+    "unit_price",
+    "unit_cost",
+    "currency",
+    "status",
+]
 
 
 def rejects(warehouse: Warehouse, dataset: str) -> list[tuple[Any, ...]]:
@@ -95,7 +106,10 @@ def order_ids(warehouse: Warehouse) -> list[str]:
     ],
 )
 def test_a_csv_header_that_is_not_a_set_of_names_rejects_only_its_file(
-    warehouse, landing: Landing, header: list[str], reason: str  # noqa: ANN001
+    warehouse,
+    landing: Landing,
+    header: list[str],
+    reason: str,
 ) -> None:
     write_good_orders(landing)
     rows = [order("b1")[: len(header)] + [7] * (len(header) - 11)]
@@ -128,7 +142,8 @@ def test_a_bom_unknown_columns_and_a_header_only_file_load_cleanly(warehouse, la
 
 
 def test_a_parquet_file_repeating_a_column_is_rejected_and_wrong_types_reject_their_records(
-    warehouse, landing: Landing  # noqa: ANN001
+    warehouse,
+    landing: Landing,
 ) -> None:
     write_good_orders(landing)
     folder = landing.folder("order_lines", D2)
@@ -136,8 +151,14 @@ def test_a_parquet_file_repeating_a_column_is_rejected_and_wrong_types_reject_th
     twice = pa.Table.from_arrays([*columns.values(), pa.array(["9"])], names=[*ORDER_HEADER, "QUANTITY"])
     pq.write_table(twice, folder / "twice.parquet")
     # epoch seconds where a timestamp belongs, an integer where text belongs
-    epoch = pa.table({**columns, "order_id": pa.array(["e1"]), "ordered_at": pa.array([1735812000], pa.int64()),
-                      "user_id": pa.array([42], pa.int64())})  # fmt: skip
+    epoch = pa.table(
+        {
+            **columns,
+            "order_id": pa.array(["e1"]),
+            "ordered_at": pa.array([1735812000], pa.int64()),
+            "user_id": pa.array([42], pa.int64()),
+        }
+    )
     pq.write_table(epoch, folder / "epoch.parquet")
     # a type DuckDB cannot take at all (half-precision float): the catch-all rejects the file
     half = pa.table({**columns, "order_id": pa.array(["h1"]), "quantity": pa.array(np.array([2], np.float16))})
@@ -162,9 +183,14 @@ def test_a_parquet_file_repeating_a_column_is_rejected_and_wrong_types_reject_th
 
 def test_a_parquet_fraction_or_nan_where_an_integer_belongs_is_rejected(warehouse, landing: Landing) -> None:
     columns = {name: pa.array([str(value)] * 2) for name, value in zip(ORDER_HEADER, order("p"), strict=True)}
-    table = pa.table({**columns, "order_id": pa.array(["f1", "f2"]),
-                      "quantity": pa.array([2.5, float("nan")], pa.float64()),
-                      "unit_price": pa.array([float("inf"), 1.5], pa.float64())})  # fmt: skip
+    table = pa.table(
+        {
+            **columns,
+            "order_id": pa.array(["f1", "f2"]),
+            "quantity": pa.array([2.5, float("nan")], pa.float64()),
+            "unit_price": pa.array([float("inf"), 1.5], pa.float64()),
+        }
+    )
     pq.write_table(table, landing.folder("order_lines", D2) / "floats.parquet")
     write_good_orders(landing)
     load(warehouse, landing, ORDER_LINES)
@@ -180,34 +206,37 @@ def test_a_parquet_fraction_or_nan_where_an_integer_belongs_is_rejected(warehous
 
 
 def test_numbers_beyond_the_bound_or_the_scale_are_rejected_never_overflowed_or_rounded(
-    warehouse, landing: Landing  # noqa: ANN001
+    warehouse,
+    landing: Landing,
 ) -> None:
     limit = str(NUMBER_LIMIT)
     rows = [
-        order("a-at-bound", limit, f"{limit}.0000", limit),             # line 2: loads
-        order("b-issue", "999999999999999999"),                         # 3: the value of issue 18
-        order("c-int-overflow", "99999999999999999999"),                # 4: too large even for bigint
-        order("d-price", 1, f"{limit}.0001"),                           # 5: just above the bound
-        order("e-exponent", 1, "1e+18"),                                # 6: how JSON writes 10^18
-        order("f-huge", 1, "1e40"),                                     # 7: too large for any decimal
-        order("g-scale", 1, "1.23456"),                                 # 8: would round to 1.2346
-        order("h-tiny", 1, "0.00004"),                                  # 9: would round to 0
-        order("i-zeros", 1, "1.50000"),                                 # 10: loads: only zeros beyond 4 places
-        order("j-exp-scale", 1, "4e-05"),                               # 11: 0.00004 in exponent form
-        order("k-exp-ok", 1, "1.5e2"),                                  # 12: loads as 150
-        order("l-negative-huge", "-99999999999999999999"),              # 13
-    ]  # fmt: skip
+        order("a-at-bound", limit, f"{limit}.0000", limit),  # line 2: loads
+        order("b-issue", "999999999999999999"),  # 3: the value of issue 18
+        order("c-int-overflow", "99999999999999999999"),  # 4: too large even for bigint
+        order("d-price", 1, f"{limit}.0001"),  # 5: just above the bound
+        order("e-exponent", 1, "1e+18"),  # 6: how JSON writes 10^18
+        order("f-huge", 1, "1e40"),  # 7: too large for any decimal
+        order("g-scale", 1, "1.23456"),  # 8: would round to 1.2346
+        order("h-tiny", 1, "0.00004"),  # 9: would round to 0
+        order("i-zeros", 1, "1.50000"),  # 10: loads: only zeros beyond 4 places
+        order("j-exp-scale", 1, "4e-05"),  # 11: 0.00004 in exponent form
+        order("k-exp-ok", 1, "1.5e2"),  # 12: loads as 150
+        order("l-negative-huge", "-99999999999999999999"),  # 13
+    ]
     path = landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, rows)
     write_good_orders(landing)
     load(warehouse, landing, ORDER_LINES)
 
-    assert select(warehouse, "select order_id, quantity, unit_price, unit_cost from raw.order_lines order by order_id") == [
+    assert select(
+        warehouse, "select order_id, quantity, unit_price, unit_cost from raw.order_lines order by order_id"
+    ) == [
         ("a-at-bound", NUMBER_LIMIT, Decimal("1000000000.0000"), Decimal("1000000000.0000")),
         ("g1", 1, Decimal("2.5"), Decimal("1")),
         ("g2", 1, Decimal("2.5"), Decimal("1")),
         ("i-zeros", 1, Decimal("1.5"), Decimal("1")),
         ("k-exp-ok", 1, Decimal("150"), Decimal("1")),
-    ]  # fmt: skip
+    ]
     lines = path.read_text().splitlines()
     file = f"{ORDERS_DIR}/orders.csv"
     assert rejects(warehouse, "order_lines") == [
@@ -226,23 +255,46 @@ def test_numbers_beyond_the_bound_or_the_scale_are_rejected_never_overflowed_or_
 
 def test_every_numeric_field_is_bounded(warehouse, landing: Landing) -> None:
     above = str(NUMBER_LIMIT + 1)
-    landing.csv("inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"], [
-        ["2025-01-02", "i1", NUMBER_LIMIT, NUMBER_LIMIT, NUMBER_LIMIT],  # line 2: at the bound
-        ["2025-01-02", "i2", above, 0, 0],
-        ["2025-01-02", "i3", 0, above, 0],
-        ["2025-01-02", "i4", 0, 0, above],
-    ])  # fmt: skip
-    landing.jsonl("activity_events", D2, "events.jsonl", [
-        event("e1", AT, "u1", duration_ms=NUMBER_LIMIT), event("e2", AT, "u1", duration_ms=NUMBER_LIMIT + 1),
-    ])  # fmt: skip
-    landing.jsonl("items", None, "items.jsonl", [
-        {"item_id": "i1", "unit_cost": 1000000000, "list_price": 0.5, "updated_at": AT},
-        {"item_id": "i2", "unit_cost": 1000000000.5, "updated_at": AT},
-        {"item_id": "i3", "list_price": 0.00001, "updated_at": AT},  # JSON writes it 1e-05
-    ])  # fmt: skip
-    landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, [
-        [*order("o1")[:1], NUMBER_LIMIT + 1, *order("o1")[2:]],
-    ])  # fmt: skip
+    landing.csv(
+        "inventory_snapshots",
+        D2,
+        "stock.csv",
+        ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"],
+        [
+            ["2025-01-02", "i1", NUMBER_LIMIT, NUMBER_LIMIT, NUMBER_LIMIT],  # line 2: at the bound
+            ["2025-01-02", "i2", above, 0, 0],
+            ["2025-01-02", "i3", 0, above, 0],
+            ["2025-01-02", "i4", 0, 0, above],
+        ],
+    )
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "events.jsonl",
+        [
+            event("e1", AT, "u1", duration_ms=NUMBER_LIMIT),
+            event("e2", AT, "u1", duration_ms=NUMBER_LIMIT + 1),
+        ],
+    )
+    landing.jsonl(
+        "items",
+        None,
+        "items.jsonl",
+        [
+            {"item_id": "i1", "unit_cost": 1000000000, "list_price": 0.5, "updated_at": AT},
+            {"item_id": "i2", "unit_cost": 1000000000.5, "updated_at": AT},
+            {"item_id": "i3", "list_price": 0.00001, "updated_at": AT},  # JSON writes it 1e-05
+        ],
+    )
+    landing.csv(
+        "order_lines",
+        D2,
+        "orders.csv",
+        ORDER_HEADER,
+        [
+            [*order("o1")[:1], NUMBER_LIMIT + 1, *order("o1")[2:]],
+        ],
+    )
     for dataset, day in ((INVENTORY_SNAPSHOTS, D2), (ACTIVITY_EVENTS, D2), (ITEMS, None), (ORDER_LINES, D2)):
         load(warehouse, landing, dataset, day)
 
@@ -255,7 +307,9 @@ def test_every_numeric_field_is_bounded(warehouse, landing: Landing) -> None:
         f"reorder_point must be <= 1000000000, got {above}",
     ]
     assert select(warehouse, "select event_id, duration_ms from raw.activity_events") == [("e1", NUMBER_LIMIT)]
-    assert [row[2] for row in rejects(warehouse, "activity_events")] == [f"duration_ms must be <= 1000000000, got {above}"]
+    assert [row[2] for row in rejects(warehouse, "activity_events")] == [
+        f"duration_ms must be <= 1000000000, got {above}"
+    ]
     assert select(warehouse, "select item_id, unit_cost, list_price from raw.items") == [
         ("i1", Decimal("1000000000"), Decimal("0.5"))
     ]
@@ -263,26 +317,43 @@ def test_every_numeric_field_is_bounded(warehouse, landing: Landing) -> None:
         (2, "unit_cost must be <= 1000000000, got 1000000000.5"),
         (3, "list_price has more than 4 decimal places: '1e-05'"),
     ]
-    assert [row[1:3] for row in rejects(warehouse, "order_lines")] == [(2, f"line_no must be <= 1000000000, got {above}")]
+    assert [row[1:3] for row in rejects(warehouse, "order_lines")] == [
+        (2, f"line_no must be <= 1000000000, got {above}")
+    ]
 
 
-def test_values_at_the_bound_build_the_commerce_marts(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+def test_values_at_the_bound_build_the_commerce_marts(env, warehouse, landing: Landing) -> None:
     """Three completed lines at the bound on one day: every money sum is 3 x 10^18, beyond the 10^14
     a numeric(18,4) mart column holds, and the marts still build with exact numbers."""
     limit, big = NUMBER_LIMIT, Decimal(NUMBER_LIMIT) * NUMBER_LIMIT
-    landing.csv("items", None, "items.csv", ["item_id", "name", "category", "unit_cost", "list_price", "active", "updated_at"],
-                [["i1", "Gold", "x", limit, limit, "true", "2024-12-01T00:00:00Z"]])  # fmt: skip
-    landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER,
-                [order(f"o{n}", limit, limit, limit) for n in range(3)])  # fmt: skip
-    landing.csv("inventory_snapshots", D2, "stock.csv", ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"],
-                [["2025-01-02", "i1", limit, limit, limit]])  # fmt: skip
+    landing.csv(
+        "items",
+        None,
+        "items.csv",
+        ["item_id", "name", "category", "unit_cost", "list_price", "active", "updated_at"],
+        [["i1", "Gold", "x", limit, limit, "true", "2024-12-01T00:00:00Z"]],
+    )
+    landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, [order(f"o{n}", limit, limit, limit) for n in range(3)])
+    landing.csv(
+        "inventory_snapshots",
+        D2,
+        "stock.csv",
+        ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"],
+        [["2025-01-02", "i1", limit, limit, limit]],
+    )
     landing.jsonl("activity_events", D2, "events.jsonl", [event("e1", AT, "u1", duration_ms=limit)])
     assert run_unpartitioned(dg.AssetSelection.assets(["raw", "items"])).success
     result = run_pipeline(D2)
     assert result.success
 
     [kpi] = table_rows(warehouse, "marts.fct_kpi_daily", "kpi_date")
-    assert (kpi["revenue"], kpi["cogs"], kpi["gross_profit"], kpi["units"], kpi["orders"]) == (3 * big, 3 * big, 0, 3 * limit, 3)
+    assert (kpi["revenue"], kpi["cogs"], kpi["gross_profit"], kpi["units"], kpi["orders"]) == (
+        3 * big,
+        3 * big,
+        0,
+        3 * limit,
+        3,
+    )
     assert (kpi["avg_order_value"], kpi["inventory_value"]) == (big, big)  # 10^9 on hand x cost 10^9
     [demand] = table_rows(warehouse, "marts.fct_item_daily_demand", "demand_date")
     assert (demand["units"], demand["revenue"], demand["on_hand"]) == (3 * limit, 3 * big, limit)
@@ -310,8 +381,14 @@ def write_named(landing: Landing, name: str, event_id: str) -> None:
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet"])
 def test_a_file_name_with_glob_characters_is_read_by_its_exact_name(warehouse, landing: Landing, suffix: str) -> None:
-    names = {f"x[1]{suffix}": "bracket", f"x1{suffix}": "plain", f"snap-*{suffix}": "star",
-             f"snap-1{suffix}": "snap1", f"snap-2{suffix}": "snap2", f"what?{suffix}": "question"}  # fmt: skip
+    names = {
+        f"x[1]{suffix}": "bracket",
+        f"x1{suffix}": "plain",
+        f"snap-*{suffix}": "star",
+        f"snap-1{suffix}": "snap1",
+        f"snap-2{suffix}": "snap2",
+        f"what?{suffix}": "question",
+    }
     for name, event_id in names.items():
         write_named(landing, name, event_id)
     load(warehouse, landing, ACTIVITY_EVENTS)
@@ -326,7 +403,8 @@ def test_a_file_name_with_glob_characters_is_read_by_its_exact_name(warehouse, l
 
 
 def test_skipped_files_and_unknown_types_are_recorded_and_the_sensor_ignores_what_is_skipped(
-    warehouse, landing: Landing  # noqa: ANN001
+    warehouse,
+    landing: Landing,
 ) -> None:
     landing.jsonl("users", None, "users.jsonl", [{"user_id": "u1", "org_id": "A", "updated_at": AT}])
     landing.raw("users", None, "_SUCCESS", b"")
@@ -342,9 +420,15 @@ def test_skipped_files_and_unknown_types_are_recorded_and_the_sensor_ignores_wha
         ("users/_SUCCESS", 0, 0, 0, 0, "skipped: marker or temporary file (name starts with '_')"),
         ("users/archive/", 0, 0, 0, 0, "skipped: subfolder (files in subfolders of a landing folder are not read)"),
         ("users/users.jsonl", 1, 1, 0, 0, None),
-        ("users/users.xlsx", 0, 0, 0, 0,
-         "unsupported file type 'users.xlsx'; expected one of .csv, .csv.gz, .jsonl, .jsonl.gz, .parquet"),
-    ]  # fmt: skip
+        (
+            "users/users.xlsx",
+            0,
+            0,
+            0,
+            0,
+            "unsupported file type 'users.xlsx'; expected one of .csv, .csv.gz, .jsonl, .jsonl.gz, .parquet",
+        ),
+    ]
     assert [row[:3] for row in rejects(warehouse, "users")] == [("users/users.xlsx", None, report.files[3].file_error)]
     assert report.files_rejected == 1  # the unknown type is a rejected file; skipped entries are not
 
@@ -356,7 +440,9 @@ def test_skipped_files_and_unknown_types_are_recorded_and_the_sensor_ignores_wha
 
 
 def test_a_link_out_of_the_landing_root_is_refused_unread_and_a_link_inside_is_read(
-    warehouse, landing: Landing, tmp_path: Path  # noqa: ANN001
+    warehouse,
+    landing: Landing,
+    tmp_path: Path,
 ) -> None:
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"password": "hunter2"}\n')
@@ -371,8 +457,9 @@ def test_a_link_out_of_the_landing_root_is_refused_unread_and_a_link_inside_is_r
     report = load(warehouse, landing, ACTIVITY_EVENTS)
 
     assert select(warehouse, "select event_id, _source_file from raw.activity_events order by event_id") == [
-        ("g1", f"{EVENTS_DIR}/good.jsonl"), ("s1", f"{EVENTS_DIR}/inside.jsonl")
-    ]  # fmt: skip
+        ("g1", f"{EVENTS_DIR}/good.jsonl"),
+        ("s1", f"{EVENTS_DIR}/inside.jsonl"),
+    ]
     outside = "symbolic link to a file outside the landing zone (not followed)"
     assert rejects(warehouse, "activity_events") == [
         (f"{EVENTS_DIR}/broken.jsonl", None, outside, ""),  # its missing target would be outside too
@@ -381,9 +468,13 @@ def test_a_link_out_of_the_landing_root_is_refused_unread_and_a_link_inside_is_r
         (f"{EVENTS_DIR}/loop-b.jsonl", None, "symbolic link that does not resolve (a loop of links)", ""),
     ]
     assert [row[0] for row in ledger(warehouse, "activity_events")] == [
-        f"{EVENTS_DIR}/broken.jsonl", f"{EVENTS_DIR}/good.jsonl", f"{EVENTS_DIR}/inside.jsonl",
-        f"{EVENTS_DIR}/leak.jsonl", f"{EVENTS_DIR}/loop-a.jsonl", f"{EVENTS_DIR}/loop-b.jsonl",
-    ]  # fmt: skip
+        f"{EVENTS_DIR}/broken.jsonl",
+        f"{EVENTS_DIR}/good.jsonl",
+        f"{EVENTS_DIR}/inside.jsonl",
+        f"{EVENTS_DIR}/leak.jsonl",
+        f"{EVENTS_DIR}/loop-a.jsonl",
+        f"{EVENTS_DIR}/loop-b.jsonl",
+    ]
     assert report.files_rejected == 4
 
 
@@ -391,25 +482,46 @@ def test_a_link_out_of_the_landing_root_is_refused_unread_and_a_link_inside_is_r
 
 
 def test_reserved_org_ids_are_rejected_wherever_org_id_is_a_field(warehouse, landing: Landing) -> None:
-    landing.jsonl("activity_events", D2, "events.jsonl", [
-        event("e1", AT, "u1", org="platform"), event("e2", AT, "u1", org="__all__"),
-        event("e3", AT, "u1", org=" __ALL__ "), event("e4", AT, "u1", org="platforms"),
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D2,
+        "events.jsonl",
+        [
+            event("e1", AT, "u1", org="platform"),
+            event("e2", AT, "u1", org="__all__"),
+            event("e3", AT, "u1", org=" __ALL__ "),
+            event("e4", AT, "u1", org="platforms"),
+        ],
+    )
     landing.csv("order_lines", D2, "orders.csv", ORDER_HEADER, [order("o1", org="Platform"), order("o2", org="B")])
-    landing.jsonl("organizations", None, "orgs.jsonl", [
-        {"org_id": "__all__", "name": "All", "updated_at": AT}, {"org_id": "A", "name": "A", "updated_at": AT},
-    ])  # fmt: skip
-    landing.jsonl("users", None, "users.jsonl", [
-        {"user_id": "u1", "org_id": "platform", "updated_at": AT}, {"user_id": "u2", "org_id": "A", "updated_at": AT},
-    ])  # fmt: skip
+    landing.jsonl(
+        "organizations",
+        None,
+        "orgs.jsonl",
+        [
+            {"org_id": "__all__", "name": "All", "updated_at": AT},
+            {"org_id": "A", "name": "A", "updated_at": AT},
+        ],
+    )
+    landing.jsonl(
+        "users",
+        None,
+        "users.jsonl",
+        [
+            {"user_id": "u1", "org_id": "platform", "updated_at": AT},
+            {"user_id": "u2", "org_id": "A", "updated_at": AT},
+        ],
+    )
     for dataset, day in ((ACTIVITY_EVENTS, D2), (ORDER_LINES, D2), (ORGANIZATIONS, None), (USERS, None)):
         load(warehouse, landing, dataset, day)
 
     reserved = " is reserved for platform-wide rows (reserved: __all__, platform)"
     assert select(warehouse, "select event_id, org_id from raw.activity_events") == [("e4", "platforms")]
     assert [row[1:3] for row in rejects(warehouse, "activity_events")] == [
-        (1, f"org_id 'platform'{reserved}"), (2, f"org_id '__all__'{reserved}"), (3, f"org_id '__ALL__'{reserved}"),
-    ]  # fmt: skip
+        (1, f"org_id 'platform'{reserved}"),
+        (2, f"org_id '__all__'{reserved}"),
+        (3, f"org_id '__ALL__'{reserved}"),
+    ]
     assert order_ids(warehouse) == ["o2"]
     assert [row[1:3] for row in rejects(warehouse, "order_lines")] == [(2, f"org_id 'Platform'{reserved}")]
     assert select(warehouse, "select org_id from raw.organizations") == [("A",)]
@@ -460,23 +572,30 @@ def test_nan_infinity_and_a_repeated_key_reject_the_record(warehouse, landing: L
     ]
 
 
-def test_the_materialization_counts_skipped_entries_apart_from_files_read(env, landing: Landing) -> None:  # noqa: ANN001
+def test_the_materialization_counts_skipped_entries_apart_from_files_read(env, landing: Landing) -> None:
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
     from analytics_pipeline.resources.warehouse import WarehouseResource
 
     landing.jsonl("activity_events", D2, "events.jsonl", [event("e1", AT, "u1")])
     landing.raw("activity_events", D2, "_SUCCESS", b"")
     asset = next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", "activity_events"]))
-    result = dg.materialize([asset], resources={"warehouse": WarehouseResource()},
-                            instance=dg.DagsterInstance.ephemeral(), partition_key=D2.isoformat())  # fmt: skip
+    result = dg.materialize(
+        [asset],
+        resources={"warehouse": WarehouseResource()},
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=D2.isoformat(),
+    )
     assert result.success
 
     [materialization] = result.get_asset_materialization_events()
     metadata = materialization.materialization.metadata
     names = ("files", "files_skipped", "files_rejected", "reject_rate")
     assert {name: metadata[name].value for name in names} == {
-        "files": 1, "files_skipped": 1, "files_rejected": 0, "reject_rate": 0.0
-    }  # fmt: skip
+        "files": 1,
+        "files_skipped": 1,
+        "files_rejected": 0,
+        "reject_rate": 0.0,
+    }
     assert "| skipped: marker or temporary file (name starts with '_') |" in metadata["file_accounting"].value
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "reject_rate_below_threshold"]
     assert check.passed  # a skipped marker file is not an unreadable file

@@ -27,13 +27,13 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
+from conftest import Landing, event
+from test_ingestion import ACCOUNTING, SecondInsertFails, materialize_events, metadata_values, select, snapshot
 
 from analytics_pipeline.defs.ingestion import loader, validation
 from analytics_pipeline.defs.ingestion.datasets import ACTIVITY_EVENTS
 from analytics_pipeline.defs.ingestion.loader import LoadReport, load_partition, load_partitions
 from analytics_pipeline.resources.warehouse import Warehouse
-from conftest import Landing, event
-from test_ingestion import ACCOUNTING, SecondInsertFails, materialize_events, metadata_values, select, snapshot
 
 D1, D2, D3, D4 = date(2025, 1, 1), date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 4)
 DAYS = [D1, D2, D3, D4]
@@ -48,24 +48,48 @@ def folder(day: date) -> str:
 
 
 def write_days(landing: Landing) -> None:
-    landing.jsonl("activity_events", D1, "a.jsonl", [
-        event("e1", "2025-01-01T08:00:00Z", "u1"), "oops", event("e2", "2025-01-01T09:00:00Z", "u2"),
-    ])  # fmt: skip
-    landing.jsonl("activity_events", D1, "b.jsonl", [
-        event("e1", "2025-01-01T10:00:00Z", "u9"), event("e3", "2025-01-01T23:59:59Z", "u3"),
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D1,
+        "a.jsonl",
+        [
+            event("e1", "2025-01-01T08:00:00Z", "u1"),
+            "oops",
+            event("e2", "2025-01-01T09:00:00Z", "u2"),
+        ],
+    )
+    landing.jsonl(
+        "activity_events",
+        D1,
+        "b.jsonl",
+        [
+            event("e1", "2025-01-01T10:00:00Z", "u9"),
+            event("e3", "2025-01-01T23:59:59Z", "u3"),
+        ],
+    )
     landing.raw("activity_events", D1, "_SUCCESS", b"")
     landing.raw("activity_events", D3, "bad.jsonl.gz", b"not gzip")
-    landing.jsonl("activity_events", D3, "c.jsonl", [
-        event("e1", "2025-01-03T08:00:00Z", "u1"),
-        event("e4", "2025-01-04T01:00:00Z", "u4"),
-        event("e5", "2025-01-02T23:30:00-02:00", "u5"),  # = 2025-01-03T01:30Z
-    ])  # fmt: skip
-    landing.csv("activity_events", D4, "d.csv", ["event_id", "occurred_at", "user_id", "org_id", "activity_type"], [
-        ["e6", "2025-01-04T12:00:00Z", "u6", "org-1", "login"],
-        ["e6", "2025-01-04T13:00:00Z", "u6", "org-1", "logout"],
-        ["e7", "2025-01-04T14:00:00Z", "u7", "org-1", ""],
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        D3,
+        "c.jsonl",
+        [
+            event("e1", "2025-01-03T08:00:00Z", "u1"),
+            event("e4", "2025-01-04T01:00:00Z", "u4"),
+            event("e5", "2025-01-02T23:30:00-02:00", "u5"),  # = 2025-01-03T01:30Z
+        ],
+    )
+    landing.csv(
+        "activity_events",
+        D4,
+        "d.csv",
+        ["event_id", "occurred_at", "user_id", "org_id", "activity_type"],
+        [
+            ["e6", "2025-01-04T12:00:00Z", "u6", "org-1", "login"],
+            ["e6", "2025-01-04T13:00:00Z", "u6", "org-1", "logout"],
+            ["e7", "2025-01-04T14:00:00Z", "u7", "org-1", ""],
+        ],
+    )
 
 
 def load_an_older_version_of_d2(warehouse: Warehouse, landing: Landing) -> None:
@@ -134,9 +158,16 @@ def ledger(warehouse: Warehouse) -> list[tuple[Any, ...]]:
 
 
 def summary(report: LoadReport) -> tuple[Any, ...]:
-    return (report.lines_read, report.rows_loaded, report.rows_rejected, report.duplicates_dropped,
-            len(report.files) - report.files_skipped, report.files_skipped, report.files_rejected,
-            report.top_reasons)  # fmt: skip
+    return (
+        report.lines_read,
+        report.rows_loaded,
+        report.rows_rejected,
+        report.duplicates_dropped,
+        len(report.files) - report.files_skipped,
+        report.files_skipped,
+        report.files_rejected,
+        report.top_reasons,
+    )
 
 
 def assert_expected(warehouse: Warehouse, reports: list[LoadReport]) -> None:
@@ -144,8 +175,10 @@ def assert_expected(warehouse: Warehouse, reports: list[LoadReport]) -> None:
     found_rejects = rejects(warehouse)
     assert [row[:4] for row in found_rejects] == [row[:4] for row in EXPECTED_REJECTS]
     assert [row[4] for row in found_rejects if row[1].endswith(("a.jsonl", "gz", "d.csv"))] == [
-        "oops", "not gzip", "e7,2025-01-04T14:00:00Z,u7,org-1,",
-    ]  # fmt: skip
+        "oops",
+        "not gzip",
+        "e7,2025-01-04T14:00:00Z,u7,org-1,",
+    ]
     assert '"event_id": "e4"' in found_rejects[2][4]
     assert ledger(warehouse) == EXPECTED_LEDGER
     assert {report.partition: summary(report) for report in reports} == EXPECTED_REPORTS
@@ -230,28 +263,44 @@ def test_a_failed_chunk_keeps_its_days_and_earlier_chunks_stay_written(
     written = events(warehouse)
     assert [row[0] for row in written if row[3] == D1] == ["e1", "e2", "e3", "e8"]  # the first chunk committed
     assert [row[:3] for row in written if row[3] != D1] == [row[:3] for row in EXPECTED_EVENTS if row[3] != D1]
-    assert [row[:4] for row in rejects(warehouse) if row[0] != D1] == [row[:4] for row in EXPECTED_REJECTS if row[0] != D1]
+    assert [row[:4] for row in rejects(warehouse) if row[0] != D1] == [
+        row[:4] for row in EXPECTED_REJECTS if row[0] != D1
+    ]
     assert [row for row in ledger(warehouse) if row[0] != D1] == [row for row in EXPECTED_LEDGER if row[0] != D1]
     assert f"{folder(D1)}/late.jsonl" in [row[1] for row in ledger(warehouse)]
 
 
-def test_a_range_materialization_reports_each_day_as_its_own_run_would(env, days_written: Landing) -> None:  # noqa: ANN001
+def test_a_range_materialization_reports_each_day_as_its_own_run_would(env, days_written: Landing) -> None:
     def observed(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
         assert result.success
         return {
             m.materialization.partition: metadata_values(m.materialization.metadata, ACCOUNTING + ("files_skipped",))
             for m in result.get_asset_materialization_events()
-        }  # fmt: skip
+        }
 
-    as_range = observed(materialize_events(tags={"dagster/asset_partition_range_start": D1.isoformat(),
-                                                 "dagster/asset_partition_range_end": D4.isoformat()}))  # fmt: skip
+    as_range = observed(
+        materialize_events(
+            tags={
+                "dagster/asset_partition_range_start": D1.isoformat(),
+                "dagster/asset_partition_range_end": D4.isoformat(),
+            }
+        )
+    )
     single = {}
     for day in DAYS:
         single |= observed(materialize_events(partition_key=day.isoformat()))
 
     assert as_range == single
-    assert as_range["2025-01-03"] == {"lines_read": 3, "rows_loaded": 2, "rows_rejected": 1, "duplicates_dropped": 0,
-                                      "files": 2, "files_rejected": 1, "reject_rate": 0.5, "files_skipped": 0}  # fmt: skip
+    assert as_range["2025-01-03"] == {
+        "lines_read": 3,
+        "rows_loaded": 2,
+        "rows_rejected": 1,
+        "duplicates_dropped": 0,
+        "files": 2,
+        "files_rejected": 1,
+        "reject_rate": 0.5,
+        "files_skipped": 0,
+    }
 
 
 def test_a_file_whose_records_fail_the_shared_statement_is_rejected_alone(
@@ -284,5 +333,6 @@ def test_a_file_whose_records_fail_the_shared_statement_is_rejected_alone(
     ]
     assert [row[:4] for row in rejects(warehouse)] == [(D1, f"{folder(D1)}/b.jsonl", None, reason)]
     assert [(r.partition, r.files_rejected, r.lines_read, r.top_reasons) for r in reports] == [
-        (D1, 1, 1, [(reason, 1)]), (D2, 0, 1, []),
-    ]  # fmt: skip
+        (D1, 1, 1, [(reason, 1)]),
+        (D2, 0, 1, []),
+    ]

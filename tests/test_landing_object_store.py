@@ -25,6 +25,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from conftest import run_pipeline, run_unpartitioned
 
 from analytics_pipeline import cli
 from analytics_pipeline.defs.ingestion import sensors
@@ -34,7 +35,6 @@ from analytics_pipeline.defs.ingestion.sample_data import generate
 from analytics_pipeline.defs.ingestion.sensors import landing_file_sensor, scan_landing
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
-from conftest import run_pipeline, run_unpartitioned
 
 START = date(2025, 2, 3)
 DAYS = [START + timedelta(days=n) for n in range(3)]
@@ -143,7 +143,7 @@ def _tables(warehouse: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
-def test_a_bucket_loads_exactly_what_the_same_local_files_load(env, bucket: str, monkeypatch) -> None:  # noqa: ANN001
+def test_a_bucket_loads_exactly_what_the_same_local_files_load(env, bucket: str, monkeypatch) -> None:
     local = Path(env["ANALYTICS_LANDING_DIR"])
     generate(local, DAYS[0], DAYS[-1], events_per_day=400, users=120, orgs=4, items=20, seed=11)
     _hostile_files(local)
@@ -174,18 +174,19 @@ def test_a_bucket_loads_exactly_what_the_same_local_files_load(env, bucket: str,
         assert ledger[f"{EVENTS_DIR}/{rejected}"][-1], rejected  # rejected whole, with its reason
     assert len(from_bucket["raw.rejected_records"]) > 4  # the generator's bad records as well
     # the ledger's modification times are the objects', not the deleted local files'
-    times = warehouse.query(
-        "select file, modified_at from raw.ingested_files where file not like '%/'"
-    ).to_pylist()
+    times = warehouse.query("select file, modified_at from raw.ingested_files where file not like '%/'").to_pylist()
     zone = ObjectStoreLandingZone(bucket)
-    listed = {entry.relative: entry.modified_at for _, _, entry in zone.files([d.name for d in DAILY_DATASETS], ["users", "organizations", "items"])}
+    listed = {
+        entry.relative: entry.modified_at
+        for _, _, entry in zone.files([d.name for d in DAILY_DATASETS], ["users", "organizations", "items"])
+    }
     assert {row["file"]: row["modified_at"].replace(microsecond=0) for row in times} == {
         file: at.replace(microsecond=0) for file, at in listed.items() if not file.endswith("/")
     }
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_the_sensor_lists_the_bucket_past_a_page_and_sees_an_overwritten_object(env, bucket: str, monkeypatch) -> None:  # noqa: ANN001
+def test_the_sensor_lists_the_bucket_past_a_page_and_sees_an_overwritten_object(env, bucket: str, monkeypatch) -> None:
     zone = ObjectStoreLandingZone(bucket)
     folder = zone.root
     monkeypatch.setenv("ANALYTICS_LANDING_DIR", bucket)
@@ -202,7 +203,10 @@ def test_the_sensor_lists_the_bucket_past_a_page_and_sees_an_overwritten_object(
 
     instance = dg.DagsterInstance.ephemeral()
     first = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=None))
-    requested = {(r.partition_key, tuple(sorted(k.path[-1] for k in r.asset_selection if k.path[0] == "raw"))) for r in first.run_requests}
+    requested = {
+        (r.partition_key, tuple(sorted(k.path[-1] for k in r.asset_selection if k.path[0] == "raw")))
+        for r in first.run_requests
+    }
     assert requested == {(None, ("users",)), (DAYS[1].isoformat(), ("activity_events",))}
     assert not landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
 
@@ -217,7 +221,7 @@ def test_the_sensor_lists_the_bucket_past_a_page_and_sees_an_overwritten_object(
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_generate_writes_the_sample_data_into_a_bucket(env, bucket: str, capsys) -> None:  # noqa: ANN001
+def test_generate_writes_the_sample_data_into_a_bucket(env, bucket: str, capsys) -> None:
     local = Path(env["ANALYTICS_LANDING_DIR"])
     args = ["--start", DAYS[0].isoformat(), "--end", DAYS[1].isoformat(), "--events-per-day", "50", "--seed", "3"]
     assert cli.main(["generate", "--landing-dir", str(local), *args]) == 0
@@ -231,7 +235,7 @@ def test_generate_writes_the_sample_data_into_a_bucket(env, bucket: str, capsys)
     assert os.environ["ANALYTICS_LANDING_DIR"] == str(local)  # the setting itself is untouched
 
 
-def test_a_landing_url_of_another_scheme_is_refused_in_one_sentence(env, monkeypatch) -> None:  # noqa: ANN001
+def test_a_landing_url_of_another_scheme_is_refused_in_one_sentence(env, monkeypatch) -> None:
     from analytics_pipeline.settings import SettingsError
 
     monkeypatch.setenv("ANALYTICS_LANDING_DIR", "gs://bucket/landing")

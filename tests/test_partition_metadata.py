@@ -17,9 +17,12 @@ def _per_day(keys: list[str]) -> dict[str, dict[str, object]]:
 
 
 def _materialize(add_all_at_once: bool) -> dict[tuple[str, str], dict[str, object]]:
-    @dg.multi_asset(specs=[dg.AssetSpec("a"), dg.AssetSpec("b")], partitions_def=DAYS,
-                    backfill_policy=dg.BackfillPolicy.single_run())  # fmt: skip
-    def both(context: dg.AssetExecutionContext):  # noqa: ANN202
+    @dg.multi_asset(
+        specs=[dg.AssetSpec("a"), dg.AssetSpec("b")],
+        partitions_def=DAYS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def both(context: dg.AssetExecutionContext):
         context.add_asset_metadata({"run": "shared", "label": "overridden"}, asset_key="a")  # every day of a
         for key in ("a", "b"):
             per_day = _per_day(context.partition_keys)
@@ -33,8 +36,10 @@ def _materialize(add_all_at_once: bool) -> dict[tuple[str, str], dict[str, objec
 
     result = dg.materialize([both], instance=dg.DagsterInstance.ephemeral(), tags=RANGE)
     assert result.success
-    return {(m.asset_key.to_user_string(), m.partition): {k: v.value for k, v in m.materialization.metadata.items()}
-            for m in result.get_asset_materialization_events()}  # fmt: skip
+    return {
+        (m.asset_key.to_user_string(), m.partition): {k: v.value for k, v in m.materialization.metadata.items()}
+        for m in result.get_asset_materialization_events()
+    }
 
 
 def test_all_at_once_leaves_what_one_call_per_partition_leaves() -> None:
@@ -51,5 +56,7 @@ def test_a_partition_outside_the_run_fails_as_dagster_words_it() -> None:
     def days(context: dg.AssetExecutionContext) -> None:
         add_partition_metadata(context, context.asset_key, {"2025-01-01": {"n": 1}, "2025-02-01": {"n": 2}})
 
-    with pytest.raises(dg.DagsterInvariantViolationError, match="partition key '2025-02-01' that is not being targeted"):
+    with pytest.raises(
+        dg.DagsterInvariantViolationError, match="partition key '2025-02-01' that is not being targeted"
+    ):
         dg.materialize([days], instance=dg.DagsterInstance.ephemeral(), tags=RANGE)

@@ -17,16 +17,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from tests_support import free_port
 
 from analytics_pipeline.defs.ingestion.sample_data import generate
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT, get_settings
-from tests_support import free_port
 
 DAY = date(2025, 4, 2)
 BIN = Path(sys.executable).parent
@@ -39,20 +41,21 @@ def warehouse_engine() -> str:
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["data"]
 
 
-def _wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
+def _wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = predicate()
             if value:
                 return value
-        except (urllib.error.URLError, ConnectionError, KeyError, TypeError):
+        except (urllib.error.URLError, ConnectionError, KeyError, TypeError, subprocess.TimeoutExpired):
             pass
         time.sleep(2)
     raise AssertionError(f"timed out waiting for {what}")
@@ -67,32 +70,65 @@ class Topology:
         self.grpc_port, self.web_port = free_port(), free_port()
         self.tmp_path = tmp_path
         self.workspace = tmp_path / "workspace.yaml"
-        self.workspace.write_text(f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {self.grpc_port}, "
-                                  "location_name: analytics_pipeline}\n")  # fmt: skip
+        self.workspace.write_text(
+            f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {self.grpc_port}, "
+            "location_name: analytics_pipeline}\n"
+        )
         self.env = {
-            **os.environ, **env, **extra_env,
+            **os.environ,
+            **env,
+            **extra_env,
             "DAGSTER_POSTGRES_URL": f"postgresql+psycopg2://{env['ANALYTICS_PG_USER']}@{env['ANALYTICS_PG_HOST']}:"
-                                    f"{env['ANALYTICS_PG_PORT']}/{instance_db}",
-        }  # fmt: skip
+            f"{env['ANALYTICS_PG_PORT']}/{instance_db}",
+        }
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: list = []
 
     def start(self, name: str, command: list[str]) -> None:
         log = open(self.tmp_path / f"{name.replace(' ', '_')}.log", "w")  # noqa: SIM115
         self.logs.append(log)
-        self.processes[name] = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.processes[name] = subprocess.Popen(
+            command, env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def __enter__(self) -> Topology:
-        self.start("code server", [str(BIN / "dagster"), "api", "grpc", "-m", "analytics_pipeline.definitions",
-                                   "-h", "127.0.0.1", "-p", str(self.grpc_port)])  # fmt: skip
-        _wait(lambda: subprocess.run([str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(self.grpc_port)],
-                                     capture_output=True, env=self.env).returncode == 0, 120, "the code server")  # fmt: skip
-        self.start("webserver", [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1",
-                                 "-p", str(self.web_port)])  # fmt: skip
+        self.start(
+            "code server",
+            [
+                str(BIN / "dagster"),
+                "api",
+                "grpc",
+                "-m",
+                "analytics_pipeline.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.grpc_port),
+            ],
+        )
+        _wait(
+            lambda: (
+                subprocess.run(
+                    [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(self.grpc_port)],
+                    capture_output=True,
+                    env=self.env,
+                    timeout=30,
+                ).returncode
+                == 0
+            ),
+            120,
+            "the code server",
+        )
+        self.start(
+            "webserver",
+            [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(self.web_port)],
+        )
         self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)])
-        data = _wait(lambda: _graphql(self.web_port, "{ assetNodes { assetKey { path } } }")["assetNodes"], 120,
-                     "the webserver to load the code location from the gRPC server")  # fmt: skip
+        data = _wait(
+            lambda: _graphql(self.web_port, "{ assetNodes { assetKey { path } } }")["assetNodes"],
+            120,
+            "the webserver to load the code location from the gRPC server",
+        )
         assert ["marts", "fct_daily_engagement"] in [node["assetKey"]["path"] for node in data]
         return self
 
@@ -133,7 +169,10 @@ def _sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 
 @pytest.mark.e2e
 def test_sensor_run_through_code_server_webserver_and_daemon(
-    env, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    env,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topology = Topology(env, tmp_path, request.getfixturevalue("postgres_database"), {})
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", topology.env["DAGSTER_POSTGRES_URL"])
@@ -144,7 +183,10 @@ def test_sensor_run_through_code_server_webserver_and_daemon(
         warehouse = Warehouse(get_settings())
         loaded = warehouse.scalar("select count(*) from raw.activity_events where _partition_date = ?", (DAY,))
         assert loaded > 0
-        assert warehouse.scalar("select sum(events) from marts.fct_daily_engagement where activity_date = ?", (DAY,)) == loaded
+        assert (
+            warehouse.scalar("select sum(events) from marts.fct_daily_engagement where activity_date = ?", (DAY,))
+            == loaded
+        )
 
 
 LAUNCH = """mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
@@ -167,39 +209,95 @@ def _succeeded_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return {record.event_log_entry.dagster_event.step_key for record in records}
 
 
+@pytest.fixture
+def rabbitmq_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of the test's own, as README asks of every deployment: no worker or
+    message left on the machine's broker by anything else can take or feed this test's steps. Falls
+    back to the default vhost where ``rabbitmqctl`` cannot be used."""
+    name = f"analytics-test-{uuid.uuid4().hex[:12]}"
+    ctl = shutil.which("rabbitmqctl")
+
+    def rabbitmqctl(*args: str) -> bool:
+        return ctl is not None and subprocess.run([ctl, *args], capture_output=True, timeout=60).returncode == 0
+
+    if not (rabbitmqctl("add_vhost", name) and rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")):
+        yield "/"  # the default vhost: pyamqp://…:5672//
+        return
+    try:
+        yield name
+    finally:
+        rabbitmqctl("delete_vhost", name)
+
+
 @pytest.mark.e2e
 def test_steps_run_on_celery_workers_of_their_queues(
-    env, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    env,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.conftest import _maintenance_connection, run_pipeline, run_unpartitioned, table_rows
 
     try:  # the machine's RabbitMQ (.ci/run starts it when it is down)
         socket.create_connection(("127.0.0.1", 5672), timeout=5).close()
     except OSError as error:
-        raise AssertionError(f"RabbitMQ is not reachable at 127.0.0.1:5672 ({error}); start it: service rabbitmq-server start") from None
-    celery = {"ANALYTICS_EXECUTOR": "celery", "ANALYTICS_CELERY_BROKER": "pyamqp://guest:guest@127.0.0.1:5672//"}
+        raise AssertionError(
+            f"RabbitMQ is not reachable at 127.0.0.1:5672 ({error}); start it: service rabbitmq-server start"
+        ) from None
+    vhost = request.getfixturevalue("rabbitmq_vhost")
+    celery = {"ANALYTICS_EXECUTOR": "celery", "ANALYTICS_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"}
     topology = Topology(env, tmp_path, request.getfixturevalue("postgres_database"), celery)
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", topology.env["DAGSTER_POSTGRES_URL"])
     cli = str(BIN / "analytics-pipeline")
     with topology:
-        topology.start("warehouse worker", [cli, "worker", "--queue", "warehouse", "--name", "warehouse-worker",
-                                            "--concurrency", "1"])  # fmt: skip
-        topology.start("analysis worker", [cli, "worker", "--queue", "forecasting", "--queue", "reports",
-                                           "--name", "analysis-worker", "--concurrency", "1"])  # fmt: skip
+        topology.start(
+            "warehouse worker",
+            [cli, "worker", "--queue", "warehouse", "--name", "warehouse-worker", "--concurrency", "1"],
+        )
+        topology.start(
+            "analysis worker",
+            [
+                cli,
+                "worker",
+                "--queue",
+                "forecasting",
+                "--queue",
+                "reports",
+                "--name",
+                "analysis-worker",
+                "--concurrency",
+                "1",
+            ],
+        )
         _land_day(env)
         instance = topology.instance()
         runs = _sensor_runs(instance)
 
-        launched = _graphql(topology.web_port, LAUNCH, {"params": {
-            "selector": {"repositoryLocationName": "analytics_pipeline", "repositoryName": "__repository__",
-                         "pipelineName": "custom_report"},
-            "runConfigData": {"ops": {"write_custom_report": {"config": {
-                "start_date": DAY.isoformat(), "end_date": DAY.isoformat(), "format": "csv"}}}},
-        }})["launchPipelineExecution"]  # fmt: skip
+        launched = _graphql(
+            topology.web_port,
+            LAUNCH,
+            {
+                "params": {
+                    "selector": {
+                        "repositoryLocationName": "analytics_pipeline",
+                        "repositoryName": "__repository__",
+                        "pipelineName": "custom_report",
+                    },
+                    "runConfigData": {
+                        "ops": {
+                            "write_custom_report": {
+                                "config": {"start_date": DAY.isoformat(), "end_date": DAY.isoformat(), "format": "csv"}
+                            }
+                        }
+                    },
+                }
+            },
+        )["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         report_run_id = launched["run"]["runId"]
-        report_run = _wait(lambda: (r := instance.get_run_by_id(report_run_id)) and r.is_finished and r, 300,
-                           "the custom report run")  # fmt: skip
+        report_run = _wait(
+            lambda: (r := instance.get_run_by_id(report_run_id)) and r.is_finished and r, 300, "the custom report run"
+        )
         assert report_run.is_success, report_run.status
 
         for run in runs:
@@ -213,16 +311,30 @@ def test_steps_run_on_celery_workers_of_their_queues(
 
         # model selection fans out over ranges of items, 4 per step: each range a step on the forecasting
         # queue, their results handed to the writer through the shared IO manager storage
-        launched = _graphql(topology.web_port, LAUNCH, {"params": {
-            "selector": {"repositoryLocationName": "analytics_pipeline", "repositoryName": "__repository__",
-                         "pipelineName": "model_selection"},
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY.isoformat()}]},
-            "runConfigData": {"ops": {"forecast__model_evaluations": {"config": {"items_per_step": 4, "n_jobs": 1}}}},
-        }})["launchPipelineExecution"]  # fmt: skip
+        launched = _graphql(
+            topology.web_port,
+            LAUNCH,
+            {
+                "params": {
+                    "selector": {
+                        "repositoryLocationName": "analytics_pipeline",
+                        "repositoryName": "__repository__",
+                        "pipelineName": "model_selection",
+                    },
+                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY.isoformat()}]},
+                    "runConfigData": {
+                        "ops": {"forecast__model_evaluations": {"config": {"items_per_step": 4, "n_jobs": 1}}}
+                    },
+                }
+            },
+        )["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         selection_run_id = launched["run"]["runId"]
-        selection_run = _wait(lambda: (r := instance.get_run_by_id(selection_run_id)) and r.is_finished and r, 300,
-                              "the model selection run")  # fmt: skip
+        selection_run = _wait(
+            lambda: (r := instance.get_run_by_id(selection_run_id)) and r.is_finished and r,
+            300,
+            "the model selection run",
+        )
         assert selection_run.is_success, selection_run.status
         workers = _step_workers(instance, selection_run_id)
         ranges = sorted(step for step in workers if ".evaluate_items[" in step)

@@ -41,59 +41,101 @@ import dagster as dg
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
+from conftest import Landing, definitions, event, run_pipeline, run_unpartitioned
+from tests_support import free_port
 
 from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, DELIVERY_RETRY_POLICY, deliver_week
 from analytics_pipeline.defs.reporting.figures import Week
 from analytics_pipeline.defs.reporting.weekly import WEEKLY_REPORTS_KEY, build_weekly_reports
 from analytics_pipeline.jobs import DAILY_ASSETS
 from analytics_pipeline.settings import get_settings
-from conftest import Landing, definitions, event, run_pipeline, run_unpartitioned
-from tests_support import free_port
 
 WEEK = Week(date(2025, 1, 13))
 FIRST_DAY, LAST_DAY = date(2025, 1, 6), date(2025, 1, 19)
 ORG_HEADER = ["org_id", "name", "plan", "region", "created_at", "updated_at"]
-ORDER_HEADER = ["order_id", "line_no", "ordered_at", "org_id", "user_id", "item_id", "quantity", "unit_price",
-                "unit_cost", "currency", "status"]  # fmt: skip
+ORDER_HEADER = [
+    "order_id",
+    "line_no",
+    "ordered_at",
+    "org_id",
+    "user_id",
+    "item_id",
+    "quantity",
+    "unit_price",
+    "unit_cost",
+    "currency",
+    "status",
+]
 NAMES = {"A": "Alder School", "B": "Birch Academy", "C": "Cedar College"}
 
 
 def write_history(landing: Landing) -> None:
-    landing.csv("organizations", None, "orgs.csv", ORG_HEADER, [
-        [org, name, "pro", "eu", "2024-09-01T00:00:00Z", "2024-09-01T00:00:00Z"] for org, name in NAMES.items()
-    ])  # fmt: skip
+    landing.csv(
+        "organizations",
+        None,
+        "orgs.csv",
+        ORG_HEADER,
+        [[org, name, "pro", "eu", "2024-09-01T00:00:00Z", "2024-09-01T00:00:00Z"] for org, name in NAMES.items()],
+    )
     days: dict[str, list[dict[str, Any]]] = {
-        "2025-01-06": [event("e1", "T08:00", "u1", "A", "login", "s1"), event("e2", "T08:10", "u1", "A", "view_content", "s1"),
-                       event("e3", "T09:00", "u2", "A", "login", "s2"), event("e4", "T10:00", "u3", "B", "login", "s3")],
+        "2025-01-06": [
+            event("e1", "T08:00", "u1", "A", "login", "s1"),
+            event("e2", "T08:10", "u1", "A", "view_content", "s1"),
+            event("e3", "T09:00", "u2", "A", "login", "s2"),
+            event("e4", "T10:00", "u3", "B", "login", "s3"),
+        ],
         "2025-01-08": [event("e5", "T08:00", "u1", "A", "complete_lesson", "s4")],
-        "2025-01-13": [event("e6", "T08:00", "u1", "A", "login", "s5"), event("e7", "T08:10", "u1", "A", "view_content", "s5"),
-                       event("e8", "T09:00", "u4", "A", "login", "s6"), event("e9", "T10:00", "u3", "B", "search", "s7")],
-        "2025-01-15": [event("e10", "T08:00", "u2", "A", "login", "s8"), event("e11", "T09:00", "u4", "A", "complete_lesson", "s9"),
-                       event("e12", "T10:00", "u5", "B", "login", "s10"), event("e13", "T10:05", "u5", "B", "search", "s10")],
-        "2025-01-19": [event("e14", "T08:00", "u1", "A", "logout", "s11"), event("e15", "T10:00", "u3", "B", "view_content", None)],
-    }  # fmt: skip
+        "2025-01-13": [
+            event("e6", "T08:00", "u1", "A", "login", "s5"),
+            event("e7", "T08:10", "u1", "A", "view_content", "s5"),
+            event("e8", "T09:00", "u4", "A", "login", "s6"),
+            event("e9", "T10:00", "u3", "B", "search", "s7"),
+        ],
+        "2025-01-15": [
+            event("e10", "T08:00", "u2", "A", "login", "s8"),
+            event("e11", "T09:00", "u4", "A", "complete_lesson", "s9"),
+            event("e12", "T10:00", "u5", "B", "login", "s10"),
+            event("e13", "T10:05", "u5", "B", "search", "s10"),
+        ],
+        "2025-01-19": [
+            event("e14", "T08:00", "u1", "A", "logout", "s11"),
+            event("e15", "T10:00", "u3", "B", "view_content", None),
+        ],
+    }
     for day, events in days.items():
         for record in events:
             record["occurred_at"] = f"{day}{record['occurred_at']}:00Z"
         landing.jsonl("activity_events", date.fromisoformat(day), "part-1.jsonl", events)
-    landing.csv("order_lines", date(2025, 1, 14), "orders.csv", ORDER_HEADER,
-                [["O1", 1, "2025-01-14T10:00:00Z", "A", "a-buyer", "I1", 2, "5.00", "3.00", "USD", "completed"]])  # fmt: skip
+    landing.csv(
+        "order_lines",
+        date(2025, 1, 14),
+        "orders.csv",
+        ORDER_HEADER,
+        [["O1", 1, "2025-01-14T10:00:00Z", "A", "a-buyer", "I1", 2, "5.00", "3.00", "USD", "completed"]],
+    )
 
 
 def build_history(landing: Landing) -> None:
     write_history(landing)
     assert run_unpartitioned(dg.AssetSelection.assets(["raw", "organizations"])).success
     # the daily assets the weekly report reads, for both weeks, in one run
-    assert run_pipeline(FIRST_DAY, LAST_DAY, selection=dg.AssetSelection.assets(WEEKLY_REPORTS_KEY).upstream() & DAILY_ASSETS).success
+    assert run_pipeline(
+        FIRST_DAY, LAST_DAY, selection=dg.AssetSelection.assets(WEEKLY_REPORTS_KEY).upstream() & DAILY_ASSETS
+    ).success
 
 
-def materialize_week(*keys: str, instance: dg.DagsterInstance | None = None, **kwargs: Any) -> dg.ExecuteInProcessResult:
+def materialize_week(
+    *keys: str, instance: dg.DagsterInstance | None = None, **kwargs: Any
+) -> dg.ExecuteInProcessResult:
     defs = definitions()
     return dg.materialize(
-        assets=[*defs.assets, *defs.asset_checks], resources=dict(defs.resources),
+        assets=[*defs.assets, *defs.asset_checks],
+        resources=dict(defs.resources),
         selection=[dg.AssetKey(["reporting", key]) for key in keys or ("weekly_reports",)],
-        partition_key=WEEK.start.isoformat(), instance=instance or dg.DagsterInstance.ephemeral(), **kwargs,
-    )  # fmt: skip
+        partition_key=WEEK.start.isoformat(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        **kwargs,
+    )
 
 
 def week_dir() -> Path:
@@ -111,30 +153,60 @@ def _value(value: Any) -> Any:
 
 # (metric, this week, previous week, change %): worked out in the module docstring
 EXPECTED = {
-    "A": {"weekly_active_users": (3, 2, 50.0), "avg_daily_active_users": (5 / 7, 3 / 7, 200 / 3),
-          "peak_daily_active_users": (2, 2, 0.0), "new_users": (1, 2, -50.0), "events": (6, 4, 50.0),
-          "sessions": (5, 3, 200 / 3), "events_per_active_user": (1.2, 4 / 3, -10.0), "monthly_active_users": (3, 2, 50.0)},
-    "B": {"weekly_active_users": (2, 1, 100.0), "avg_daily_active_users": (3 / 7, 1 / 7, 200.0),
-          "peak_daily_active_users": (1, 1, 0.0), "new_users": (1, 1, 0.0), "events": (4, 1, 300.0),
-          "sessions": (2, 1, 100.0), "events_per_active_user": (4 / 3, 1.0, 100 / 3), "monthly_active_users": (2, 1, 100.0)},
-    "C": {"weekly_active_users": (0, 0, None), "avg_daily_active_users": (0, 0, None),
-          "peak_daily_active_users": (0, 0, None), "new_users": (0, 0, None), "events": (0, 0, None),
-          "sessions": (0, 0, None), "events_per_active_user": (None, None, None), "monthly_active_users": (0, 0, None)},
-    "platform": {"weekly_active_users": (5, 3, 200 / 3), "avg_daily_active_users": (8 / 7, 4 / 7, 100.0),
-                 "peak_daily_active_users": (3, 3, 0.0), "new_users": (2, 3, -100 / 3), "events": (10, 5, 100.0),
-                 "sessions": (7, 4, 75.0), "events_per_active_user": (1.25, 1.25, 0.0),
-                 "monthly_active_users": (5, 3, 200 / 3), "active_schools": (2, 2, 0.0)},
-}  # fmt: skip
+    "A": {
+        "weekly_active_users": (3, 2, 50.0),
+        "avg_daily_active_users": (5 / 7, 3 / 7, 200 / 3),
+        "peak_daily_active_users": (2, 2, 0.0),
+        "new_users": (1, 2, -50.0),
+        "events": (6, 4, 50.0),
+        "sessions": (5, 3, 200 / 3),
+        "events_per_active_user": (1.2, 4 / 3, -10.0),
+        "monthly_active_users": (3, 2, 50.0),
+    },
+    "B": {
+        "weekly_active_users": (2, 1, 100.0),
+        "avg_daily_active_users": (3 / 7, 1 / 7, 200.0),
+        "peak_daily_active_users": (1, 1, 0.0),
+        "new_users": (1, 1, 0.0),
+        "events": (4, 1, 300.0),
+        "sessions": (2, 1, 100.0),
+        "events_per_active_user": (4 / 3, 1.0, 100 / 3),
+        "monthly_active_users": (2, 1, 100.0),
+    },
+    "C": {
+        "weekly_active_users": (0, 0, None),
+        "avg_daily_active_users": (0, 0, None),
+        "peak_daily_active_users": (0, 0, None),
+        "new_users": (0, 0, None),
+        "events": (0, 0, None),
+        "sessions": (0, 0, None),
+        "events_per_active_user": (None, None, None),
+        "monthly_active_users": (0, 0, None),
+    },
+    "platform": {
+        "weekly_active_users": (5, 3, 200 / 3),
+        "avg_daily_active_users": (8 / 7, 4 / 7, 100.0),
+        "peak_daily_active_users": (3, 3, 0.0),
+        "new_users": (2, 3, -100 / 3),
+        "events": (10, 5, 100.0),
+        "sessions": (7, 4, 75.0),
+        "events_per_active_user": (1.25, 1.25, 0.0),
+        "monthly_active_users": (5, 3, 200 / 3),
+        "active_schools": (2, 2, 0.0),
+    },
+}
 
 
-def assert_numbers(actual: dict[str, tuple[Any, Any, Any]], expected: dict[str, tuple[Any, Any, Any]], where: str) -> None:
+def assert_numbers(
+    actual: dict[str, tuple[Any, Any, Any]], expected: dict[str, tuple[Any, Any, Any]], where: str
+) -> None:
     assert list(actual) == list(expected), where
     for metric, values in expected.items():
-        for got, want in zip(actual[metric], values):
+        for got, want in zip(actual[metric], values, strict=False):
             assert got == (None if want is None else pytest.approx(want, abs=1e-4)), (where, metric)
 
 
-def test_weekly_reports_for_every_school_hold_the_hand_computed_numbers(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
+def test_weekly_reports_for_every_school_hold_the_hand_computed_numbers(env, warehouse, landing: Landing) -> None:
     build_history(landing)
     result = materialize_week()
     assert result.success
@@ -158,7 +230,11 @@ def test_weekly_reports_for_every_school_hold_the_hand_computed_numbers(env, war
 
     activity = pd.read_csv(week_dir() / "A" / "activity.csv").to_dict("records")
     assert [(r["activity_type"], r["events"], r["previous_week_events"]) for r in activity] == [
-        ("login", 3, 2), ("complete_lesson", 1, 1), ("logout", 1, 0), ("view_content", 1, 1)]  # fmt: skip
+        ("login", 3, 2),
+        ("complete_lesson", 1, 1),
+        ("logout", 1, 0),
+        ("view_content", 1, 1),
+    ]
     assert activity[0]["share_of_events_pct"] == pytest.approx(50.0)
     assert activity[0]["change_pct"] == pytest.approx(50.0)
     assert pd.isna(activity[2]["change_pct"])  # no logout the week before
@@ -169,20 +245,30 @@ def test_weekly_reports_for_every_school_hold_the_hand_computed_numbers(env, war
     b = {r["metric"]: r["this_week"] for r in workbook["summary"].to_dict("records")}
     assert (b["weekly_active_users"], b["events"], b["sessions"]) == (2, 4, 2)
     assert [(r["activity_type"], r["events"]) for r in workbook["activity"].to_dict("records")] == [
-        ("search", 2), ("login", 1), ("view_content", 1)]  # fmt: skip
+        ("search", 2),
+        ("login", 1),
+        ("view_content", 1),
+    ]
 
     # platform: every school's figures, the week's KPIs, no forecast yet
     schools = pd.read_csv(week_dir() / "platform" / "schools.csv").to_dict("records")
     assert [(s["org_id"], s["school"], s["weekly_active_users"], s["events"], s["new_users"]) for s in schools] == [
-        ("A", "Alder School", 3, 6, 1), ("B", "Birch Academy", 2, 4, 1), ("C", "Cedar College", 0, 0, 0)]  # fmt: skip
+        ("A", "Alder School", 3, 6, 1),
+        ("B", "Birch Academy", 2, 4, 1),
+        ("C", "Cedar College", 0, 0, 0),
+    ]
     kpis = pd.read_csv(week_dir() / "platform" / "kpis.csv").set_index("kpi_name")
     assert kpis.at["revenue", "value"] == pytest.approx(10.0) and kpis.at["orders", "value"] == 1
 
     # charts: self-contained HTML with embedded PNGs and every school's figures
     platform_html = (week_dir() / "platform" / "report.html").read_text()
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', platform_html)
-    assert {alt for alt, _ in images} >= {"Daily active users, Platform", "Activity mix, Platform",
-                                          "Week-over-week change, Platform", "Weekly active users by school"}  # fmt: skip
+    assert {alt for alt, _ in images} >= {
+        "Daily active users, Platform",
+        "Activity mix, Platform",
+        "Week-over-week change, Platform",
+        "Weekly active users by school",
+    }
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for _, data in images)
     for org, name in NAMES.items():
         row = re.search(rf"<tr><td>{org}</td><td>{name}</td>(.*?)</tr>", platform_html)
@@ -215,51 +301,76 @@ SEEDED = {
     "marts.fct_daily_engagement": (
         "activity_date date, org_id varchar, active_users bigint, new_users bigint, returning_users bigint, "
         "events bigint, sessions bigint, events_per_active_user double precision",
-        [("2025-01-13", "A", 2, 1, 1, 3, 2, 1.5), ("2025-01-13", "B", 1, 0, 1, 1, 1, 1.0),
-         ("2025-01-14", "A", 1, 0, 1, 2, 1, 2.0)],
+        [
+            ("2025-01-13", "A", 2, 1, 1, 3, 2, 1.5),
+            ("2025-01-13", "B", 1, 0, 1, 1, 1, 1.0),
+            ("2025-01-14", "A", 1, 0, 1, 2, 1, 2.0),
+        ],
     ),
     "marts.fct_engagement_rolling": (
         "activity_date date, org_id varchar, dau bigint, wau bigint, mau bigint, stickiness double precision",
-        [("2025-01-13", "A", 2, 2, 3, 2 / 3), ("2025-01-13", "B", 1, 1, 1, 1.0), ("2025-01-13", "__all__", 3, 3, 4, 0.75),
-         ("2025-01-14", "A", 1, 2, 3, 1 / 3), ("2025-01-14", "B", 0, 1, 1, 0.0), ("2025-01-14", "__all__", 1, 3, 4, 0.25),
-         ("2025-01-19", "A", 0, 2, 3, 0.0), ("2025-01-19", "B", 0, 1, 1, 0.0), ("2025-01-19", "__all__", 0, 3, 4, 0.0)],
+        [
+            ("2025-01-13", "A", 2, 2, 3, 2 / 3),
+            ("2025-01-13", "B", 1, 1, 1, 1.0),
+            ("2025-01-13", "__all__", 3, 3, 4, 0.75),
+            ("2025-01-14", "A", 1, 2, 3, 1 / 3),
+            ("2025-01-14", "B", 0, 1, 1, 0.0),
+            ("2025-01-14", "__all__", 1, 3, 4, 0.25),
+            ("2025-01-19", "A", 0, 2, 3, 0.0),
+            ("2025-01-19", "B", 0, 1, 1, 0.0),
+            ("2025-01-19", "__all__", 0, 3, 4, 0.0),
+        ],
     ),
     "marts.fct_activity_summary": (
         "activity_date date, org_id varchar, activity_type varchar, events bigint, users bigint, share_of_events double precision",
-        [("2025-01-13", "A", "login", 2, 2, 200 / 3), ("2025-01-13", "A", "view_content", 1, 1, 100 / 3),
-         ("2025-01-13", "B", "search", 1, 1, 100.0), ("2025-01-14", "A", "login", 2, 1, 100.0)],
+        [
+            ("2025-01-13", "A", "login", 2, 2, 200 / 3),
+            ("2025-01-13", "A", "view_content", 1, 1, 100 / 3),
+            ("2025-01-13", "B", "search", 1, 1, 100.0),
+            ("2025-01-14", "A", "login", 2, 1, 100.0),
+        ],
     ),
-}  # fmt: skip
+}
 
 
-def seed_marts(warehouse) -> None:  # noqa: ANN001
+def seed_marts(warehouse) -> None:
     with warehouse.transaction() as session:
         for table, (columns, rows) in SEEDED.items():
             session.execute(f"create table {table} ({columns})")
             for row in rows:
                 session.execute(f"insert into {table} values ({', '.join('?' for _ in row)})", row)
         for org, name in NAMES.items():
-            session.execute("insert into raw.organizations (org_id, name, updated_at) values (?, ?, ?)",
-                            (org, name, "2024-09-01 00:00:00"))  # fmt: skip
+            session.execute(
+                "insert into raw.organizations (org_id, name, updated_at) values (?, ?, ?)",
+                (org, name, "2024-09-01 00:00:00"),
+            )
 
 
-def seed_forecast(warehouse) -> None:  # noqa: ANN001
+def seed_forecast(warehouse) -> None:
     """Forecast tables as SPEC §5 describes them (built by the forecasting assets in real runs)."""
     with warehouse.transaction() as session:
-        session.execute("create table forecast.demand_forecasts (item_id varchar, as_of_date date, forecast_date date, "
-                        "model varchar, yhat double precision, yhat_lo_80 double precision, yhat_hi_80 double precision, "
-                        "yhat_lo_95 double precision, yhat_hi_95 double precision)")  # fmt: skip
+        session.execute(
+            "create table forecast.demand_forecasts (item_id varchar, as_of_date date, forecast_date date, "
+            "model varchar, yhat double precision, yhat_lo_80 double precision, yhat_hi_80 double precision, "
+            "yhat_lo_95 double precision, yhat_hi_95 double precision)"
+        )
         vintages = [("2025-01-19", {"I1": 2.0, "I2": 1.0}), ("2025-01-12", {"I2": 9.0})]  # the older vintage is ignored
         for as_of, per_day in vintages:
             for item, yhat in per_day.items():
                 for day in (1, 2, 3, 8):  # day 8 is past the 7-day highlight window
                     forecast_date = date.fromisoformat(as_of).toordinal() + day
-                    session.execute("insert into forecast.demand_forecasts values (?, ?, ?, 'ets', ?, ?, ?, ?, ?)",
-                                    (item, as_of, date.fromordinal(forecast_date), yhat, yhat - 1, yhat + 1, yhat - 2, yhat + 2))  # fmt: skip
-        session.execute("create table marts.mart_reorder_recommendations (item_id varchar, on_hand bigint, "
-                        "days_of_cover double precision, projected_stockout_date date, suggested_reorder_qty bigint)")  # fmt: skip
-        session.execute("insert into marts.mart_reorder_recommendations values ('I2', 3, 3.0, '2025-01-22', 10), "
-                        "('I1', 40, 20.0, '2025-02-08', 0)")  # fmt: skip
+                    session.execute(
+                        "insert into forecast.demand_forecasts values (?, ?, ?, 'ets', ?, ?, ?, ?, ?)",
+                        (item, as_of, date.fromordinal(forecast_date), yhat, yhat - 1, yhat + 1, yhat - 2, yhat + 2),
+                    )
+        session.execute(
+            "create table marts.mart_reorder_recommendations (item_id varchar, on_hand bigint, "
+            "days_of_cover double precision, projected_stockout_date date, suggested_reorder_qty bigint)"
+        )
+        session.execute(
+            "insert into marts.mart_reorder_recommendations values ('I2', 3, 3.0, '2025-01-22', 10), "
+            "('I1', 40, 20.0, '2025-02-08', 0)"
+        )
 
 
 class Inbox:
@@ -269,13 +380,13 @@ class Inbox:
         self.messages: list[email.message.EmailMessage] = []
         self.refuse, self.fail_first_data, self.data_attempts = set(refuse), fail_first_data, 0
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: ANN001
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if address in self.refuse:
             return "550 5.1.1 No such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.data_attempts += 1
         if self.data_attempts <= self.fail_first_data:
             return "451 4.3.0 Try again later"
@@ -313,7 +424,7 @@ def delivery_log() -> dict[str, Any]:
     return json.loads((week_dir() / "delivery.json").read_text())["deliveries"]
 
 
-def test_delivery_mails_each_school_its_report_with_the_files_attached(env, warehouse, smtp, monkeypatch) -> None:  # noqa: ANN001
+def test_delivery_mails_each_school_its_report_with_the_files_attached(env, warehouse, smtp, monkeypatch) -> None:
     seed_marts(warehouse)
     seed_forecast(warehouse)
     # off by default: the delivery step records that and sends nothing
@@ -328,14 +439,17 @@ def test_delivery_mails_each_school_its_report_with_the_files_attached(env, ware
     assert result.success
 
     by_subject = {m["Subject"]: m for m in inbox.messages}
-    assert sorted(by_subject) == ["Weekly report 2025-01-13 to 2025-01-19: Alder School",
-                                  "Weekly report 2025-01-13 to 2025-01-19: Platform"]  # fmt: skip
+    assert sorted(by_subject) == [
+        "Weekly report 2025-01-13 to 2025-01-19: Alder School",
+        "Weekly report 2025-01-13 to 2025-01-19: Platform",
+    ]
     alder = by_subject["Weekly report 2025-01-13 to 2025-01-19: Alder School"]
     assert alder["X-Envelope-To"] == "head@alder.example, office@alder.example"
     assert alder["From"] == "reports@analytics.example"
     files = attachments(alder)
-    assert sorted(files) == [f"A-2025-01-13-{name}" for name in
-                             ("activity.csv", "daily.csv", "report.html", "report.xlsx", "summary.csv")]  # fmt: skip
+    assert sorted(files) == [
+        f"A-2025-01-13-{name}" for name in ("activity.csv", "daily.csv", "report.html", "report.xlsx", "summary.csv")
+    ]
     for name, content in files.items():
         assert content == (week_dir() / "A" / name.removeprefix("A-2025-01-13-")).read_bytes(), name
     body = alder.get_body(("plain",)).get_content()
@@ -346,7 +460,9 @@ def test_delivery_mails_each_school_its_report_with_the_files_attached(env, ware
     # forecast highlights: the latest vintage's next 7 days per item (2 x 3 days and 1 x 3 days), reorders first
     forecast = pd.read_csv(week_dir() / "platform" / "forecast.csv").to_dict("records")
     assert [(r["item_id"], r["forecast_units_7d"], r["lo_80"], r["hi_80"]) for r in forecast] == [
-        ("I1", 6.0, 3.0, 9.0), ("I2", 3.0, 0.0, 6.0)]  # fmt: skip
+        ("I1", 6.0, 3.0, 9.0),
+        ("I2", 3.0, 0.0, 6.0),
+    ]
     assert list(pd.read_csv(week_dir() / "platform" / "reorder.csv")["item_id"]) == ["I2", "I1"]
     assert "No forecast yet." not in (week_dir() / "platform" / "report.html").read_text()
 
@@ -357,7 +473,7 @@ def test_delivery_mails_each_school_its_report_with_the_files_attached(env, ware
     assert metadata["sent"].value == 2 and metadata["failed"].value == 0
 
 
-def test_delivery_failures_are_reported_retried_and_keep_the_files(env, warehouse, smtp, monkeypatch) -> None:  # noqa: ANN001
+def test_delivery_failures_are_reported_retried_and_keep_the_files(env, warehouse, smtp, monkeypatch) -> None:
     seed_marts(warehouse)
     instance = dg.DagsterInstance.ephemeral()
     # a refused mailbox (5xx) fails the delivery at once and names the school; the others are delivered
@@ -380,7 +496,12 @@ def test_delivery_failures_are_reported_retried_and_keep_the_files(env, warehous
     assert "cannot reach the mail server 127.0.0.1" in down["A"].error
     assert delivery_log()["A"]["status"] == "failed"
     assert sorted(p.name for p in (week_dir() / "A").iterdir()) == [
-        "activity.csv", "daily.csv", "report.html", "report.xlsx", "summary.csv"]  # fmt: skip
+        "activity.csv",
+        "daily.csv",
+        "report.html",
+        "report.xlsx",
+        "summary.csv",
+    ]
     assert definitions().resolve_assets_def(DELIVERY_KEY).op.retry_policy == DELIVERY_RETRY_POLICY
 
     # a temporary refusal (4xx) is retried by the retry policy; what was accepted is not sent twice
@@ -394,45 +515,88 @@ def test_delivery_failures_are_reported_retried_and_keep_the_files(env, warehous
 
 def run_custom_report(config: dict[str, Any]) -> dg.ExecuteInProcessResult:
     job = definitions().resolve_job_def("custom_report")
-    return job.execute_in_process(run_config={"ops": {"write_custom_report": {"config": config}}},
-                                  instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)  # fmt: skip
+    return job.execute_in_process(
+        run_config={"ops": {"write_custom_report": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def custom_dir(result: dg.ExecuteInProcessResult) -> Path:
     return get_settings().output_dir / "reports" / "custom" / result.run_id
 
 
-def test_custom_report_job_from_run_config(env, warehouse) -> None:  # noqa: ANN001
+def test_custom_report_job_from_run_config(env, warehouse) -> None:
     seed_marts(warehouse)
     # the launchpad scaffolds a config from the defaults: every field has one
     from analytics_pipeline.defs.reporting.custom import write_custom_report
 
     fields = write_custom_report.config_schema.config_type.fields
     assert {name: field.is_required for name, field in fields.items()} == {
-        "start_date": False, "end_date": False, "schools": False, "metrics": False, "format": False}  # fmt: skip
+        "start_date": False,
+        "end_date": False,
+        "schools": False,
+        "metrics": False,
+        "format": False,
+    }
 
-    csv = run_custom_report({"start_date": "2025-01-13", "end_date": "2025-01-14", "schools": ["A"],
-                             "metrics": ["active_users", "events", "wau", "activity_mix"], "format": "csv"})  # fmt: skip
+    csv = run_custom_report(
+        {
+            "start_date": "2025-01-13",
+            "end_date": "2025-01-14",
+            "schools": ["A"],
+            "metrics": ["active_users", "events", "wau", "activity_mix"],
+            "format": "csv",
+        }
+    )
     assert csv.success
-    assert sorted(p.name for p in custom_dir(csv).iterdir()) == ["activity_mix.csv", "daily_metrics.csv", "request.json"]
+    assert sorted(p.name for p in custom_dir(csv).iterdir()) == [
+        "activity_mix.csv",
+        "daily_metrics.csv",
+        "request.json",
+    ]
     daily = pd.read_csv(custom_dir(csv) / "daily_metrics.csv").to_dict("records")
     assert daily == [
-        {"activity_date": "2025-01-13", "org_id": "A", "school": "Alder School", "active_users": 2, "events": 3, "wau": 2},
-        {"activity_date": "2025-01-14", "org_id": "A", "school": "Alder School", "active_users": 1, "events": 2, "wau": 2},
-    ]  # fmt: skip
+        {
+            "activity_date": "2025-01-13",
+            "org_id": "A",
+            "school": "Alder School",
+            "active_users": 2,
+            "events": 3,
+            "wau": 2,
+        },
+        {
+            "activity_date": "2025-01-14",
+            "org_id": "A",
+            "school": "Alder School",
+            "active_users": 1,
+            "events": 2,
+            "wau": 2,
+        },
+    ]
     mix = pd.read_csv(custom_dir(csv) / "activity_mix.csv").to_dict("records")
-    assert [(r["org_id"], r["activity_type"], r["events"]) for r in mix] == [("A", "login", 4), ("A", "view_content", 1)]
+    assert [(r["org_id"], r["activity_type"], r["events"]) for r in mix] == [
+        ("A", "login", 4),
+        ("A", "view_content", 1),
+    ]
     assert [r["share_of_events_pct"] for r in mix] == [pytest.approx(80.0), pytest.approx(20.0)]
 
-    xlsx = run_custom_report({"start_date": "2025-01-13", "end_date": "2025-01-14", "metrics": ["events", "mau"],
-                              "format": "xlsx"})  # fmt: skip
+    xlsx = run_custom_report(
+        {"start_date": "2025-01-13", "end_date": "2025-01-14", "metrics": ["events", "mau"], "format": "xlsx"}
+    )
     assert xlsx.success
     rows = pd.read_excel(custom_dir(xlsx) / "custom_report.xlsx", sheet_name="daily_metrics").to_dict("records")
     # every school; B has no engagement row on the 14th but is in the rolling window: 0 events, MAU 1
     assert [(r["org_id"], r["events"], r["mau"]) for r in rows] == [("A", 3, 3), ("B", 1, 1), ("A", 2, 3), ("B", 0, 1)]
 
-    page = run_custom_report({"start_date": "2025-01-13", "end_date": "2025-01-14", "format": "html",
-                              "metrics": ["active_users", "activity_mix"]})  # fmt: skip
+    page = run_custom_report(
+        {
+            "start_date": "2025-01-13",
+            "end_date": "2025-01-14",
+            "format": "html",
+            "metrics": ["active_users", "activity_mix"],
+        }
+    )
     assert page.success
     text = (custom_dir(page) / "custom_report.html").read_text()
     assert text.count("data:image/png;base64,") == 2 and "Alder School" in text and "Birch Academy" in text
@@ -442,7 +606,10 @@ def test_custom_report_job_from_run_config(env, warehouse) -> None:  # noqa: ANN
     message = bad_metric.failure_data_for_node("write_custom_report").user_failure_data.description
     assert "Unknown metric(s) 'revenue'" in message and "active_users" in message
     unknown_school = run_custom_report({"start_date": "2025-01-13", "end_date": "2025-01-14", "schools": ["Z"]})
-    assert "Unknown school(s): Z" in unknown_school.failure_data_for_node("write_custom_report").user_failure_data.description
+    assert (
+        "Unknown school(s): Z"
+        in unknown_school.failure_data_for_node("write_custom_report").user_failure_data.description
+    )
 
     # the retention job deletes old week folders and leaves custom reports (not a date) alone
     from analytics_pipeline.defs.operations.retention import apply_retention
@@ -457,10 +624,14 @@ def test_weekly_schedule_asks_for_the_last_complete_week() -> None:
     from analytics_pipeline.defs.reporting.schedules import weekly_report_schedule
 
     assert weekly_report_schedule.cron_schedule == "0 9 * * 1"
-    monday = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp("2025-01-20 09:00", tz="UTC").to_pydatetime())
+    monday = dg.build_schedule_context(
+        scheduled_execution_time=pd.Timestamp("2025-01-20 09:00", tz="UTC").to_pydatetime()
+    )
     request = weekly_report_schedule(monday)
     assert request.partition_key == "2025-01-13" and request.run_key == "weekly-report:2025-01-13"
-    too_early = dg.build_schedule_context(scheduled_execution_time=pd.Timestamp("2024-12-30 09:00", tz="UTC").to_pydatetime())
+    too_early = dg.build_schedule_context(
+        scheduled_execution_time=pd.Timestamp("2024-12-30 09:00", tz="UTC").to_pydatetime()
+    )
     assert isinstance(weekly_report_schedule(too_early), dg.SkipReason)  # the first week starts 2024-12-30
 
 
@@ -482,16 +653,26 @@ def test_reporting_is_registered_with_weekly_partitions_mapped_to_days() -> None
         node = graph.get(key)
         assert node.group_name == "reporting"
         assert isinstance(node.partitions_def, dg.WeeklyPartitionsDefinition)
-        assert node.partitions_def.get_first_partition_key() == "2024-12-30"  # the Monday of ANALYTICS_START_DATE's week
+        assert (
+            node.partitions_def.get_first_partition_key() == "2024-12-30"
+        )  # the Monday of ANALYTICS_START_DATE's week
     assert DELIVERY_KEY in graph.get(WEEKLY_REPORTS_KEY).child_keys
     reports = defs.resolve_assets_def(WEEKLY_REPORTS_KEY)
     engagement = dg.AssetKey(["marts", "fct_daily_engagement"])
     daily = graph.get(engagement).partitions_def
-    upstream = reports.get_partition_mapping(engagement).get_upstream_mapped_partitions_result_for_partitions(
-        reports.partitions_def.subset_with_partition_keys(["2025-01-13"]), reports.partitions_def, daily,
-    ).partitions_subset  # fmt: skip
+    upstream = (
+        reports.get_partition_mapping(engagement)
+        .get_upstream_mapped_partitions_result_for_partitions(
+            reports.partitions_def.subset_with_partition_keys(["2025-01-13"]),
+            reports.partitions_def,
+            daily,
+        )
+        .partitions_subset
+    )
     # the week and the week before (compared with it)
-    assert sorted(upstream.get_partition_keys()) == [date.fromordinal(date(2025, 1, 6).toordinal() + d).isoformat() for d in range(14)]
+    assert sorted(upstream.get_partition_keys()) == [
+        date.fromordinal(date(2025, 1, 6).toordinal() + d).isoformat() for d in range(14)
+    ]
     assert defs.resolve_job_def("weekly_report") and defs.resolve_job_def("custom_report")
     assert defs.resolve_schedule_def("weekly_report_schedule").cron_schedule == "0 9 * * 1"
 

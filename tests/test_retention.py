@@ -10,25 +10,38 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
+from conftest import Landing, event, run_pipeline, table_rows
+
 from analytics_pipeline.defs.operations.retention import apply_retention
 from analytics_pipeline.settings import DBT_PROJECT_DIR, get_settings
-from conftest import Landing, event, run_pipeline, table_rows
 
 OLD, RECENT = date(2025, 1, 2), date(2025, 3, 30)
 TODAY = date(2025, 4, 10)  # activity kept for 90 days: everything before 2025-01-10 goes
 
 
-def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing: Landing) -> None:  # noqa: ANN001
-    landing.jsonl("activity_events", OLD, "a.jsonl", [event("e1", "2025-01-02T09:00:00Z", "u1", "A", "login", "s1"),
-                                                      event("e2", "2025-01-02T09:05:00Z", "u2", "A", "login", "s2")])  # fmt: skip
-    landing.jsonl("activity_events", RECENT, "a.jsonl", [event("e3", "2025-03-30T09:00:00Z", "u1", "A", "login", "s3"),
-                                                         "not json"])  # fmt: skip
+def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing: Landing) -> None:
+    landing.jsonl(
+        "activity_events",
+        OLD,
+        "a.jsonl",
+        [
+            event("e1", "2025-01-02T09:00:00Z", "u1", "A", "login", "s1"),
+            event("e2", "2025-01-02T09:05:00Z", "u2", "A", "login", "s2"),
+        ],
+    )
+    landing.jsonl(
+        "activity_events",
+        RECENT,
+        "a.jsonl",
+        [event("e3", "2025-03-30T09:00:00Z", "u1", "A", "login", "s3"), "not json"],
+    )
     assert run_pipeline(OLD).success and run_pipeline(RECENT).success
     engagement_before = table_rows(warehouse, "marts.fct_daily_engagement", "activity_date, org_id")
 
     warehouse.execute("create table ops.sample_metrics (recorded_at timestamp, value bigint)")
-    warehouse.execute("insert into ops.sample_metrics values (?, 1), (?, 2)",
-                      (datetime(2025, 3, 1), datetime(2025, 4, 9)))  # fmt: skip
+    warehouse.execute(
+        "insert into ops.sample_metrics values (?, 1), (?, 2)", (datetime(2025, 3, 1), datetime(2025, 4, 9))
+    )
     output = Path(env["ANALYTICS_OUTPUT_DIR"])
     for week in ("2024-09-30", "2025-04-07"):
         (output / "reports" / week).mkdir(parents=True)
@@ -42,20 +55,33 @@ def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing:
 
     report = apply_retention(warehouse, get_settings(), TODAY)
 
-    assert report.rows_deleted == {"raw.activity_events": 2, "raw.rejected_records": 0, "raw.ingested_files": 1,
-                                   "ops.sample_metrics": 1}  # fmt: skip
+    assert report.rows_deleted == {
+        "raw.activity_events": 2,
+        "raw.rejected_records": 0,
+        "raw.ingested_files": 1,
+        "ops.sample_metrics": 1,
+    }
     assert [r["event_id"] for r in table_rows(warehouse, "raw.activity_events", "event_id")] == ["e3"]
     assert len(table_rows(warehouse, "raw.rejected_records", "line_no")) == 1  # the recent day's bad line
     assert sorted(report.files_deleted) == ["alerts/resolved/daily_pipeline-old.json", "reports/2024-09-30/"]
     assert (output / "reports" / "2025-04-07").is_dir() and (output / "reports" / "custom").is_dir()
     # derived history is kept: u1 was first seen on the old day, so is returning on the recent day
     assert table_rows(warehouse, "marts.fct_daily_engagement", "activity_date, org_id") == engagement_before
-    assert [(r["activity_date"], r["new_users"], r["sessions"]) for r in engagement_before] == [(OLD, 2, 2), (RECENT, 0, 1)]
+    assert [(r["activity_date"], r["new_users"], r["sessions"]) for r in engagement_before] == [
+        (OLD, 2, 2),
+        (RECENT, 0, 1),
+    ]
 
     # a plain `dbt build` (no window) after retention rebuilds what raw still has and keeps the rest
     dbt = Path(sys.executable).parent / "dbt"
-    result = subprocess.run([str(dbt), "build", "--profiles-dir", ".", "--quiet"], cwd=DBT_PROJECT_DIR,
-                            env={**os.environ, **get_settings().dbt_env()}, capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [str(dbt), "build", "--profiles-dir", ".", "--quiet"],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, **get_settings().dbt_env()},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert table_rows(warehouse, "marts.fct_daily_engagement", "activity_date, org_id") == engagement_before
     assert len(table_rows(warehouse, "intermediate.int_user_activity_daily", "activity_date, user_id")) == 3

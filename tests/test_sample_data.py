@@ -112,9 +112,7 @@ def test_layout_and_contract_without_bad_records(tmp_path: Path) -> None:
         assert all(utc_date(row["ordered_at"]) == day for row in orders)
         assert len({(row["order_id"], row["line_no"]) for row in orders}) == len(orders)
 
-        stock = csv_rows(
-            tmp_path / "inventory_snapshots" / f"date={day.isoformat()}" / "inventory.csv.gz"
-        )
+        stock = csv_rows(tmp_path / "inventory_snapshots" / f"date={day.isoformat()}" / "inventory.csv.gz")
         assert sorted(row["item_id"] for row in stock) == sorted(active_items)
         assert all(row["snapshot_date"] == day.isoformat() for row in stock)
         assert all(int(row["on_hand"]) >= 0 for row in stock)
@@ -128,8 +126,7 @@ def test_latest_organization_update_changes_the_plan(tmp_path: Path) -> None:
     generate(tmp_path, date(2025, 1, 3), date(2025, 1, 5), **SMALL)
     folder = tmp_path / "organizations"
     base = {
-        record["org_id"]: record
-        for record in map(json.loads, read_text(folder / "organizations.jsonl").splitlines())
+        record["org_id"]: record for record in map(json.loads, read_text(folder / "organizations.jsonl").splitlines())
     }
     updates = list(map(json.loads, read_text(folder / "organizations-updates.jsonl").splitlines()))
     assert 1 <= len(updates) <= 2
@@ -153,9 +150,7 @@ def test_inventory_runs_out_of_stock_sometimes(tmp_path: Path) -> None:
     on_hand = [
         int(row["on_hand"])
         for day in days(start, end)
-        for row in csv_rows(
-            tmp_path / "inventory_snapshots" / f"date={day.isoformat()}" / "inventory.csv.gz"
-        )
+        for row in csv_rows(tmp_path / "inventory_snapshots" / f"date={day.isoformat()}" / "inventory.csv.gz")
     ]
     assert 0 in on_hand
     assert on_hand.count(0) < len(on_hand) / 4
@@ -234,14 +229,25 @@ def test_invalid_arguments_raise_value_error(tmp_path: Path, arguments: dict) ->
 
 # What each injected kind of bad record is rejected as (raw.rejected_records.reason), per dataset.
 REJECT_KINDS = {
-    "activity_events": {"invalid JSON": "truncated_json", "missing required field": "missing_field",
-                        "is not an ISO-8601 timestamp": "unparseable_timestamp", "outside the folder date": "wrong_date"},
-    "order_lines": {"missing required field": "missing_field", "is not an ISO-8601 timestamp": "unparseable_timestamp",
-                    "outside the folder date": "wrong_date", "quantity must be >= 1": "non_positive_quantity",
-                    "unknown status": "unknown_status"},
-    "inventory_snapshots": {"missing required field": "missing_field", "on_hand must be >= 0": "negative_on_hand",
-                            "snapshot_date is not a date": "unparseable_date"},
-}  # fmt: skip
+    "activity_events": {
+        "invalid JSON": "truncated_json",
+        "missing required field": "missing_field",
+        "is not an ISO-8601 timestamp": "unparseable_timestamp",
+        "outside the folder date": "wrong_date",
+    },
+    "order_lines": {
+        "missing required field": "missing_field",
+        "is not an ISO-8601 timestamp": "unparseable_timestamp",
+        "outside the folder date": "wrong_date",
+        "quantity must be >= 1": "non_positive_quantity",
+        "unknown status": "unknown_status",
+    },
+    "inventory_snapshots": {
+        "missing required field": "missing_field",
+        "on_hand must be >= 0": "negative_on_hand",
+        "snapshot_date is not a date": "unparseable_date",
+    },
+}
 
 
 def test_demo_data_passes_its_own_checks_and_holds_every_kind_of_bad_record(env: dict[str, str]) -> None:
@@ -260,7 +266,9 @@ def test_demo_data_passes_its_own_checks_and_holds_every_kind_of_bad_record(env:
 
     start, end = date(2025, 1, 6), date(2025, 1, 12)
     summary = generate(Path(env["ANALYTICS_LANDING_DIR"]), start, end, **SMALL)
-    assert run_unpartitioned(dg.AssetSelection.assets(["raw", "organizations"], ["raw", "users"], ["raw", "items"])).success
+    assert run_unpartitioned(
+        dg.AssetSelection.assets(["raw", "organizations"], ["raw", "users"], ["raw", "items"])
+    ).success
     daily = dg.AssetSelection.assets(["raw", "activity_events"], ["raw", "order_lines"], ["raw", "inventory_snapshots"])
     result = run_pipeline(start, end, selection=daily)
     assert result.success

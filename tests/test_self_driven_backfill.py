@@ -45,27 +45,32 @@ def test_the_code_location_is_the_one_the_ui_and_the_daemon_load() -> None:
     assert tool["dagster"]["code_location_name"] == CODE_LOCATION
 
 
-def _iterate_the_daemon(location) -> None:  # noqa: ANN001
+def _iterate_the_daemon(location) -> None:
     """One tick of Dagster's backfill daemon over every backfill in progress."""
     list(execute_backfill_iteration(location.process_context, logging.getLogger("backfill-daemon")))
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_dagsters_backfill_daemon_launches_nothing_and_ends_the_backfill_with_its_runs(env: dict[str, str]) -> None:  # noqa: ARG001
+def test_dagsters_backfill_daemon_launches_nothing_and_ends_the_backfill_with_its_runs(env: dict[str, str]) -> None:
     instance = get_instance()
     with code_location(instance) as location:
         # a job backfill of daily_pipeline, as the CLI records it: its run exists, not started yet
         job_backfill = new_backfill_id()
-        run = location.create_run("daily_pipeline", None, {"dagster/backfill": job_backfill, **RANGE}, {},
-                                  in_this_process=True)  # fmt: skip
+        run = location.create_run(
+            "daily_pipeline", None, {"dagster/backfill": job_backfill, **RANGE}, {}, in_this_process=True
+        )
         assert run.job_name == "daily_pipeline" and run.remote_job_origin.location_name == CODE_LOCATION
-        assert run.tags["dagster/max_retries"] == "0" and run.tags["dagster/partition_set"] == "daily_pipeline_partition_set"
+        assert (
+            run.tags["dagster/max_retries"] == "0"
+            and run.tags["dagster/partition_set"] == "daily_pipeline_partition_set"
+        )
         location.record_job_backfill(job_backfill, "daily_pipeline", DAYS, None, {}, "a title", "a description")
         # an asset backfill (a selection no named job holds): retention cohorts and two days of dbt models
         asset_backfill = new_backfill_id()
         location.create_run("__ASSET_JOB", [RETENTION], {"dagster/backfill": asset_backfill}, {}, in_this_process=False)
-        location.record_asset_backfill(asset_backfill, DAILY_DBT_KEYS[:2], DAYS, [RETENTION, *DIMENSIONS], {},
-                                       "a title", "a description")  # fmt: skip
+        location.record_asset_backfill(
+            asset_backfill, DAILY_DBT_KEYS[:2], DAYS, [RETENTION, *DIMENSIONS], {}, "a title", "a description"
+        )
         listed = {backfill.backfill_id: backfill for backfill in instance.get_backfills()}
         assert not listed[job_backfill].is_asset_backfill and listed[job_backfill].partition_names == DAYS
         assert listed[asset_backfill].is_asset_backfill
@@ -95,7 +100,7 @@ def test_dagsters_backfill_daemon_launches_nothing_and_ends_the_backfill_with_it
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_runs_are_handed_to_the_daemon_only_while_its_run_queue_heartbeats(env: dict[str, str]) -> None:  # noqa: ARG001
+def test_runs_are_handed_to_the_daemon_only_while_its_run_queue_heartbeats(env: dict[str, str]) -> None:
     instance = get_instance()
     assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)  # the project's dagster.yaml
     assert QUEUED_RUN_DAEMON in instance.get_required_daemon_types()

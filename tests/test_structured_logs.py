@@ -35,17 +35,30 @@ def warehouse_engine() -> str:
     return "duckdb"
 
 
-def test_log_lines_of_a_multiprocess_step_carry_run_asset_and_partition(env: dict[str, str], landing) -> None:  # noqa: ANN001
+def test_log_lines_of_a_multiprocess_step_carry_run_asset_and_partition(env: dict[str, str], landing) -> None:
     folder = landing.folder("activity_events", DAY)
-    landing.jsonl("activity_events", DAY, "good.jsonl", [
-        {"event_id": "e1", "occurred_at": "2025-01-02T10:00:00Z", "user_id": "u1", "org_id": "o1", "activity_type": "login"},
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        DAY,
+        "good.jsonl",
+        [
+            {
+                "event_id": "e1",
+                "occurred_at": "2025-01-02T10:00:00Z",
+                "user_id": "u1",
+                "org_id": "o1",
+                "activity_type": "login",
+            },
+        ],
+    )
     (folder / "broken.jsonl.gz").write_bytes(b"not gzip at all")
     seed_dagster_home(Path(env["DAGSTER_HOME"]))
     instance = get_instance()
 
     # the step process imports this module by name from the tests folder to rebuild the job
-    job = build_reconstructable_job(__name__, ingestion_job.__name__, reconstructor_working_directory=str(Path(__file__).parent))
+    job = build_reconstructable_job(
+        __name__, ingestion_job.__name__, reconstructor_working_directory=str(Path(__file__).parent)
+    )
     with dg.execute_job(job, instance=instance, tags={"dagster/partition": DAY.isoformat()}) as result:
         assert result.success
         run_id = result.run_id
@@ -61,7 +74,7 @@ def test_log_lines_of_a_multiprocess_step_carry_run_asset_and_partition(env: dic
     assert expected in captured and "broken.jsonl.gz" in captured
 
 
-def test_outside_a_run_the_caller_names_the_run(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:  # noqa: ARG001
+def test_outside_a_run_the_caller_names_the_run(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="dagster"):
         raise_alert("daily_pipeline", "abc123", "boom", {"dagster/partition": "2025-01-05"})
         get_logger("analytics_pipeline.cli").info("plain %s", "line")
@@ -77,15 +90,18 @@ def ranged() -> None:
     get_logger("analytics_pipeline.test").info("inside")
 
 
-def test_a_partition_range_and_an_in_process_run(env: dict[str, str]) -> None:  # noqa: ARG001
+def test_a_partition_range_and_an_in_process_run(env: dict[str, str]) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([ranged], instance=instance, tags={"dagster/asset_partition_range_start": "2025-01-03",
-                                                                "dagster/asset_partition_range_end": "2025-01-05"})  # fmt: skip
+    result = dg.materialize(
+        [ranged],
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": "2025-01-03", "dagster/asset_partition_range_end": "2025-01-05"},
+    )
     [entry] = [e for e in instance.all_logs(result.run_id) if "inside" in e.user_message]
     assert f"[run={result.run_id} asset=ranged partition=2025-01-03..2025-01-05] inside" in entry.user_message
 
 
-def test_a_backfilled_partition_has_the_context_in_its_run_event_log(env: dict[str, str], landing) -> None:  # noqa: ANN001
+def test_a_backfilled_partition_has_the_context_in_its_run_event_log(env: dict[str, str], landing) -> None:
     """What the operator sees in the UI: the pipeline's log events of a real run (the CLI's backfill of
     one day, ingestion and a dbt model) name the run, the asset and the day; dbt's echoed console
     lines carry no colour codes."""
@@ -96,23 +112,59 @@ def test_a_backfilled_partition_has_the_context_in_its_run_event_log(env: dict[s
     from analytics_pipeline.settings import PROJECT_ROOT
 
     day = date(2025, 1, 3)
-    landing.jsonl("activity_events", day, "events.jsonl", [
-        {"event_id": "e1", "occurred_at": "2025-01-03T10:00:00Z", "user_id": "u1", "org_id": "o1", "activity_type": "login"},
-        {"event_id": "e2", "occurred_at": "2025-01-03T11:00:00Z", "user_id": "u2", "org_id": "o1", "activity_type": "search"},
-    ])  # fmt: skip
+    landing.jsonl(
+        "activity_events",
+        day,
+        "events.jsonl",
+        [
+            {
+                "event_id": "e1",
+                "occurred_at": "2025-01-03T10:00:00Z",
+                "user_id": "u1",
+                "org_id": "o1",
+                "activity_type": "login",
+            },
+            {
+                "event_id": "e2",
+                "occurred_at": "2025-01-03T11:00:00Z",
+                "user_id": "u2",
+                "org_id": "o1",
+                "activity_type": "search",
+            },
+        ],
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "analytics_pipeline.cli", "backfill", "--start", day.isoformat(), "--end", day.isoformat(),
-         "--select", "key:raw/activity_events or key:staging/stg_product__activity_events"],
-        env={**os.environ, **env}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "analytics_pipeline.cli",
+            "backfill",
+            "--start",
+            day.isoformat(),
+            "--end",
+            day.isoformat(),
+            "--select",
+            "key:raw/activity_events or key:staging/stg_product__activity_events",
+        ],
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     instance = get_instance()
     [run] = instance.get_run_records()
     run_id = run.dagster_run.run_id
     messages = [entry.user_message for entry in instance.all_logs(run_id)]
-    assert f"[run={run_id} asset=raw/activity_events partition=2025-01-03] activity_events 2025-01-03: 2 lines, 2 loaded" in "\n".join(messages)
-    assert any(m.startswith(f"[run={run_id} asset=") and "partition=2025-01-03] dbt window 2025-01-03 .. 2025-01-03" in m
-               for m in messages), messages  # fmt: skip
+    assert (
+        f"[run={run_id} asset=raw/activity_events partition=2025-01-03] activity_events 2025-01-03: 2 lines, 2 loaded"
+        in "\n".join(messages)
+    )
+    assert any(
+        m.startswith(f"[run={run_id} asset=") and "partition=2025-01-03] dbt window 2025-01-03 .. 2025-01-03" in m
+        for m in messages
+    ), messages
     # dbt's per-node lines, echoed into the step's captured output, are plain text
     captured = "".join(p.read_text() for p in Path(env["DAGSTER_HOME"]).rglob("*.out"))
     assert "stg_product__activity_events" in captured and "\x1b[" not in captured

@@ -1,7 +1,6 @@
 """ops.pipeline_task_health from a run history made by real runs (successes, failures, a run never started)
 on the test's Dagster instance, checked against numbers worked out by hand, on both warehouses."""
 
-
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -79,7 +78,7 @@ def _table(warehouse: Warehouse) -> dict[tuple[str, str], dict]:
     return {(row["kind"], row["name"]): row for row in rows}
 
 
-def test_task_health_from_real_runs(env: dict[str, str]) -> None:  # noqa: ARG001 - settings for the warehouse
+def test_task_health_from_real_runs(env: dict[str, str]) -> None:
     instance = dg.DagsterInstance.ephemeral()
     runs = _history(instance)
     assert [r.success for r in runs["nightly"]] == [True, True, False, True]
@@ -141,7 +140,7 @@ def test_task_health_from_real_runs(env: dict[str, str]) -> None:  # noqa: ARG00
 
 
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
-def test_the_window_and_the_schedule(env: dict[str, str]) -> None:  # noqa: ARG001
+def test_the_window_and_the_schedule(env: dict[str, str]) -> None:
     instance = dg.DagsterInstance.ephemeral()
     nightly_job = DEFS.resolve_job_def("nightly")
     nightly_job.execute_in_process(instance=instance, tags={"fail": "yes"}, raise_on_error=False)
@@ -153,9 +152,10 @@ def test_the_window_and_the_schedule(env: dict[str, str]) -> None:  # noqa: ARG0
     assert (row.runs, row.successes, row.failures) == (2, 1, 1)
 
     result = DEFS.resolve_job_def("task_health_refresh").execute_in_process(
-        instance=instance, run_config={"ops": {"ops__pipeline_task_health": {"config": {"window_days": 0}}}},
+        instance=instance,
+        run_config={"ops": {"ops__pipeline_task_health": {"config": {"window_days": 0}}}},
         raise_on_error=False,
-    )  # fmt: skip
+    )
     assert not result.success
 
     request = task_health_schedule.evaluate_tick(dg.build_schedule_context(instance=instance))

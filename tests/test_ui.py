@@ -15,9 +15,9 @@ import urllib.request
 
 import psutil
 import pytest
+from tests_support import free_port
 
 from analytics_pipeline.settings import PROJECT_ROOT
-from tests_support import free_port
 
 QUERY = """
 {
@@ -29,9 +29,10 @@ QUERY = """
 
 def graphql(port: int) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": QUERY}).encode(),
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": QUERY}).encode(),
         headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["data"]
 
@@ -40,9 +41,13 @@ def start_ui(env: dict[str, str], port: int) -> subprocess.Popen[str]:
     """``analytics-pipeline ui`` in a session of its own (so the test can clean up whatever leaks)."""
     return subprocess.Popen(
         [sys.executable, "-m", "analytics_pipeline.cli", "ui", "--port", str(port)],
-        env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_until_served(port: int, process: subprocess.Popen[str]) -> dict:
@@ -100,7 +105,10 @@ def test_ui_serves_the_asset_graph_and_the_daemon_runs(env: dict[str, str]) -> N
         assert {"ingestion", "engagement"} <= groups
         nodes = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
         assert nodes["raw/activity_events"]["isPartitioned"]
-        assert nodes["marts/fct_daily_engagement"]["isPartitioned"] and nodes["marts/fct_daily_engagement"]["hasAssetChecks"]
+        assert (
+            nodes["marts/fct_daily_engagement"]["isPartitioned"]
+            and nodes["marts/fct_daily_engagement"]["hasAssetChecks"]
+        )
         assert daemons.get("SCHEDULER") and daemons.get("SENSOR") and daemons.get("BACKFILL")
         # freshness is a policy on the key marts, evaluated by the daemon and shown with each asset
         assert nodes["marts/fct_kpi_daily"]["internalFreshnessPolicy"]["__typename"] == "TimeWindowFreshnessPolicy"

@@ -87,8 +87,9 @@ class AnalyticsDbtCliResource(DbtCliResource):
         # Only needed by fetch_column_metadata() / fetch_row_counts(); dagster-dbt accepts None.
         return None
 
-    def cli(self, args: Any, *, target_path: Path | None = None, context: Any = None,
-            **kwargs: Any) -> DbtCliInvocation:  # fmt: skip
+    def cli(
+        self, args: Any, *, target_path: Path | None = None, context: Any = None, **kwargs: Any
+    ) -> DbtCliInvocation:
         """``DbtCliResource.cli``, starting from the saved parse of the current connection."""
         target_path = target_path or self._get_unique_target_path(context=context)
         _restore_saved_parse(_absolute(target_path))
@@ -222,8 +223,13 @@ def prepare_hand_parse(project_dir: Path, env: Mapping[str, str]) -> subprocess.
     hand run's profile and its ``dbt build`` reuses the parse instead of re-parsing everything."""
     hand_env = {name: value for name, value in env.items() if name not in WINDOW_ENV.values()}
     hand_env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false")
-    result = subprocess.run([dbt_executable(), "parse", "--quiet", "--profiles-dir", "."], cwd=project_dir,
-                            env=hand_env, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [dbt_executable(), "parse", "--quiet", "--profiles-dir", "."],
+        cwd=project_dir,
+        env=hand_env,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed in {project_dir}:\n{result.stdout}{result.stderr}")
     return result

@@ -102,6 +102,4 @@ def failures_are_final(what: str, *explained: type[Exception]) -> Iterator[None]
     except (WarehouseError, *explained) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
     except Exception as error:
-        raise dg.Failure(
-            description=f"{what} failed: {type(error).__name__}: {error}", allow_retries=False
-        ) from error
+        raise dg.Failure(description=f"{what} failed: {type(error).__name__}: {error}", allow_retries=False) from error

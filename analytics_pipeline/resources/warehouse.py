@@ -22,6 +22,7 @@ that holds the file (a BI tool) is waited out the same way, by retrying DuckDB's
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -181,13 +182,17 @@ class _PostgresSession:
             cursor.execute(self._sql(sql), tuple(params))
             names = [description[0] for description in cursor.description]
             rows = cursor.fetchall()
-        return pa.Table.from_pylist([dict(zip(names, row)) for row in rows]) if rows else (
-            pa.table({name: pa.array([], pa.null()) for name in names})
+        return (
+            pa.Table.from_pylist([dict(zip(names, row, strict=False)) for row in rows])
+            if rows
+            else (pa.table({name: pa.array([], pa.null()) for name in names}))
         )
 
     def insert_arrow(self, table: str, data: Rows) -> None:
-        batches = data.batches() if isinstance(data, ScratchQuery) else pa.RecordBatchReader.from_batches(
-            data.schema, data.to_batches()
+        batches = (
+            data.batches()
+            if isinstance(data, ScratchQuery)
+            else pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
         )
         columns = ", ".join(batches.schema.names)
         with self._connection.cursor() as cursor:
@@ -219,7 +224,7 @@ class _CsvStream:
             pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
             self._text, self._at = buffer.getbuffer(), 0
         end = len(self._text) if size < 0 else self._at + size
-        chunk = bytes(self._text[self._at:end])
+        chunk = bytes(self._text[self._at : end])
         self._at = min(end, len(self._text))
         return chunk
 
@@ -231,10 +236,8 @@ def _conflicting_holder(error: duckdb.Error) -> str:
 
 
 def _rollback_quietly(connection: Any) -> None:
-    try:
+    with contextlib.suppress(psycopg2.Error):  # the connection is already gone; the server discards the transaction
         connection.rollback()
-    except psycopg2.Error:
-        pass  # the connection is already gone; the server discards the transaction
 
 
 class Warehouse:
@@ -252,8 +255,9 @@ class Warehouse:
             return f"DuckDB file {s.duckdb_path}"
         return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
 
-    def _connect_duckdb(self, read_only: bool = False, deadline: float | None = None,
-                        progress: warehouse_lock.Progress | None = None) -> duckdb.DuckDBPyConnection:  # fmt: skip
+    def _connect_duckdb(
+        self, read_only: bool = False, deadline: float | None = None, progress: warehouse_lock.Progress | None = None
+    ) -> duckdb.DuckDBPyConnection:
         """A connection to the DuckDB file; DuckDB's own lock error (a process outside this pipeline
         holds the file) is tried again until ``deadline`` (``time.monotonic()``; default: at once)."""
         path = self.settings.duckdb_path
@@ -268,8 +272,9 @@ class Warehouse:
     def _log_wait(self, holder: str, waited: float) -> None:
         log.warning(f"waiting for the DuckDB file {self.settings.duckdb_path}, held by {holder} ({waited:.0f} s)")
 
-    def _retrying_lock_errors(self, open_file: Any, deadline: float | None,
-                              progress: warehouse_lock.Progress | None = None) -> Any:  # fmt: skip
+    def _retrying_lock_errors(
+        self, open_file: Any, deadline: float | None, progress: warehouse_lock.Progress | None = None
+    ) -> Any:
         started, reported = time.monotonic(), 0.0
         while True:
             try:
@@ -298,8 +303,9 @@ class Warehouse:
         :data:`WRITE_WAIT_SECONDS`); yields the deadline for waiting out a program outside the pipeline."""
         path = self.settings.duckdb_path
         try:
-            with warehouse_lock.hold(path, exclusive=True, wait_seconds=WRITE_WAIT_SECONDS, what=what,
-                                     progress=self._log_wait):  # fmt: skip
+            with warehouse_lock.hold(
+                path, exclusive=True, wait_seconds=WRITE_WAIT_SECONDS, what=what, progress=self._log_wait
+            ):
                 yield time.monotonic() + WRITE_WAIT_SECONDS
         except warehouse_lock.LockFileError as error:
             raise WarehouseError(str(error)) from None
@@ -350,8 +356,9 @@ class Warehouse:
             yield
 
     @contextmanager
-    def reading(self, wait_seconds: float | None = None,
-                progress: warehouse_lock.Progress | None = None) -> Iterator[Session]:  # fmt: skip
+    def reading(
+        self, wait_seconds: float | None = None, progress: warehouse_lock.Progress | None = None
+    ) -> Iterator[Session]:
         """A read-only session for a reader outside any step (``export``, ``health``, metrics).
 
         On DuckDB it shares the file with other readers and waits, up to ``wait_seconds`` (default
@@ -365,8 +372,10 @@ class Warehouse:
             return
         path = self.settings.duckdb_path
         if not path.exists():
-            raise WarehouseError(f"The DuckDB file {path} does not exist; load data with "
-                                 "`analytics-pipeline backfill` or fix ANALYTICS_DUCKDB_PATH.")  # fmt: skip
+            raise WarehouseError(
+                f"The DuckDB file {path} does not exist; load data with "
+                "`analytics-pipeline backfill` or fix ANALYTICS_DUCKDB_PATH."
+            )
         wait = self.settings.read_wait_seconds if wait_seconds is None else wait_seconds
         try:
             with warehouse_lock.hold(path, exclusive=False, wait_seconds=wait, progress=progress):
@@ -484,14 +493,18 @@ class Warehouse:
             return
         names = [_checked_identifier(table.name) for table in tables]
         with self.transaction() as session:
-            stale = session.query(
-                "select c.oid::regclass::text as name from pg_class c "
-                "join pg_namespace n on n.oid = c.relnamespace "
-                "left join pg_stat_user_tables s on s.relid = c.oid "
-                "where n.nspname || '.' || c.relname = any(?) "
-                "and (c.reltuples < 0 or coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * c.reltuples)",
-                [names],
-            ).column("name").to_pylist()
+            stale = (
+                session.query(
+                    "select c.oid::regclass::text as name from pg_class c "
+                    "join pg_namespace n on n.oid = c.relnamespace "
+                    "left join pg_stat_user_tables s on s.relid = c.oid "
+                    "where n.nspname || '.' || c.relname = any(?) "
+                    "and (c.reltuples < 0 or coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * c.reltuples)",
+                    [names],
+                )
+                .column("name")
+                .to_pylist()
+            )
             for name in stale:
                 session.execute(f"analyze {_checked_identifier(name)}")
 
@@ -576,8 +589,10 @@ class Warehouse:
             for table, where, rows in writes:
                 clause, params = _filter_clause(where)
                 session.execute(f"delete from {table.name} where {clause}", params)
-                selected = rows.selecting(table.column_names) if isinstance(rows, ScratchQuery) else (
-                    rows.select(table.column_names)
+                selected = (
+                    rows.selecting(table.column_names)
+                    if isinstance(rows, ScratchQuery)
+                    else (rows.select(table.column_names))
                 )
                 session.insert_arrow(table.name, selected)
 

@@ -73,9 +73,11 @@ def _open(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError as error:
-        raise LockFileError(f"Cannot open the lock file {path} beside the DuckDB file ({error.strerror}); "
-                            "every process that reads or writes the warehouse needs write access to its "
-                            "folder.") from None  # fmt: skip
+        raise LockFileError(
+            f"Cannot open the lock file {path} beside the DuckDB file ({error.strerror}); "
+            "every process that reads or writes the warehouse needs write access to its "
+            "folder."
+        ) from None
 
 
 def describe_self(what: str = "") -> str:
@@ -91,8 +93,15 @@ def _holder(gate_path: Path) -> str:
     return text or "another process of this pipeline"
 
 
-def _flock(fd: int, operation: int, deadline: float, waiting_for: str, gate_path: Path,
-           progress: Progress | None, started: float) -> None:  # fmt: skip
+def _flock(
+    fd: int,
+    operation: int,
+    deadline: float,
+    waiting_for: str,
+    gate_path: Path,
+    progress: Progress | None,
+    started: float,
+) -> None:
     """``flock(fd, operation)``, trying again every :data:`POLL_SECONDS` until ``deadline``."""
     next_report = started + 1.0  # a lock held for less than a second goes unmentioned
     while True:
@@ -112,8 +121,9 @@ def _flock(fd: int, operation: int, deadline: float, waiting_for: str, gate_path
 
 
 @contextmanager
-def hold(database: Path, exclusive: bool, wait_seconds: float, progress: Progress | None = None,
-         what: str = "") -> Iterator[None]:  # fmt: skip
+def hold(
+    database: Path, exclusive: bool, wait_seconds: float, progress: Progress | None = None, what: str = ""
+) -> Iterator[None]:
     """Hold the DuckDB file ``database`` shared (a reader) or exclusively (a writer) inside the block.
 
     Waits up to ``wait_seconds`` (``progress`` is told who it waits for, every few seconds), then

@@ -14,7 +14,6 @@ between, so they hold no warehouse lock (and no slot of the warehouse pool) whil
 lock met on the way in or out is transient and retried.
 """
 
-
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -159,9 +158,10 @@ def _item_ranges(client: Warehouse, as_of: date, config: ForecastConfig) -> list
     items = _demand_items(client, as_of)
     return [
         ItemRange(as_of, part[0], part[-1], len(part), config.n_jobs, index)
-        for index, part in enumerate(items[start : start + config.items_per_step]
-                                     for start in range(0, len(items), config.items_per_step))
-    ]  # fmt: skip
+        for index, part in enumerate(
+            items[start : start + config.items_per_step] for start in range(0, len(items), config.items_per_step)
+        )
+    ]
 
 
 def _read_demand(client: Warehouse, work: ItemRange) -> "pd.DataFrame":
@@ -358,8 +358,10 @@ def _write_vintages(
     with failures_are_final(f"Writing {table.name}"):
         client.replace_rows(replacements)
     for as_of, metadata in metadata_by_date.items():
-        log.info(f"{key.to_user_string()} as of {as_of}: "
-                 + ", ".join(f"{k} {v}" for k, v in metadata.items() if isinstance(v, int | float | str)))  # fmt: skip
+        log.info(
+            f"{key.to_user_string()} as of {as_of}: "
+            + ", ".join(f"{k} {v}" for k, v in metadata.items() if isinstance(v, int | float | str))
+        )
         if len(metadata_by_date) > 1:
             context.log_event(dg.AssetObservation(asset_key=key, partition=as_of.isoformat(), metadata=metadata))
     return dg.Output(None, metadata=metadata_by_date[max(metadata_by_date)])
@@ -385,8 +387,10 @@ def _range_planner(name: str, what: str) -> dg.OpDefinition:
         for partition_key in context.partition_keys:
             with failures_are_final(f"Planning the {what} as of {partition_key}"):
                 ranges = _item_ranges(client, date.fromisoformat(partition_key), config)
-            log.info(f"{what} as of {partition_key}: {sum(r.items for r in ranges)} items in "
-                     f"{len(ranges)} step(s) of up to {config.items_per_step}")  # fmt: skip
+            log.info(
+                f"{what} as of {partition_key}: {sum(r.items for r in ranges)} items in "
+                f"{len(ranges)} step(s) of up to {config.items_per_step}"
+            )
             for work in ranges:
                 yield dg.DynamicOutput(work, mapping_key=work.mapping_key)
 
@@ -416,8 +420,9 @@ def write_model_evaluations(
     context: dg.OpExecutionContext, warehouse: WarehouseResource, done: list[RangeEvaluation]
 ) -> dg.Output:
     """Replace the run's as-of dates' evaluations with every range's."""
-    return _write_vintages(context, _client(warehouse), MODEL_EVALUATIONS, MODEL_EVALUATIONS_TABLE, "evaluated_at",
-                           done, _evaluation_rows)  # fmt: skip
+    return _write_vintages(
+        context, _client(warehouse), MODEL_EVALUATIONS, MODEL_EVALUATIONS_TABLE, "evaluated_at", done, _evaluation_rows
+    )
 
 
 @dg.op(out=dg.Out(dg.Nothing), **_FORECASTING_OP)
@@ -425,8 +430,9 @@ def write_demand_forecasts(
     context: dg.OpExecutionContext, warehouse: WarehouseResource, done: list[RangeForecast]
 ) -> dg.Output:
     """Replace the run's vintages with every range's forecasts."""
-    return _write_vintages(context, _client(warehouse), DEMAND_FORECASTS, DEMAND_FORECASTS_TABLE, "as_of_date",
-                           done, _forecast_rows)  # fmt: skip
+    return _write_vintages(
+        context, _client(warehouse), DEMAND_FORECASTS, DEMAND_FORECASTS_TABLE, "as_of_date", done, _forecast_rows
+    )
 
 
 def _config_for(planner: dg.OpDefinition) -> dg.ConfigMapping:
@@ -455,7 +461,7 @@ def _config_for(planner: dg.OpDefinition) -> dg.ConfigMapping:
     description="Weekly model selection: rolling-origin cross-validation of the candidate models per item "
     "(MASE, sMAPE, RMSE); the best is `selected`. Partition = as-of date (last day of demand used).",
 )
-def model_evaluations(demand):  # noqa: ANN001, ANN201
+def model_evaluations(demand):
     return write_model_evaluations(plan_model_evaluations(demand).map(evaluate_items).collect())  # type: ignore[union-attr]
 
 
@@ -473,7 +479,7 @@ def model_evaluations(demand):  # noqa: ANN001, ANN201
     description=f"Per-item demand forecast, {HORIZON} days ahead with 80% and 95% intervals, from each item's "
     "selected model (a named fallback otherwise). Partition = as-of date = vintage; earlier vintages are kept.",
 )
-def demand_forecasts(demand, evaluations):  # noqa: ANN001, ANN201
+def demand_forecasts(demand, evaluations):
     return write_demand_forecasts(plan_demand_forecasts([demand, evaluations]).map(forecast_items).collect())  # type: ignore[union-attr]
 
 

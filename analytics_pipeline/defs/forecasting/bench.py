@@ -72,8 +72,17 @@ def run(items: int = 1000, days: int = 730, repeat: int = 3, n_jobs: int = 2) ->
     start = END - timedelta(days=days - 1)
     with tempfile.TemporaryDirectory(prefix="forecast-bench-") as folder:
         landing = Path(folder)
-        generate(landing, start, END, events_per_day=1_000, orgs=max(12, items), users=items * 20,
-                 items=items, seed=11, bad_rate=0.0)  # fmt: skip
+        generate(
+            landing,
+            start,
+            END,
+            events_per_day=1_000,
+            orgs=max(12, items),
+            users=items * 20,
+            items=items,
+            seed=11,
+            bad_rate=0.0,
+        )
         demand = generated_demand(landing, start, END)
     as_of = pd.Timestamp(END - timedelta(days=models.HORIZON))
     history = models.prepare_series(demand, as_of)
@@ -91,7 +100,9 @@ def run(items: int = 1000, days: int = 730, repeat: int = 3, n_jobs: int = 2) ->
         result = models.forecast(history, selection.selected, n_jobs=n_jobs)
         forecast_seconds.append(time.perf_counter() - started)
     selected = result.forecasts.rename(columns={"item_id": "unique_id", "forecast_date": "ds"})
-    naive = models.forecast(history, {item: models.SEASONAL_NAIVE for item in history["unique_id"].unique()}, n_jobs=n_jobs)
+    naive = models.forecast(
+        history, {item: models.SEASONAL_NAIVE for item in history["unique_id"].unique()}, n_jobs=n_jobs
+    )
     naive_frame = naive.forecasts.rename(columns={"item_id": "unique_id", "forecast_date": "ds"})
 
     # MASE scale: in-sample seasonal-naive error of each item's history (items with a flat history,

@@ -180,7 +180,9 @@ CANDIDATES: tuple[Candidate, ...] = (
             f"SeasonalWindowAverage{weeks}w",
             "seasonal_average",
             lambda weeks=weeks: SeasonalWindowAverage(
-                season_length=SEASON, window_size=weeks, alias=f"SeasonalWindowAverage{weeks}w",
+                season_length=SEASON,
+                window_size=weeks,
+                alias=f"SeasonalWindowAverage{weeks}w",
                 prediction_intervals=_intermittent_intervals(),
             ),
             False,
@@ -191,9 +193,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate(
         "AutoARIMA",
         "arima",
-        lambda: AutoARIMA(
-            season_length=SEASON, approximation=True, max_p=2, max_q=2, max_P=1, max_Q=1, nmodels=20
-        ),
+        lambda: AutoARIMA(season_length=SEASON, approximation=True, max_p=2, max_q=2, max_P=1, max_Q=1, nmodels=20),
         True,
     ),
 )
@@ -275,9 +275,7 @@ def _cross_validate(series: pd.DataFrame, candidates: Sequence[Candidate], refit
     engine = StatsForecast(models=models, freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(SEASON))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return engine.cross_validation(
-            df=series, h=HORIZON, step_size=CV_STEP, n_windows=CV_WINDOWS, refit=refit
-        )
+        return engine.cross_validation(df=series, h=HORIZON, step_size=CV_STEP, n_windows=CV_WINDOWS, refit=refit)
 
 
 def _score(series: pd.DataFrame, candidates: Sequence[Candidate], n_jobs: int) -> pd.DataFrame:
@@ -326,9 +324,7 @@ def select_models(series: pd.DataFrame, n_jobs: int = 2) -> Selection:
         if n < MIN_CV_DAYS
     }
     skipped |= {
-        item: "no demand in the history window"
-        for item, total in totals.items()
-        if total == 0 and item not in skipped
+        item: "no demand in the history window" for item, total in totals.items() if total == 0 and item not in skipped
     }
     usable = series[~series["unique_id"].isin(list(skipped))]
     classes = demand_classes(usable) if not usable.empty else pd.Series(dtype=str)
@@ -337,7 +333,9 @@ def select_models(series: pd.DataFrame, n_jobs: int = 2) -> Selection:
         scores = _score(usable[usable["unique_id"].isin(members.index)], CLASS_CANDIDATES[demand_class], n_jobs)
         frames.append(scores.assign(demand_class=demand_class))
     if not frames:
-        empty = pd.DataFrame(columns=SCORE_COLUMNS).astype({"selected": bool, "mase": float, "smape": float, "rmse": float})
+        empty = pd.DataFrame(columns=SCORE_COLUMNS).astype(
+            {"selected": bool, "mase": float, "smape": float, "rmse": float}
+        )
         return Selection(empty, skipped)
     scores = pd.concat(frames, ignore_index=True).rename(columns={"unique_id": "item_id"})
     # A flat history before the first origin has no seasonal-naive error to scale by: MASE is
@@ -373,10 +371,14 @@ def _ets_spec(model: Any) -> str:
 def _arima_spec(model: Any) -> str:
     p, q, seasonal_p, seasonal_q, _, d, seasonal_d = (int(v) for v in model.model_["arma"])
     coefficients = model.model_["coef"]
-    return json.dumps({
-        "order": [p, d, q], "seasonal_order": [seasonal_p, seasonal_d, seasonal_q],
-        "include_mean": "intercept" in coefficients, "include_drift": "drift" in coefficients,
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "order": [p, d, q],
+            "seasonal_order": [seasonal_p, seasonal_d, seasonal_q],
+            "include_mean": "intercept" in coefficients,
+            "include_drift": "drift" in coefficients,
+        }
+    )
 
 
 _SPEC_OF: dict[str, Callable[[Any], str]] = {"AutoETS": _ets_spec, "AutoARIMA": _arima_spec}
@@ -397,9 +399,12 @@ def _from_spec(model_name: str, spec: str) -> _TS:
     if model_name == "AutoETS":
         return AutoETS(season_length=SEASON, model=values["model"], damped=values["damped"])
     return ARIMA(
-        order=tuple(values["order"]), season_length=SEASON, seasonal_order=tuple(values["seasonal_order"]),
-        include_mean=values["include_mean"], include_drift=values["include_drift"],
-    )  # fmt: skip
+        order=tuple(values["order"]),
+        season_length=SEASON,
+        seasonal_order=tuple(values["seasonal_order"]),
+        include_mean=values["include_mean"],
+        include_drift=values["include_drift"],
+    )
 
 
 def _arrays(series: pd.DataFrame, items: Iterable[str]) -> dict[str, np.ndarray]:
@@ -490,7 +495,9 @@ def forecast(series: pd.DataFrame, selected: Mapping[str, Choice | str], n_jobs:
         fallbacks[item] = reason
         tasks.append((item, model_name, None, y))
     if not tasks:
-        return ForecastResult(pd.DataFrame(columns=["item_id", "forecast_date", "model", "yhat", *_interval_columns()]), fallbacks)
+        return ForecastResult(
+            pd.DataFrame(columns=["item_id", "forecast_date", "model", "yhat", *_interval_columns()]), fallbacks
+        )
 
     outcomes = _map(_forecast_task, tasks, n_jobs)
     items = [task[0] for task in tasks]
@@ -498,12 +505,15 @@ def forecast(series: pd.DataFrame, selected: Mapping[str, Choice | str], n_jobs:
         if failure:
             fallbacks[item] = failure
     steps = np.arange(1, HORIZON + 1)
-    frame = pd.DataFrame({
-        "item_id": np.repeat(items, HORIZON),
-        "forecast_date": np.repeat(last_day[items].to_numpy(), HORIZON) + pd.to_timedelta(np.tile(steps, len(items)), unit="D"),
-        "model": np.repeat([outcome[0] for outcome in outcomes], HORIZON),
-        "yhat": np.concatenate([outcome[1]["mean"] for outcome in outcomes]),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "item_id": np.repeat(items, HORIZON),
+            "forecast_date": np.repeat(last_day[items].to_numpy(), HORIZON)
+            + pd.to_timedelta(np.tile(steps, len(items)), unit="D"),
+            "model": np.repeat([outcome[0] for outcome in outcomes], HORIZON),
+            "yhat": np.concatenate([outcome[1]["mean"] for outcome in outcomes]),
+        }
+    )
     for lv in LEVELS:
         for side in ("lo", "hi"):
             frame[f"yhat_{side}_{lv}"] = np.concatenate([outcome[1][f"{side}-{lv}"] for outcome in outcomes])

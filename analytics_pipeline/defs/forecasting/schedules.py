@@ -40,9 +40,7 @@ def _last_complete_day(context: dg.ScheduleEvaluationContext) -> str:
 )
 def demand_forecast_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     as_of = _last_complete_day(context)
-    return dg.RunRequest(
-        run_key=f"forecast:{context.scheduled_execution_time:%Y-%m-%dT%H}", partition_key=as_of
-    )
+    return dg.RunRequest(run_key=f"forecast:{context.scheduled_execution_time:%Y-%m-%dT%H}", partition_key=as_of)
 
 
 @dg.schedule(

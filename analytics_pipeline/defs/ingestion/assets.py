@@ -10,7 +10,6 @@ over ``ANALYTICS_MAX_REJECT_RATE`` beyond chance, and ``landing_files_present`` 
 that other daily datasets have landing files for has none of this one.
 """
 
-
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -82,8 +81,7 @@ def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(["reason", "records"], rows or [("(none)", 0)]))
 
 
-def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset,
-          partition: date | None) -> LoadReport:  # fmt: skip
+def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset, partition: date | None) -> LoadReport:
     with failures_are_final(f"Loading {dataset.name} {partition or 'snapshot'}", LandingZoneMissing):
         report = load_partition(client, get_settings().landing_dir, dataset, partition)
     _log_report(report)
@@ -165,11 +163,16 @@ def _ledger_reject_check(client: Warehouse, dataset: Dataset, reports: list[Load
             "worst_reject_rate": round(worst.rate, 6) if worst else 0.0,
             "worst_partition": str(worst.day) if worst else "none",
             "partitions_over_threshold": _day_list([d.day for d in failing]),
-            "failing_days": dg.MetadataValue.md(markdown_table(
-                ["day", "lines", "rejected", "reject rate", "in this run"],
-                [(d.day, d.lines, d.rejected, f"{d.rate:.4%}", "yes" if d.day in run_days else "")
-                 for d in failing[:DAYS_LISTED]] or [("(none)", "", "", "", "")],
-            )),  # fmt: skip
+            "failing_days": dg.MetadataValue.md(
+                markdown_table(
+                    ["day", "lines", "rejected", "reject rate", "in this run"],
+                    [
+                        (d.day, d.lines, d.rejected, f"{d.rate:.4%}", "yes" if d.day in run_days else "")
+                        for d in failing[:DAYS_LISTED]
+                    ]
+                    or [("(none)", "", "", "", "")],
+                )
+            ),
             "top_reasons": _reasons_table(reports),
         },
     )
@@ -189,15 +192,20 @@ def _files_present_check(dataset: Dataset) -> dg.AssetCheckResult:
         metadata={
             "days_without_files": len(missing),
             "missing_days": _day_list([day for day, _ in missing]),
-            "reason": (f"no {dataset.name} landing files on {len(missing)} days that "
-                       f"{' / '.join(sorted({n for _, names in missing for n in names}))} have files"
-                       if missing else "every day with landing files of another dataset has some of this one"),
-            "days": dg.MetadataValue.md(markdown_table(
-                ["day", "datasets with files"],
-                [(day, ", ".join(names)) for day, names in missing[:DAYS_LISTED]] or [("(none)", "")],
-            )),
+            "reason": (
+                f"no {dataset.name} landing files on {len(missing)} days that "
+                f"{' / '.join(sorted({n for _, names in missing for n in names}))} have files"
+                if missing
+                else "every day with landing files of another dataset has some of this one"
+            ),
+            "days": dg.MetadataValue.md(
+                markdown_table(
+                    ["day", "datasets with files"],
+                    [(day, ", ".join(names)) for day, names in missing[:DAYS_LISTED]] or [("(none)", "")],
+                )
+            ),
         },
-    )  # fmt: skip
+    )
 
 
 def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
@@ -234,15 +242,21 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         client = _ready_client(warehouse)
         reports = _load_days(client, dataset, [date.fromisoformat(key) for key in context.partition_keys])
         # partition-scoped: on that day's materialization only, no event added
-        add_partition_metadata(context, key, {
-            partition_key: {**_report_metadata(report), "file_accounting": _files_table([report])}
-            for partition_key, report in zip(context.partition_keys, reports, strict=True)
-        })  # fmt: skip
+        add_partition_metadata(
+            context,
+            key,
+            {
+                partition_key: {**_report_metadata(report), "file_accounting": _files_table([report])}
+                for partition_key, report in zip(context.partition_keys, reports, strict=True)
+            },
+        )
         _analyze(client, dataset)
         return dg.MaterializeResult(
             # copied onto every day of the run: kept to what the run as a whole says
-            metadata={"run_window": f"{context.partition_keys[0]} .. {context.partition_keys[-1]}",
-                      "run_days": len(reports)},  # fmt: skip
+            metadata={
+                "run_window": f"{context.partition_keys[0]} .. {context.partition_keys[-1]}",
+                "run_days": len(reports),
+            },
             check_results=[_ledger_reject_check(client, dataset, reports), _files_present_check(dataset)],
         )
 

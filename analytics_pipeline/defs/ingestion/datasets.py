@@ -10,10 +10,21 @@ from dataclasses import dataclass
 from analytics_pipeline.resources.warehouse import Column, Table
 
 ACTIVITY_CATALOGUE = (
-    "login", "logout", "view_content", "complete_lesson", "submit_assignment", "generate_report",
-    "download_report", "share_report", "delete_report", "create_client", "update_client",
-    "delete_client", "csv_upload", "search",
-)  # fmt: skip
+    "login",
+    "logout",
+    "view_content",
+    "complete_lesson",
+    "submit_assignment",
+    "generate_report",
+    "download_report",
+    "share_report",
+    "delete_report",
+    "create_client",
+    "update_client",
+    "delete_client",
+    "csv_upload",
+    "search",
+)
 
 SQL_TYPES = {
     "text": "varchar",
@@ -68,9 +79,7 @@ class Dataset:
 
     @property
     def table(self) -> Table:
-        meta = (
-            (Column("_partition_date", "date"),) if self.daily else ()
-        ) + (
+        meta = ((Column("_partition_date", "date"),) if self.daily else ()) + (
             Column("_source_file", "varchar"),
             Column("_source_line", "bigint"),
             Column("_loaded_at", "timestamp"),
@@ -120,7 +129,10 @@ ORDER_LINES = Dataset(
         Field("unit_cost", "decimal", required=True, minimum=0, maximum=NUMBER_LIMIT),
         Field("currency", "text", default="USD"),
         Field(
-            "status", "text", required=True, lower=True,
+            "status",
+            "text",
+            required=True,
+            lower=True,
             choices=("completed", "refunded", "cancelled"),
         ),
     ),

@@ -212,7 +212,7 @@ class LocalLandingZone(LandingZone):
         return sorted((folder, day) for folder, day in found if day is not None)
 
     def open(self, location: str) -> BinaryIO:
-        return open(location, "rb")  # noqa: SIM115 - the caller closes it
+        return open(location, "rb")
 
 
 class ObjectStoreLandingZone(LandingZone):
@@ -227,7 +227,9 @@ class ObjectStoreLandingZone(LandingZone):
             # never answer a listing from an earlier one: the sensor must see what is there now
             use_listings_cache=False,
             skip_instance_cache=True,
-            client_kwargs={"endpoint_url": os.environ["AWS_ENDPOINT_URL"]} if os.environ.get("AWS_ENDPOINT_URL") else {},
+            client_kwargs={"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}
+            if os.environ.get("AWS_ENDPOINT_URL")
+            else {},
         )
         self._listed: dict[str, dict[str, dict]] = {}  # top-level folder -> relative key -> object info
 

@@ -203,14 +203,26 @@ class _Chunk:
             [
                 # in the order they were read (day, file name, line): sorting a chunk costs more than
                 # writing it, and nothing reads the raw tables in their stored order
-                (dataset.table, partition_filter, _with_constants(
-                    connection, checker.accepted_query(), None, {"_loaded_at": (loaded_at, "timestamp")})),
-                (REJECTED_RECORDS, ledger_filter, _with_constants(
-                    connection, rejected, "file, line_no",
-                    {"dataset": (dataset.name, "varchar"), "rejected_at": (loaded_at, "timestamp")})),
+                (
+                    dataset.table,
+                    partition_filter,
+                    _with_constants(
+                        connection, checker.accepted_query(), None, {"_loaded_at": (loaded_at, "timestamp")}
+                    ),
+                ),
+                (
+                    REJECTED_RECORDS,
+                    ledger_filter,
+                    _with_constants(
+                        connection,
+                        rejected,
+                        "file, line_no",
+                        {"dataset": (dataset.name, "varchar"), "rejected_at": (loaded_at, "timestamp")},
+                    ),
+                ),
                 (INGESTED_FILES, ledger_filter, _ledger_rows(self.reports, loaded_at)),
             ]
-        )  # fmt: skip
+        )
         _share_seconds(self.reports, time.perf_counter() - started)
         checker.reset()
         connection.execute(f"delete from {FILE_REJECTS}")
@@ -284,9 +296,18 @@ def _ledger_rows(reports: list[LoadReport], at: datetime) -> pa.Table:
             for f in report.files
         ],
         schema=pa.schema(
-            [("dataset", pa.string()), ("partition_date", pa.date32()), ("file", pa.string()),
-             ("size_bytes", pa.int64()), ("modified_at", pa.timestamp("us")), ("lines_read", pa.int64()),
-             ("rows_loaded", pa.int64()), ("rows_rejected", pa.int64()), ("duplicates_dropped", pa.int64()),
-             ("file_error", pa.string()), ("loaded_at", pa.timestamp("us"))]
-        ),  # fmt: skip
+            [
+                ("dataset", pa.string()),
+                ("partition_date", pa.date32()),
+                ("file", pa.string()),
+                ("size_bytes", pa.int64()),
+                ("modified_at", pa.timestamp("us")),
+                ("lines_read", pa.int64()),
+                ("rows_loaded", pa.int64()),
+                ("rows_rejected", pa.int64()),
+                ("duplicates_dropped", pa.int64()),
+                ("file_error", pa.string()),
+                ("loaded_at", pa.timestamp("us")),
+            ]
+        ),
     )

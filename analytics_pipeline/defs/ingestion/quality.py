@@ -91,8 +91,9 @@ def _days_with_files(zone: LandingZone, dataset: str) -> set[date]:
     }
 
 
-def days_without_files(landing: LandingZone | Path | str, dataset: str, others: tuple[str, ...], first: date,
-                       last: date) -> list[tuple[date, list[str]]]:  # fmt: skip
+def days_without_files(
+    landing: LandingZone | Path | str, dataset: str, others: tuple[str, ...], first: date, last: date
+) -> list[tuple[date, list[str]]]:
     """Days from ``first`` to ``last`` on which one of ``others`` has landing files and ``dataset``
     has none, with the datasets that do have files.
 

@@ -72,10 +72,7 @@ def read_records(file: LandingFile, partition: date | None, batches: RecordBatch
         raise UnreadableFile(file.refused)
     kind = file.format
     if kind is None:
-        raise UnreadableFile(
-            f"unsupported file type {file.name!r}; expected one of "
-            + ", ".join(sorted(FORMATS))
-        )
+        raise UnreadableFile(f"unsupported file type {file.name!r}; expected one of " + ", ".join(sorted(FORMATS)))
     try:
         if kind == "parquet":
             _read_parquet(file, partition, batches)
@@ -214,7 +211,7 @@ def _line_blocks(file: LandingFile) -> Iterator[bytes]:
     """The file's bytes (decompressed, without a byte-order mark) in blocks that end at a line end."""
     rest, first = b"", True
     try:
-        with file.open() as raw, (gzip.GzipFile(fileobj=raw) if file.compressed else raw) as stream:
+        with file.open() as raw, gzip.GzipFile(fileobj=raw) if file.compressed else raw as stream:
             while block := stream.read(BLOCK_BYTES):
                 if first:
                     block = block.removeprefix(_BOM)
@@ -331,7 +328,9 @@ def _csv_header(first_line: str) -> list[str]:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UnreadableFile(
-            "CSV header repeats the column " + ", ".join(repr(name) for name in repeated) + " (names are case-insensitive)"
+            "CSV header repeats the column "
+            + ", ".join(repr(name) for name in repeated)
+            + " (names are case-insensitive)"
         )
     return names
 
@@ -342,9 +341,7 @@ def _read_csv(data: bytes, text: pa.Array, fields: Sequence[str]) -> pa.Table:
     invalid: dict[int, str] = {}
 
     def note_invalid(row: pacsv.InvalidRow) -> str:
-        invalid[row.number] = (
-            f"wrong number of CSV fields (expected {row.expected_columns}, got {row.actual_columns})"
-        )
+        invalid[row.number] = f"wrong number of CSV fields (expected {row.expected_columns}, got {row.actual_columns})"
         return "skip"
 
     try:
@@ -399,7 +396,9 @@ def _parquet_columns(parquet: pq.ParquetFile) -> dict[str, str]:
     repeated = sorted({name for name in lowered if lowered.count(name) > 1})
     if repeated:
         raise UnreadableFile(
-            "Parquet file repeats the column " + ", ".join(repr(name) for name in repeated) + " (names are case-insensitive)"
+            "Parquet file repeats the column "
+            + ", ".join(repr(name) for name in repeated)
+            + " (names are case-insensitive)"
         )
     return dict(zip(lowered, names, strict=True))
 
@@ -410,20 +409,22 @@ def _sql_name(name: str) -> str:
 
 def _parquet_statement(connection: duckdb.DuckDBPyConnection, columns: dict[str, str], fields: Sequence[str]) -> str:
     """The select turning the registered ``_parquet_records`` into the raw-record shape."""
-    described = connection.execute("select column_name, column_type from (describe select * from _parquet_records)").fetchall()
+    described = connection.execute(
+        "select column_name, column_type from (describe select * from _parquet_records)"
+    ).fetchall()
     types = {name: kind.upper() for name, kind in described}
 
     def as_text(field: str) -> str:
         if field not in columns:
-            return f"null::varchar as \"{field}\""
+            return f'null::varchar as "{field}"'
         name = _sql_name(columns[field])
         kind = types[columns[field]]
         if kind.startswith("TIMESTAMP"):
             # naive Parquet timestamps are UTC by convention; render them as ISO-8601 with Z
             return f"strftime({name}::timestamptz, '%Y-%m-%dT%H:%M:%S.%fZ') as \"{field}\""
         if kind.startswith(("STRUCT", "MAP")) or kind.endswith("]"):
-            return f"to_json({name})::varchar as \"{field}\""
-        return f"{name}::varchar as \"{field}\""
+            return f'to_json({name})::varchar as "{field}"'
+        return f'{name}::varchar as "{field}"'
 
     record = ", ".join(f"{_sql_literal(name)}: {_sql_name(name)}" for name in columns.values())
     projections = ", ".join(as_text(field) for field in fields)

@@ -40,33 +40,61 @@ from analytics_pipeline.defs.ingestion.quality import reject_rate_fails
 from analytics_pipeline.settings import Settings
 
 ACTIVITY_TYPES: tuple[str, ...] = (
-    "login", "logout", "view_content", "complete_lesson", "submit_assignment", "generate_report",
-    "download_report", "share_report", "delete_report", "create_client", "update_client",
-    "delete_client", "csv_upload", "search",
-)  # fmt: skip
+    "login",
+    "logout",
+    "view_content",
+    "complete_lesson",
+    "submit_assignment",
+    "generate_report",
+    "download_report",
+    "share_report",
+    "delete_report",
+    "create_client",
+    "update_client",
+    "delete_client",
+    "csv_upload",
+    "search",
+)
 UNCATALOGUED_ACTIVITY_TYPES: tuple[str, ...] = ("export_grades", "print_certificate")
 ORDER_STATUSES: tuple[str, ...] = ("completed", "refunded", "cancelled")
 PLANS: tuple[str, ...] = ("free", "basic", "premium")
 REGIONS: tuple[str, ...] = ("na-east", "na-west", "eu", "apac")
 ROLES: tuple[str, ...] = ("student", "teacher", "staff", "admin")
 CATEGORIES: tuple[str, ...] = (
-    "books", "kits", "software", "stationery", "art_supplies", "electronics",
-)  # fmt: skip
+    "books",
+    "kits",
+    "software",
+    "stationery",
+    "art_supplies",
+    "electronics",
+)
 
 # the reject-rate check at its default settings: sample data made with a bad rate within its
 # threshold passes it (see _defect_positions)
 _DEFAULT_CHECK = Settings()
 
 DATASETS: tuple[str, ...] = (
-    "activity_events", "order_lines", "inventory_snapshots", "organizations", "users", "items",
-)  # fmt: skip
+    "activity_events",
+    "order_lines",
+    "inventory_snapshots",
+    "organizations",
+    "users",
+    "items",
+)
 EVENT_DEFECTS: tuple[str, ...] = (
-    "truncated_json", "missing_field", "unparseable_timestamp", "wrong_date", "duplicate_event",
-)  # fmt: skip
+    "truncated_json",
+    "missing_field",
+    "unparseable_timestamp",
+    "wrong_date",
+    "duplicate_event",
+)
 ORDER_DEFECTS: tuple[str, ...] = (
-    "missing_field", "unparseable_timestamp", "wrong_date", "non_positive_quantity",
+    "missing_field",
+    "unparseable_timestamp",
+    "wrong_date",
+    "non_positive_quantity",
     "unknown_status",
-)  # fmt: skip
+)
 INVENTORY_DEFECTS: tuple[str, ...] = ("negative_on_hand", "missing_field", "unparseable_date")
 
 EVENT_FILES = ("events-part-0.jsonl", "events-part-1.jsonl.gz")
@@ -78,9 +106,18 @@ USER_FILE = "users.csv"
 ITEM_FILE = "items.parquet"
 
 ORDER_COLUMNS = (
-    "order_id", "line_no", "ordered_at", "org_id", "user_id", "item_id", "quantity", "unit_price",
-    "unit_cost", "currency", "status",
-)  # fmt: skip
+    "order_id",
+    "line_no",
+    "ordered_at",
+    "org_id",
+    "user_id",
+    "item_id",
+    "quantity",
+    "unit_price",
+    "unit_cost",
+    "currency",
+    "status",
+)
 INVENTORY_COLUMNS = ("snapshot_date", "item_id", "on_hand", "on_order", "reorder_point")
 USER_COLUMNS = ("user_id", "org_id", "role", "created_at", "updated_at")
 
@@ -97,15 +134,83 @@ WEEKEND_ACTIVITY_FACTOR = 0.35
 
 # Relative activity by local hour 0..23.
 SCHOOL_DAY_HOURS = (
-    0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.5, 4, 9, 11, 11, 10, 8, 9, 9, 7, 5, 4, 4.5, 5, 4.5, 3, 1.5, 0.6,
-)  # fmt: skip
-WEEKEND_HOURS = (
-    0.5, 0.3, 0.2, 0.2, 0.2, 0.4, 0.8, 1.5, 2.5, 3.5, 4.5, 5, 5, 5, 5, 5, 5, 5, 5, 5.5, 5.5, 4.5, 3,
+    0.2,
+    0.1,
+    0.1,
+    0.1,
+    0.2,
+    0.5,
     1.5,
-)  # fmt: skip
+    4,
+    9,
+    11,
+    11,
+    10,
+    8,
+    9,
+    9,
+    7,
+    5,
+    4,
+    4.5,
+    5,
+    4.5,
+    3,
+    1.5,
+    0.6,
+)
+WEEKEND_HOURS = (
+    0.5,
+    0.3,
+    0.2,
+    0.2,
+    0.2,
+    0.4,
+    0.8,
+    1.5,
+    2.5,
+    3.5,
+    4.5,
+    5,
+    5,
+    5,
+    5,
+    5,
+    5,
+    5,
+    5,
+    5.5,
+    5.5,
+    4.5,
+    3,
+    1.5,
+)
 ORDERING_HOURS = (
-    0, 0, 0, 0, 0, 0, 0.2, 1, 4, 7, 8, 7, 5, 6, 6, 5, 3, 1, 0.5, 0.3, 0.2, 0.1, 0, 0,
-)  # fmt: skip
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0.2,
+    1,
+    4,
+    7,
+    8,
+    7,
+    5,
+    6,
+    6,
+    5,
+    3,
+    1,
+    0.5,
+    0.3,
+    0.2,
+    0.1,
+    0,
+    0,
+)
 REGION_WEIGHTS = (0.35, 0.25, 0.25, 0.15)
 REGION_UTC_OFFSET_HOURS = (-5, -8, 1, 8)
 PLAN_WEIGHTS = (0.4, 0.35, 0.25)
@@ -115,8 +220,21 @@ ROLE_WEIGHTS = (0.86, 0.09, 0.03, 0.02)
 STUDENT_ACTIVITY_WEIGHTS = (20, 7, 38, 12, 8, 0, 0.5, 0, 0, 0, 0, 0, 0, 10)
 STAFF_ACTIVITY_WEIGHTS = (18, 6, 22, 0, 0, 9, 7, 3, 1, 2, 4, 0.5, 2.5, 12)
 MEDIAN_DURATION_MS = (
-    900, 300, 60_000, 420_000, 20_000, 4_000, 1_500, 800, 500, 2_500, 2_000, 700, 9_000, 600,
-)  # fmt: skip
+    900,
+    300,
+    60_000,
+    420_000,
+    20_000,
+    4_000,
+    1_500,
+    800,
+    500,
+    2_500,
+    2_000,
+    700,
+    9_000,
+    600,
+)
 SCORED_ACTIVITIES = ("complete_lesson", "submit_assignment")
 UPPER_CASE_SHARE = 0.02
 MIXED_CASE_SHARE = 0.015
@@ -128,64 +246,103 @@ NULL_DURATION_SHARE = 0.01
 WEBKIT = "AppleWebKit/537.36 (KHTML, like Gecko)"
 SAFARI = "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2"
 DEVICES = (
-    ("chromebook", f"Mozilla/5.0 (X11; CrOS x86_64 15633.69.0) {WEBKIT} "
-                   "Chrome/120.0.6099.235 Safari/537.36"),
-    ("tablet", f"Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) {SAFARI} "
-               "Mobile/15E148 Safari/604.1"),
-    ("laptop", f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) {WEBKIT} "
-               "Chrome/121.0.0.0 Safari/537.36 Edg/121.0.0.0"),
+    ("chromebook", f"Mozilla/5.0 (X11; CrOS x86_64 15633.69.0) {WEBKIT} Chrome/120.0.6099.235 Safari/537.36"),
+    ("tablet", f"Mozilla/5.0 (iPad; CPU OS 17_2 like Mac OS X) {SAFARI} Mobile/15E148 Safari/604.1"),
+    ("laptop", f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) {WEBKIT} Chrome/121.0.0.0 Safari/537.36 Edg/121.0.0.0"),
     ("laptop", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:122.0) Gecko/20100101 Firefox/122.0"),
-    ("phone", f"Mozilla/5.0 (Linux; Android 14; Pixel 7) {WEBKIT} "
-              "Chrome/121.0.6167.101 Mobile Safari/537.36"),
-    ("phone", f"Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) {SAFARI} "
-              "Mobile/15E148 Safari/604.1"),
+    ("phone", f"Mozilla/5.0 (Linux; Android 14; Pixel 7) {WEBKIT} Chrome/121.0.6167.101 Mobile Safari/537.36"),
+    ("phone", f"Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) {SAFARI} Mobile/15E148 Safari/604.1"),
     ("desktop", f"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) {SAFARI} Safari/605.1.15"),
-)  # fmt: skip
+)
 STUDENT_DEVICE_WEIGHTS = (0.45, 0.2, 0.07, 0.03, 0.08, 0.12, 0.05)
 STAFF_DEVICE_WEIGHTS = (0.1, 0.05, 0.3, 0.15, 0.05, 0.1, 0.25)
 PUBLIC_FIRST_OCTETS = (24, 50, 66, 67, 68, 71, 73, 76, 81, 86, 92, 98, 103, 110, 174, 185, 203)
 
 SCHOOL_NAME_STEMS = (
-    "Riverside", "Maple Grove", "Oak Hill", "Lincoln", "Washington", "Jefferson", "Cedar Ridge",
-    "Lakeside", "Hillcrest", "Sunnyvale", "Pine Valley", "Westbrook", "Eastwood", "Northfield",
-    "Southgate", "Brookside", "Fairview", "Greenwood", "Kingsley", "Meadowbrook", "Springfield",
-    "Highland", "Valley View", "Harbor", "Summit", "Silver Lake", "Stonebridge", "Willow Creek",
-    "Ashford", "Bayside",
-)  # fmt: skip
+    "Riverside",
+    "Maple Grove",
+    "Oak Hill",
+    "Lincoln",
+    "Washington",
+    "Jefferson",
+    "Cedar Ridge",
+    "Lakeside",
+    "Hillcrest",
+    "Sunnyvale",
+    "Pine Valley",
+    "Westbrook",
+    "Eastwood",
+    "Northfield",
+    "Southgate",
+    "Brookside",
+    "Fairview",
+    "Greenwood",
+    "Kingsley",
+    "Meadowbrook",
+    "Springfield",
+    "Highland",
+    "Valley View",
+    "Harbor",
+    "Summit",
+    "Silver Lake",
+    "Stonebridge",
+    "Willow Creek",
+    "Ashford",
+    "Bayside",
+)
 SCHOOL_NAME_KINDS = (
-    "Elementary School", "Middle School", "High School", "Academy", "Primary School",
-    "Unified School District", "Charter School", "International School",
-)  # fmt: skip
+    "Elementary School",
+    "Middle School",
+    "High School",
+    "Academy",
+    "Primary School",
+    "Unified School District",
+    "Charter School",
+    "International School",
+)
 
 # Per category: product nouns, median unit cost in dollars, mean units per order line.
 CATEGORY_PRODUCTS = {
     "books": (
-        ("Reading Anthology", "Math Workbook", "Science Reader", "World Atlas", "Dictionary",
-         "Phonics Set"),
-        12.0, 10.0,
+        ("Reading Anthology", "Math Workbook", "Science Reader", "World Atlas", "Dictionary", "Phonics Set"),
+        12.0,
+        10.0,
     ),
     "kits": (
         ("Robotics Kit", "Chemistry Kit", "Microscope Set", "Geometry Kit", "Circuit Kit"),
-        45.0, 3.0,
+        45.0,
+        3.0,
     ),
     "software": (
         ("Math Practice Seat", "Typing Tutor Seat", "Coding Platform Seat", "Reading App Seat"),
-        8.0, 20.0,
+        8.0,
+        20.0,
     ),
     "stationery": (
         ("Notebook Pack", "Pencil Box", "Marker Set", "Graph Paper Ream", "Glue Sticks"),
-        3.0, 15.0,
+        3.0,
+        15.0,
     ),
     "art_supplies": (("Watercolor Set", "Sketch Pad", "Clay Pack", "Brush Set"), 6.0, 8.0),
     "electronics": (
         ("Graphing Calculator", "Headset", "Document Camera", "Tablet Case"),
-        60.0, 2.0,
+        60.0,
+        2.0,
     ),
-}  # fmt: skip
+}
 CATEGORY_WEIGHTS = (0.3, 0.15, 0.15, 0.2, 0.1, 0.1)
 CATEGORY_LEVELS = (
-    "Grade 1", "Grade 3", "Grade 5", "Grade 7", "Grade 9", "Grade 11", "K-2", "3-5", "6-8", "9-12",
-)  # fmt: skip
+    "Grade 1",
+    "Grade 3",
+    "Grade 5",
+    "Grade 7",
+    "Grade 9",
+    "Grade 11",
+    "K-2",
+    "3-5",
+    "6-8",
+    "9-12",
+)
 
 HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 SALT_EVENT_ID, SALT_REQUEST_ID, SALT_SESSION_ID = 0x1E7, 0x2E9, 0x5E5
@@ -344,9 +501,14 @@ def generate(
     began = time.perf_counter()
     start, end = _as_date(start), _as_date(end)
     _validate_arguments(
-        start, end, bad_rate,
-        events_per_day=events_per_day, orgs=orgs, users=users, items=items,
-    )  # fmt: skip
+        start,
+        end,
+        bad_rate,
+        events_per_day=events_per_day,
+        orgs=orgs,
+        users=users,
+        items=items,
+    )
     landing_dir = Path(landing_dir)
     world = _build_world(start, end, events_per_day, orgs, users, items, seed, bad_rate)
     tally = _Tally()
@@ -384,9 +546,7 @@ def _write_day(
     tally.add("order_lines", len(orders.frame), defects)
 
     snapshot = inventory.close_day(day, day_index, orders.completed_units)
-    defects = _inject_inventory_defects(
-        defects_rng, snapshot, world.bad_rate, day, tally.bad["inventory_snapshots"]
-    )
+    defects = _inject_inventory_defects(defects_rng, snapshot, world.bad_rate, day, tally.bad["inventory_snapshots"])
     _write_csv(snapshot, _partition(landing_dir, "inventory_snapshots", day) / INVENTORY_FILE)
     tally.add("inventory_snapshots", len(snapshot), defects)
 
@@ -399,8 +559,7 @@ def _as_date(value: date) -> date:
 def _validate_arguments(start: date, end: date, bad_rate: float, **counts: int) -> None:
     if end < start:
         raise ValueError(
-            f"end ({end}) is before start ({start}); the range is inclusive, so end must be on or "
-            "after start."
+            f"end ({end}) is before start ({start}); the range is inclusive, so end must be on or after start."
         )
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -483,9 +642,7 @@ def _school_names(rng: np.random.Generator, count: int) -> list[str]:
     return names
 
 
-def _build_users(
-    rng: np.random.Generator, count: int, organizations: _Organizations, start: date, end: date
-) -> _Users:
+def _build_users(rng: np.random.Generator, count: int, organizations: _Organizations, start: date, end: date) -> _Users:
     """Users spread over schools by school size. Every school gets one admin who signed up before
     the range (so each school can order); 40% of the others also pre-date the range, the rest
     sign up during it (growth), and a fifth eventually churn."""
@@ -643,9 +800,7 @@ def _write_organizations(world: _World, folder: Path) -> int:
         new_plan = (orgs.plan[index] + 1 + int(rng.integers(0, 2))) % len(PLANS)
         new_updated_ms = _epoch_ms(world.start) + int(rng.integers(0, range_ms))
         new_updated = _iso_timestamps(np.array([new_updated_ms]))[0]
-        updates.append(
-            _organization_record(orgs, index, PLANS[new_plan], created[index], new_updated)
-        )
+        updates.append(_organization_record(orgs, index, PLANS[new_plan], created[index], new_updated))
     _write_json_lines(folder / ORGANIZATION_UPDATES_FILE, updates)
     return len(records) + len(updates)
 
@@ -727,9 +882,7 @@ def _build_event_text(orgs: _Organizations, users: _Users) -> _EventText:
     home = _join_text(users.home_ip, tail)
     school = _join_text(orgs.school_ip[users.org], tail)
     ip_and_agent = np.stack([home, school], axis=1).ravel()
-    properties = _join_text(
-        ',"properties":{"device":"', device_names, '","grade":', users.grade.astype(str)
-    )
+    properties = _join_text(',"properties":{"device":"', device_names, '","grade":', users.grade.astype(str))
     endings = [f',"score":{score}}}}}\n' for score in range(101)] + ["}}\n"]
     return _EventText(
         user_id_bytes=_fixed_width_bytes(users.ids),
@@ -815,9 +968,7 @@ def _simulate_events(world: _World, day: date, rng: np.random.Generator) -> _Day
     )
 
 
-def _active_users(
-    users: _Users, ordinal: int, school_day: bool, rng: np.random.Generator
-) -> np.ndarray:
+def _active_users(users: _Users, ordinal: int, school_day: bool, rng: np.random.Generator) -> np.ndarray:
     """Users who signed up before today, have not churned, and feel like it today (each has a
     personal propensity; weekends dampen it). Falls back to all eligible users on a quiet day."""
     eligible = (users.signup_day < ordinal) & (ordinal < users.churn_day)
@@ -826,9 +977,7 @@ def _active_users(
     return active if len(active) else np.flatnonzero(eligible)
 
 
-def _session_numbers(
-    rng: np.random.Generator, counts: np.ndarray, ms_of_day: np.ndarray
-) -> np.ndarray:
+def _session_numbers(rng: np.random.Generator, counts: np.ndarray, ms_of_day: np.ndarray) -> np.ndarray:
     """Split each user's day, in time order, into a few consecutive sessions. Events arrive
     grouped by user (from ``np.repeat``), so the group of an event is known without a sort."""
     total = int(counts.sum())
@@ -842,9 +991,7 @@ def _session_numbers(
     return rank * sessions[group] // safe_counts[group]
 
 
-def _activity_codes(
-    rng: np.random.Generator, is_staff: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _activity_codes(rng: np.random.Generator, is_staff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Catalogue activity by role, then the casing noise and the rare uncatalogued type that a
     real client fleet produces. Returns (code into the variant vocabulary, catalogue index)."""
     total = len(is_staff)
@@ -883,16 +1030,17 @@ def _event_lines(world: _World, day: date, events: _DayEvents) -> pa.Array:
     request_hash = _mix64((day_key | position) ^ _seed_salt(world.seed, SALT_REQUEST_ID))
     head = _concat_columns(
         total,
-        b'{"event_id":"ev-', _hex_bytes(event_hash),
+        b'{"event_id":"ev-',
+        _hex_bytes(event_hash),
         b'","occurred_at":"' + day.isoformat().encode() + b"T",
         _time_of_day_bytes(events.ms_of_day),
-        b'Z","user_id":"', text.user_id_bytes[events.user],
-        b'","org_id":"', text.org_id_bytes[events.user],
+        b'Z","user_id":"',
+        text.user_id_bytes[events.user],
+        b'","org_id":"',
+        text.org_id_bytes[events.user],
         b'","activity_type":"',
-    )  # fmt: skip
-    request = _concat_columns(
-        total, b',"request_id":"req-', _hex_bytes(request_hash), b'","ip_address":"'
     )
+    request = _concat_columns(total, b',"request_id":"req-', _hex_bytes(request_hash), b'","ip_address":"')
     parts = [
         _strings_from_bytes(head),
         _take(text.activity_fragments, events.activity),
@@ -908,9 +1056,7 @@ def _event_lines(world: _World, day: date, events: _DayEvents) -> pa.Array:
 
 def _session_json(seed: int, ordinal: int, events: _DayEvents) -> pa.Array:
     user_key = _mix64(
-        (np.uint64(ordinal) << np.uint64(32))
-        ^ events.user.astype(np.uint64)
-        ^ _seed_salt(seed, SALT_SESSION_ID)
+        (np.uint64(ordinal) << np.uint64(32)) ^ events.user.astype(np.uint64) ^ _seed_salt(seed, SALT_SESSION_ID)
     )
     session_hash = _mix64(user_key + events.session_no.astype(np.uint64))
     quoted = _concat_columns(len(events.user), b'"ses-', _hex_bytes(session_hash), b'"')
@@ -975,7 +1121,7 @@ def _concat_columns(rows: int, *parts: bytes | np.ndarray) -> np.ndarray:
     widths = [len(part) if isinstance(part, bytes) else part.shape[1] for part in parts]
     out = np.empty((rows, sum(widths)), dtype=np.uint8)
     column = 0
-    for part, width in zip(parts, widths):
+    for part, width in zip(parts, widths, strict=False):
         if isinstance(part, bytes):
             out[:, column : column + width] = np.frombuffer(part, dtype=np.uint8)
         else:
@@ -989,9 +1135,7 @@ def _strings_from_bytes(matrix: np.ndarray) -> pa.Array:
     rows, width = matrix.shape
     offsets = np.arange(0, rows * width + 1, width, dtype=np.int64)
     data = np.ascontiguousarray(matrix)
-    return pa.Array.from_buffers(
-        pa.large_string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
+    return pa.Array.from_buffers(pa.large_string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1009,9 +1153,7 @@ def _item_weights_on(world: _World, day_index: int, rng: np.random.Generator) ->
     return np.where(items.active, weight, 0.0)
 
 
-def _simulate_orders(
-    world: _World, day: date, day_index: int, rng: np.random.Generator
-) -> _DayOrders:
+def _simulate_orders(world: _World, day: date, day_index: int, rng: np.random.Generator) -> _DayOrders:
     """Multi-line orders placed by schools in proportion to their size during office hours;
     each line is a distinct item drawn by today's demand weights."""
     orgs, items = world.organizations, world.items
@@ -1033,9 +1175,7 @@ def _simulate_orders(
     quantity = 1 + rng.poisson(items.mean_quantity[item] - 1.0)
     price_cents = _discounted_prices(rng, items.list_price_cents[item])
 
-    order_ids = np.char.add(
-        f"ord-{day:%Y%m%d}-", np.char.zfill((np.arange(order_count) + 1).astype(str), 5)
-    )
+    order_ids = np.char.add(f"ord-{day:%Y%m%d}-", np.char.zfill((np.arange(order_count) + 1).astype(str), 5))
     frame = pd.DataFrame(
         {
             "order_id": order_ids[order_of_line],
@@ -1057,17 +1197,13 @@ def _simulate_orders(
     return _DayOrders(frame, units)
 
 
-def _ordering_times(
-    rng: np.random.Generator, org: np.ndarray, orgs: _Organizations
-) -> np.ndarray:
+def _ordering_times(rng: np.random.Generator, org: np.ndarray, orgs: _Organizations) -> np.ndarray:
     local_hour = rng.choice(24, size=len(org), p=np.asarray(ORDERING_HOURS) / sum(ORDERING_HOURS))
     utc_hour = (local_hour - orgs.utc_offset_hours[org]) % 24
     return utc_hour * MS_PER_HOUR + rng.integers(0, MS_PER_HOUR, len(org))
 
 
-def _order_buyers(
-    world: _World, day: date, org: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _order_buyers(world: _World, day: date, org: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A teacher, staff member or admin of the ordering school who has an account today; empty
     for a few orders (placed by phone) and for schools without such a user."""
     users = world.users
@@ -1159,9 +1295,7 @@ class _InventorySimulation:
         position = self.on_hand + self.on_order
         reorder = position <= self.reorder_point
         quantity = np.where(reorder, self.order_up_to - position, 0)
-        self.arrivals[np.flatnonzero(reorder), day_index + self.lead_time[reorder]] += quantity[
-            reorder
-        ]
+        self.arrivals[np.flatnonzero(reorder), day_index + self.lead_time[reorder]] += quantity[reorder]
         self.on_order += quantity
         return pd.DataFrame(
             {
@@ -1212,7 +1346,7 @@ def _event_defect_patches(
     positions, kinds = _defect_positions(rng, len(lines), bad_rate, EVENT_DEFECTS, defects_so_far)
     chosen = set(positions.tolist())
     patches: dict[int, list[str]] = {}
-    for position, kind in zip(positions.tolist(), kinds):
+    for position, kind in zip(positions.tolist(), kinds, strict=False):
         line = lines[position].as_py()
         if kind == "duplicate_event":
             source = _earlier_clean_position(rng, position, chosen)
@@ -1224,9 +1358,7 @@ def _event_defect_patches(
     return patches
 
 
-def _earlier_clean_position(
-    rng: np.random.Generator, position: int, chosen: set[int]
-) -> int | None:
+def _earlier_clean_position(rng: np.random.Generator, position: int, chosen: set[int]) -> int | None:
     for _ in range(8):
         if position == 0:
             return None
@@ -1271,7 +1403,7 @@ def _inject_order_defects(
 ) -> int:
     positions, kinds = _defect_positions(rng, len(frame), bad_rate, ORDER_DEFECTS, defects_so_far)
     column = {name: index for index, name in enumerate(ORDER_COLUMNS)}
-    for position, kind in zip(positions.tolist(), kinds):
+    for position, kind in zip(positions.tolist(), kinds, strict=False):
         if kind == "missing_field":
             frame.iat[position, column[str(rng.choice(["order_id", "org_id", "item_id"]))]] = ""
         elif kind == "unparseable_timestamp":
@@ -1291,7 +1423,7 @@ def _inject_inventory_defects(
 ) -> int:
     positions, kinds = _defect_positions(rng, len(frame), bad_rate, INVENTORY_DEFECTS, defects_so_far)
     column = {name: index for index, name in enumerate(INVENTORY_COLUMNS)}
-    for position, kind in zip(positions.tolist(), kinds):
+    for position, kind in zip(positions.tolist(), kinds, strict=False):
         if kind == "negative_on_hand":
             frame.iat[position, column["on_hand"]] = str(-int(rng.integers(1, 50)))
         elif kind == "missing_field":
@@ -1328,9 +1460,7 @@ def _atomic_output(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def _write_lines(
-    path: Path, lines: pa.Array, first: int, stop: int, patches: dict[int, list[str]]
-) -> int:
+def _write_lines(path: Path, lines: pa.Array, first: int, stop: int, patches: dict[int, list[str]]) -> int:
     """Stream lines ``first..stop-1`` straight from the Arrow buffer, swapping in the patched
     lines; returns how many lines were written."""
     written = stop - first

@@ -119,13 +119,24 @@ def run_requests(new: list[LandingVersion]) -> list[dg.RunRequest]:
         # whose windows (rolling, first-seen) the new files change
         selection = [dg.AssetKey(["raw", name]) for name in sorted(datasets)] + DAILY_DBT_KEYS
         if start == end:
-            request = dg.RunRequest(run_key=_run_key(f"{start}", in_range), job_name=daily_pipeline_job.name,
-                                    partition_key=start.isoformat(), asset_selection=selection, tags=tags)  # fmt: skip
+            request = dg.RunRequest(
+                run_key=_run_key(f"{start}", in_range),
+                job_name=daily_pipeline_job.name,
+                partition_key=start.isoformat(),
+                asset_selection=selection,
+                tags=tags,
+            )
         else:
-            tags |= {"dagster/asset_partition_range_start": start.isoformat(),
-                     "dagster/asset_partition_range_end": end.isoformat()}  # fmt: skip
-            request = dg.RunRequest(run_key=_run_key(f"{start}..{end}", in_range), job_name=daily_pipeline_job.name,
-                                    asset_selection=selection, tags=tags)  # fmt: skip
+            tags |= {
+                "dagster/asset_partition_range_start": start.isoformat(),
+                "dagster/asset_partition_range_end": end.isoformat(),
+            }
+            request = dg.RunRequest(
+                run_key=_run_key(f"{start}..{end}", in_range),
+                job_name=daily_pipeline_job.name,
+                asset_selection=selection,
+                tags=tags,
+            )
         requests.append(request)
     dimensions = [v for v in new if v.day is None]
     if dimensions:
@@ -141,9 +152,7 @@ def run_requests(new: list[LandingVersion]) -> list[dg.RunRequest]:
 
 
 def _already_materialized(instance: dg.DagsterInstance) -> dict[str, set[str]]:
-    return {
-        asset.key.path[-1]: instance.get_materialized_partitions(asset.key) for asset in daily_ingestion_assets
-    }
+    return {asset.key.path[-1]: instance.get_materialized_partitions(asset.key) for asset in daily_ingestion_assets}
 
 
 def _dimensions_loaded_at(instance: dg.DagsterInstance) -> dict[str, int]:
@@ -174,10 +183,11 @@ def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if cursor is None:
         done, loaded_at = _already_materialized(context.instance), _dimensions_loaded_at(context.instance)
         new = [
-            v for v in versions
+            v
+            for v in versions
             if (v.day is None and v.mtime_ns > loaded_at.get(v.dataset, -1))
             or (v.day is not None and v.day.isoformat() not in done.get(v.dataset, set()))
-        ]  # fmt: skip
+        ]
         cursor = Cursor().advanced(versions)
     else:
         new = [v for v in versions if cursor.is_new(v)]

@@ -25,9 +25,7 @@ import duckdb
 from analytics_pipeline.defs.ingestion.datasets import DECIMAL_SCALE, Dataset, Field
 
 # ISO-8601 date-time with an explicit offset or Z (the contract requires one).
-_TIMESTAMP_PATTERN = (
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"
-)
+_TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"
 # a decimal number as text: digits with an optional point and exponent (JSON writes small and large
 # numbers as 4e-05 or 1e+18); NaN and Infinity are not numbers
 _DECIMAL_PATTERN = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
@@ -47,19 +45,19 @@ _TYPED = "__typed__"
 
 def _value(field: Field) -> str:
     """The field's text as the rules see it: trimmed in the ``trimmed`` stage (JSON is kept as given)."""
-    return f"trim(\"{field.name}\")" if field.kind == "json" else f"\"{field.name}\""
+    return f'trim("{field.name}")' if field.kind == "json" else f'"{field.name}"'
 
 
 def _trimmed(field: Field) -> str:
     """The field's text without surrounding spaces. ``trim()`` copies every value it is given, so
     only the values that start or end with a space are given to it."""
-    name = f"\"{field.name}\""
+    name = f'"{field.name}"'
     return f"case when starts_with({name}, ' ') or ends_with({name}, ' ') then trim({name}) else {name} end"
 
 
 def _typed_column(field: Field) -> str:
     """The field's typed value, computed once per record in the ``typed`` stage."""
-    return f"\"{_TYPED}{field.name}\""
+    return f'"{_TYPED}{field.name}"'
 
 
 def _timestamp_text(field: Field) -> str:
@@ -117,7 +115,7 @@ def _type_error(field: Field) -> str | None:
     if field.kind == "bool":
         return f"lower({value}) not in {_TRUE + _FALSE}"
     if field.kind == "json":
-        return f"not json_valid(\"{field.name}\")"
+        return f'not json_valid("{field.name}")'
     return None
 
 
@@ -153,7 +151,7 @@ def reason_expression(dataset: Dataset) -> str:
     present = lambda f: f"nullif({_value(f)}, '') is not null"  # noqa: E731
     rules: list[tuple[str, str]] = [("_error is not null", "_error")]
     # PostgreSQL text cannot hold NUL, and no contract field has a use for it
-    any_nul = " or ".join(f"contains(\"{f.name}\", chr(0))" for f in dataset.fields)
+    any_nul = " or ".join(f'contains("{f.name}", chr(0))' for f in dataset.fields)
     rules.append((any_nul, _quote("a value contains a NUL character")))
     for field in dataset.fields:
         if field.required and field.default is None:
@@ -239,10 +237,10 @@ class Checker:
     def __init__(self, dataset: Dataset, connection: duckdb.DuckDBPyConnection):
         self.dataset, self.connection = dataset, connection
         trimmed = ",\n                ".join(
-            f"\"{f.name}\"" if f.kind == "json" else f"{_trimmed(f)} as \"{f.name}\"" for f in dataset.fields
+            f'"{f.name}"' if f.kind == "json" else f'{_trimmed(f)} as "{f.name}"' for f in dataset.fields
         )
         typed = ",\n                ".join(f"{_typed(f)} as {_typed_column(f)}" for f in dataset.fields)
-        stored = ",\n            ".join(f"{_typed_column(f)} as \"{f.name}\"" for f in dataset.fields)
+        stored = ",\n            ".join(f'{_typed_column(f)} as "{f.name}"' for f in dataset.fields)
         self._check = f"""
         with trimmed as (
             select _file, _partition, _line, _raw, _error,
@@ -271,9 +269,7 @@ class Checker:
 
     def write(self, records: str, params: Sequence[object]) -> int:
         """Check the records ``records`` (a select in the readers' shape) selects; returns how many."""
-        (count,) = self.connection.execute(
-            f"insert into {CHECKED} {self._checks(records)}", list(params)
-        ).fetchone()
+        (count,) = self.connection.execute(f"insert into {CHECKED} {self._checks(records)}", list(params)).fetchone()
         return count
 
     def _checks(self, records: str) -> str:
@@ -295,7 +291,7 @@ class Checker:
         matched = " and ".join(f'valid."{k}" is not distinct from repeated."{k}"' for k in key)
         if dataset.version_field:
             # dimensions: the latest version of a key wins, later files and lines break ties
-            winner_order = f"\"{by_name[dataset.version_field].name}\" desc, _file desc, _line desc"
+            winner_order = f'"{by_name[dataset.version_field].name}" desc, _file desc, _line desc'
         else:
             winner_order = "_file, _line"
         # only keys that occur more than once are ranked: the rest cost one hash aggregate

@@ -63,8 +63,7 @@ def raise_alert(job_name: str, run_id: str, error: str, tags: dict[str, str] | N
         "job_name": job_name,
         "run_id": run_id,
         "error": error,
-        "partition": (tags or {}).get("dagster/partition")
-        or (tags or {}).get("dagster/asset_partition_range_start"),
+        "partition": (tags or {}).get("dagster/partition") or (tags or {}).get("dagster/asset_partition_range_start"),
         "raised_at": datetime.now(UTC).isoformat(),
     }
     path = alerts_dir(settings) / "open" / f"{_safe_name(job_name)}.json"
@@ -83,12 +82,16 @@ def clear_alert(job_name: str, run_id: str) -> Path | None:
         return None
     alert = json.loads(path.read_text())
     alert |= {"state": "resolved", "resolved_by_run_id": run_id, "resolved_at": datetime.now(UTC).isoformat()}
-    resolved = alerts_dir(settings) / "resolved" / f"{_safe_name(job_name)}-{alert['resolved_at'][:19].replace(':', '')}.json"
+    resolved = (
+        alerts_dir(settings) / "resolved" / f"{_safe_name(job_name)}-{alert['resolved_at'][:19].replace(':', '')}.json"
+    )
     resolved.parent.mkdir(parents=True, exist_ok=True)
     alert["delivery_errors"] = _deliver(settings, alert)
     resolved.write_text(json.dumps(alert, indent=2))
     path.unlink()
-    log.warning("ALERT CLEARED %s", json.dumps(alert), extra={"run_id": alert["run_id"], "partition": alert.get("partition")})
+    log.warning(
+        "ALERT CLEARED %s", json.dumps(alert), extra={"run_id": alert["run_id"], "partition": alert.get("partition")}
+    )
     return resolved
 
 

@@ -84,7 +84,9 @@ class BackfillOutcome:
         return not self.failed_steps
 
 
-def resolve_window(days: int | None, start: date | None, end: date | None, today: date | None = None) -> tuple[date, date]:
+def resolve_window(
+    days: int | None, start: date | None, end: date | None, today: date | None = None
+) -> tuple[date, date]:
     """The inclusive day range to backfill: the last ``days`` complete UTC days, or start..end."""
     settings = get_settings()
     today = today or datetime.now(UTC).date()
@@ -115,7 +117,7 @@ def _definitions() -> dg.Definitions:
     return defs
 
 
-def _is_daily(graph, key: dg.AssetKey) -> bool:  # noqa: ANN001 - Dagster's internal graph type
+def _is_daily(graph, key: dg.AssetKey) -> bool:
     # weekly assets (reports) have partitions of their own and are not part of a daily backfill
     return graph.get(key).partitions_def == daily_partitions
 
@@ -150,9 +152,7 @@ def plan(select: str | None) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list
     if select:
         parents = dg.AssetSelection.assets(*daily).upstream().resolve(graph) if daily else set()
         instance = get_instance()
-        before = {
-            key for key in parents & unpartitioned if instance.get_latest_materialization_event(key) is None
-        }
+        before = {key for key in parents & unpartitioned if instance.get_latest_materialization_event(key) is None}
         after = selected & unpartitioned
     else:
         downstream_of_daily = dg.AssetSelection.assets(*daily).downstream().resolve(graph) if daily else set()
@@ -221,8 +221,11 @@ class RunReport:
         return self.run.status == dg.DagsterRunStatus.SUCCESS
 
     def materialized(self) -> list[tuple[dg.AssetKey, str | None]]:
-        return [(event.asset_key, event.partition) for event in self.events
-                if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]  # fmt: skip
+        return [
+            (event.asset_key, event.partition)
+            for event in self.events
+            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        ]
 
 
 @functools.cache
@@ -234,7 +237,10 @@ def named_jobs() -> dict[str, tuple[set[dg.AssetKey], bool]]:
     for job in defs.jobs or []:
         selection = getattr(job, "selection", None)  # a job of define_asset_job
         if isinstance(selection, dg.AssetSelection):
-            jobs[job.name] = (set(selection.resolve(graph)), defs.resolve_job_def(job.name).partitions_def == daily_partitions)
+            jobs[job.name] = (
+                set(selection.resolve(graph)),
+                defs.resolve_job_def(job.name).partitions_def == daily_partitions,
+            )
     return jobs
 
 
@@ -244,8 +250,11 @@ def job_for(keys: Sequence[dg.AssetKey], daily: bool) -> str:
     partitioning that holds them all, else Dagster's implicit asset job (the UI's "Materialize")."""
     from analytics_pipeline.jobs import daily_pipeline_job
 
-    candidates = sorted((len(assets), name) for name, (assets, is_daily) in named_jobs().items()
-                        if is_daily == daily and set(keys) <= assets)  # fmt: skip
+    candidates = sorted(
+        (len(assets), name)
+        for name, (assets, is_daily) in named_jobs().items()
+        if is_daily == daily and set(keys) <= assets
+    )
     names = [name for _, name in candidates]
     if daily and daily_pipeline_job.name in names:
         return daily_pipeline_job.name
@@ -266,8 +275,12 @@ def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.Dagst
             location.submit(run)
             if not _launched_by_the_daemon(instance, run):
                 location.cancel_run(run.run_id)
-                print(f"run {run.run_id} was still queued and dagster-daemon has stopped: canceled it in the queue; "
-                      "this command executes the rest of the backfill itself", file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"run {run.run_id} was still queued and dagster-daemon has stopped: canceled it in the queue; "
+                    "this command executes the rest of the backfill itself",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 outcome.by_daemon = False
                 return _run(location, step, outcome)
         else:
@@ -284,8 +297,10 @@ def _run(location: Location, step: Step, outcome: BackfillOutcome, run: dg.Dagst
             instance.report_run_canceled(current, "The backfill was interrupted before this run ended.")
     run = instance.get_run_by_id(run.run_id)
     if events is None:  # a year's daily run has ~16,000 of these events: read back only when needed
-        events = [record.event_log_entry.dagster_event for record in instance.get_records_for_run(
-            run.run_id, of_type=_EVENTS).records]  # fmt: skip
+        events = [
+            record.event_log_entry.dagster_event
+            for record in instance.get_records_for_run(run.run_id, of_type=_EVENTS).records
+        ]
     report = RunReport(run, events)
     outcome.failed_checks += _failed_checks(report)
     failures = len(outcome.failed_steps)
@@ -313,16 +328,22 @@ def _launched_by_the_daemon(instance: dg.DagsterInstance, run: dg.DagsterRun) ->
 
 
 def _create(location: Location, step: Step, outcome: BackfillOutcome) -> dg.DagsterRun:
-    run = location.create_run(step.job, None if _whole_job(step) else step.keys,
-                              {BACKFILL_TAG: outcome.backfill_id, **step.tags}, QUIET_CONSOLE,
-                              in_this_process=not outcome.by_daemon)  # fmt: skip
+    run = location.create_run(
+        step.job,
+        None if _whole_job(step) else step.keys,
+        {BACKFILL_TAG: outcome.backfill_id, **step.tags},
+        QUIET_CONSOLE,
+        in_this_process=not outcome.by_daemon,
+    )
     outcome.run_ids.append(run.run_id)
     return run
 
 
 # dagster-dbt's message for a failed dbt process: a first line that says nothing, then dbt's own errors
 _DBT_ERRORS_HEADING = "Errors parsed from dbt logs:"
-_DBT_FAILED = re.compile(r"The dbt CLI process with command\s+`(?P<command>[^`]*)`\s+failed with exit code `(?P<code>-?\d+)`")
+_DBT_FAILED = re.compile(
+    r"The dbt CLI process with command\s+`(?P<command>[^`]*)`\s+failed with exit code `(?P<code>-?\d+)`"
+)
 SUMMARY_LINE_CHARS = 400
 
 
@@ -339,8 +360,10 @@ def failure_summary(message: str) -> str:
     if failed is None:
         return _trimmed(text.splitlines()[0] if text else "failed")
     errors = text.split(_DBT_ERRORS_HEADING, 1)[1] if _DBT_ERRORS_HEADING in text else ""
-    causes = [": ".join(" ".join(line.split()).rstrip(":") for line in block.splitlines() if line.strip())
-              for block in errors.split("\n\n")]  # fmt: skip
+    causes = [
+        ": ".join(" ".join(line.split()).rstrip(":") for line in block.splitlines() if line.strip())
+        for block in errors.split("\n\n")
+    ]
     causes = [cause.removeprefix("Encountered an error: ") for cause in dict.fromkeys(c for c in causes if c)]
     what = f"{failed['command']} failed (exit code {failed['code']})"
     return _trimmed(f"{what}: {'; '.join(causes)}" if causes else f"{what}; see the step's output in the run's logs")
@@ -372,14 +395,19 @@ def _failed_checks(report: RunReport) -> list[str]:
         if evaluation.passed:
             continue
         meta = {k: v.value for k, v in evaluation.metadata.items()}
-        what = next((str(meta[k]) for k in ("partitions_over_threshold", "missing_days", "reason", "status") if k in meta), "")
-        lines.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                     f"({evaluation.severity.value}){': ' + what if what else ''}")  # fmt: skip
+        what = next(
+            (str(meta[k]) for k in ("partitions_over_threshold", "missing_days", "reason", "status") if k in meta), ""
+        )
+        lines.append(
+            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+            f"({evaluation.severity.value}){': ' + what if what else ''}"
+        )
     return lines
 
 
-def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
-               outcome: BackfillOutcome) -> dict[date, str]:  # fmt: skip
+def _day_lines(
+    report: RunReport, warehouse: Warehouse, start: date, end: date, outcome: BackfillOutcome
+) -> dict[date, str]:
     """One line per processed day, about what the run built: what was loaded, the day's engagement
     when the engagement mart was built, otherwise the assets materialized for the day.
 
@@ -404,8 +432,10 @@ def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
     for day, datasets in loaded.items():
         others_have_files = sum(1 for meta in datasets.values() if meta.get("files", 0)) > 0
         for name, meta in datasets.items():
-            text = (f"{name} {meta.get('rows_loaded', 0)} loaded"
-                    f"/{meta.get('rows_rejected', 0)} rejected/{meta.get('duplicates_dropped', 0)} dup")  # fmt: skip
+            text = (
+                f"{name} {meta.get('rows_loaded', 0)} loaded"
+                f"/{meta.get('rows_rejected', 0)} rejected/{meta.get('duplicates_dropped', 0)} dup"
+            )
             unreadable = meta.get("files_rejected", 0)
             rejected, lines = meta.get("rows_rejected", 0) + unreadable, meta.get("lines_read", 0) + unreadable
             if meta.get("files", 0) == 0 and others_have_files:
@@ -414,7 +444,8 @@ def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
             elif reject_rate_fails(rejected, lines, settings):
                 text += f" (reject rate {rejected / lines:.1%} over {settings.max_reject_rate:.1%})"
                 outcome.warned_days.setdefault(day, []).append(
-                    f"{name}: reject rate {rejected / lines:.1%} over {settings.max_reject_rate:.1%}")
+                    f"{name}: reject rate {rejected / lines:.1%} over {settings.max_reject_rate:.1%}"
+                )
             parts.setdefault(day, []).append(text)
     engagement: dict[date, str] = {}
     engagement_built = any(ENGAGEMENT_MART in keys for keys in built.values())
@@ -425,7 +456,9 @@ def _day_lines(report: RunReport, warehouse: Warehouse, start: date, end: date,
                 "from marts.fct_daily_engagement where activity_date between ? and ? group by activity_date",
                 (start, end),
             ).to_pylist()
-            engagement = {r["activity_date"]: f"active users {r['active']}, new {r['new']}, events {r['events']}" for r in rows}
+            engagement = {
+                r["activity_date"]: f"active users {r['active']}, new {r['new']}, events {r['events']}" for r in rows
+            }
     except WarehouseError:
         pass  # the summary is a courtesy; the run's own status decides the exit code
     lines = {}
@@ -450,14 +483,18 @@ def _preflight() -> None:
     # a dbt process it left running would hold the DuckDB file
     for dead in release_dead_runs(get_instance()):
         dbt = f", the dbt process it left running stopped (pid {dead.dbt_pids})" if dead.stopped_dbt else ""
-        print(f"run {dead.run_id} ({dead.job_name}) had stopped without finishing ({dead.why}): marked "
-              f"as ended, its warehouse pool slot freed{dbt}", file=sys.stderr)  # fmt: skip
+        print(
+            f"run {dead.run_id} ({dead.job_name}) had stopped without finishing ({dead.why}): marked "
+            f"as ended, its warehouse pool slot freed{dbt}",
+            file=sys.stderr,
+        )
     # another backfill's step may hold the DuckDB file for a moment: wait as a step would
     retry_transient(lambda: Warehouse(settings).ensure_ready(RAW_TABLES))
 
 
-def run_backfill(start: date, end: date, select: str | None = None,
-                 echo: Callable[[str], None] = print) -> BackfillOutcome:  # fmt: skip
+def run_backfill(
+    start: date, end: date, select: str | None = None, echo: Callable[[str], None] = print
+) -> BackfillOutcome:
     """Backfill the selection for every day from ``start`` to ``end`` as a Dagster backfill; report as
     it goes."""
     _preflight()
@@ -467,15 +504,21 @@ def run_backfill(start: date, end: date, select: str | None = None,
     days = [day.isoformat() for day in partition_dates(start, end)]
     steps = {
         "before": Step(before, job_for(before, daily=False)) if before else None,
-        "daily": Step(daily, job_for(daily, daily=True), {RANGE_START: days[0], RANGE_END: days[-1]}) if daily else None,
+        "daily": Step(daily, job_for(daily, daily=True), {RANGE_START: days[0], RANGE_END: days[-1]})
+        if daily
+        else None,
         "after": Step(after, job_for(after, daily=False)) if after else None,
     }
     instance = get_instance()
-    outcome = BackfillOutcome(backfill_id=new_backfill_id(), start=start, end=end,
-                              by_daemon=daemon_launches_queued_runs(instance))  # fmt: skip
+    outcome = BackfillOutcome(
+        backfill_id=new_backfill_id(), start=start, end=end, by_daemon=daemon_launches_queued_runs(instance)
+    )
     echo(f"backfill {outcome.backfill_id}: {start} .. {end} ({len(days)} days, {len(daily)} daily assets)")
-    echo("  its runs are queued for the running dagster-daemon" if outcome.by_daemon
-         else "  its runs execute in this process (no dagster-daemon is running)")  # fmt: skip
+    echo(
+        "  its runs are queued for the running dagster-daemon"
+        if outcome.by_daemon
+        else "  its runs execute in this process (no dagster-daemon is running)"
+    )
     materialized: list[tuple[dg.AssetKey, str | None]] = []
     with code_location(instance) as location:
         todo = [(kind, step) for kind, step in steps.items() if step]
@@ -487,8 +530,10 @@ def run_backfill(start: date, end: date, select: str | None = None,
             for kind, step in todo:
                 if kind != "daily":
                     where = "upstream" if kind == "before" else "downstream"
-                    echo(f"refreshing {len(step.keys)} unpartitioned {where} assets: "
-                         + ", ".join(k.to_user_string() for k in step.keys))  # fmt: skip
+                    echo(
+                        f"refreshing {len(step.keys)} unpartitioned {where} assets: "
+                        + ", ".join(k.to_user_string() for k in step.keys)
+                    )
                 report = _run(location, step, outcome, first if kind == todo[0][0] else None)
                 materialized += report.materialized()
                 if kind == "daily":
@@ -500,23 +545,34 @@ def run_backfill(start: date, end: date, select: str | None = None,
             broke_off = False
         finally:
             if not (outcome.by_daemon and outcome.interrupted):  # canceling: the daemon ends it with its runs
-                status = "canceled" if outcome.interrupted else "succeeded" if outcome.success and not broke_off else "failed"
+                status = (
+                    "canceled"
+                    if outcome.interrupted
+                    else "succeeded"
+                    if outcome.success and not broke_off
+                    else "failed"
+                )
                 location.finish_backfill(outcome.backfill_id, status, materialized)
     return outcome
 
 
-def _record(location: Location, outcome: BackfillOutcome, steps: dict[str, Step | None], days: list[str],
-            select: str | None) -> None:  # fmt: skip
+def _record(
+    location: Location, outcome: BackfillOutcome, steps: dict[str, Step | None], days: list[str], select: str | None
+) -> None:
     """Record the backfill in the instance: a backfill of the daily job's partitions, as the UI
     launches from that job's page; or, when no named job holds the daily assets (or there are none),
     a backfill of the selected assets, as the UI launches for a selection."""
     title = f"analytics-pipeline backfill {days[0]} .. {days[-1]}"
-    description = f"analytics-pipeline backfill --start {days[0]} --end {days[-1]}" + (f" --select '{select}'" if select else "")
+    description = f"analytics-pipeline backfill --start {days[0]} --end {days[-1]}" + (
+        f" --select '{select}'" if select else ""
+    )
     daily = steps["daily"]
     if daily and location.partition_set_name(daily.job):
-        location.record_job_backfill(outcome.backfill_id, daily.job, days, None if _whole_job(daily) else daily.keys,
-                                     {}, title, description)  # fmt: skip
+        location.record_job_backfill(
+            outcome.backfill_id, daily.job, days, None if _whole_job(daily) else daily.keys, {}, title, description
+        )
         return
     unpartitioned = [key for kind in ("before", "after") if (step := steps[kind]) for key in step.keys]
-    location.record_asset_backfill(outcome.backfill_id, daily.keys if daily else [], days, unpartitioned, {}, title,
-                                   description)  # fmt: skip
+    location.record_asset_backfill(
+        outcome.backfill_id, daily.keys if daily else [], days, unpartitioned, {}, title, description
+    )

@@ -29,6 +29,7 @@ sensor in the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field, replace
@@ -121,10 +122,8 @@ def _stop(processes: list[psutil.Process]) -> list[int]:
             continue
     _, alive = psutil.wait_procs(processes, timeout=_DBT_STOP_SECONDS)
     for process in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-        except psutil.NoSuchProcess:
-            pass
     return stopped
 
 
@@ -165,8 +164,15 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[DeadRun]:
             instance.report_run_failed(run, message)
         freed = instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         ended.append(dead)
-        log.warning("run %s (%s) %s; freed %s pool slots; stopped its dbt processes %s", run.run_id, run.job_name,
-                    dead.why, freed or 0, dead.stopped_dbt or "(none)", extra={"run_id": run.run_id})  # fmt: skip
+        log.warning(
+            "run %s (%s) %s; freed %s pool slots; stopped its dbt processes %s",
+            run.run_id,
+            run.job_name,
+            dead.why,
+            freed or 0,
+            dead.stopped_dbt or "(none)",
+            extra={"run_id": run.run_id},
+        )
     return ended
 
 

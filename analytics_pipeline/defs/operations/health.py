@@ -128,17 +128,22 @@ def _first_line(error: BaseException) -> str:
 def check_instance(instance: dg.DagsterInstance) -> CheckResult:
     try:
         instance.get_run_records(limit=1)
-    except Exception as error:  # noqa: BLE001 - SQLite, PostgreSQL and gRPC storages raise different types
-        return CheckResult("instance", DOWN, f"The Dagster instance storage of {instance.root_directory} does not "
-                                             f"answer ({_first_line(error)}); check DAGSTER_HOME's dagster.yaml and "
-                                             "(production) DAGSTER_POSTGRES_URL")  # fmt: skip
+    except Exception as error:
+        return CheckResult(
+            "instance",
+            DOWN,
+            f"The Dagster instance storage of {instance.root_directory} does not "
+            f"answer ({_first_line(error)}); check DAGSTER_HOME's dagster.yaml and "
+            "(production) DAGSTER_POSTGRES_URL",
+        )
     details = {
         "dagster_home": instance.root_directory,
         "run_storage": type(instance.run_storage).__name__,
         "event_log_storage": type(instance.event_log_storage).__name__,
     }
-    return CheckResult("instance", OK, f"Dagster instance at {instance.root_directory} answers "
-                                       f"({details['run_storage']})", details)  # fmt: skip
+    return CheckResult(
+        "instance", OK, f"Dagster instance at {instance.root_directory} answers ({details['run_storage']})", details
+    )
 
 
 def check_daemon(instance: dg.DagsterInstance) -> CheckResult:
@@ -162,11 +167,12 @@ def check_daemon(instance: dg.DagsterInstance) -> CheckResult:
         return CheckResult("daemon", OK, "this instance needs no daemon", details)
     if missing:
         return CheckResult(
-            "daemon", DEGRADED,
+            "daemon",
+            DEGRADED,
             f"no recent heartbeat from {', '.join(missing)}: schedules, sensors, queued runs and UI backfills "
             "are not running; start the daemon with `analytics-pipeline ui` or `dagster-daemon run`",
             details,
-        )  # fmt: skip
+        )
     if erroring:
         return CheckResult("daemon", DEGRADED, "daemon errors: " + "; ".join(erroring), details)
     return CheckResult("daemon", OK, f"{len(statuses)} daemons sent heartbeats", details)
@@ -178,15 +184,18 @@ def _key_marts_without_rows(settings: Settings) -> tuple[list[dg.AssetKey], str 
         # a reader's session: shares the file with other readers and gives up after a few seconds
         # when a run is writing (a writer's session would queue behind the run for minutes)
         with Warehouse(settings).reading(wait_seconds=WAREHOUSE_CONNECT_TIMEOUT) as session:
-            present = set(session.query(
-                "select table_schema || '.' || table_name as name from information_schema.tables"
-            ).column("name").to_pylist())  # fmt: skip
+            present = set(
+                session.query("select table_schema || '.' || table_name as name from information_schema.tables")
+                .column("name")
+                .to_pylist()
+            )
             empty = []
             for key in KEY_MARTS:
                 table = ".".join(key.path)
-                if table not in present or not session.query(
-                    f"select exists (select 1 from {table}) as has_rows"
-                ).column(0)[0].as_py():
+                if (
+                    table not in present
+                    or not session.query(f"select exists (select 1 from {table}) as has_rows").column(0)[0].as_py()
+                ):
                     empty.append(key)
     except WarehouseError as error:  # e.g. DuckDB locked by a run: the warehouse check says so
         return [], _first_line(error)
@@ -199,8 +208,10 @@ def check_freshness(instance: dg.DagsterInstance, now: datetime, settings: Setti
     fail = KEY_MART_FRESHNESS.fail_window.to_timedelta()
     assets: dict[str, dict[str, Any]] = {}
     problems = []
-    latest = {record.asset_entry.asset_key: record.asset_entry.last_materialization
-              for record in instance.get_asset_records(KEY_MARTS)}  # fmt: skip
+    latest = {
+        record.asset_entry.asset_key: record.asset_entry.last_materialization
+        for record in instance.get_asset_records(KEY_MARTS)
+    }
     for key in KEY_MARTS:
         name = key.to_user_string()
         event = latest.get(key)
@@ -227,16 +238,20 @@ def check_freshness(instance: dg.DagsterInstance, now: datetime, settings: Setti
             name = key.to_user_string()
             assets[name]["has_rows"] = False
             if assets[name]["state"] != "never":
-                problems.append(f"{name} has no rows at all (its data never landed: check `analytics-pipeline backfill` "
-                                "and the landing zone)")  # fmt: skip
+                problems.append(
+                    f"{name} has no rows at all (its data never landed: check `analytics-pipeline backfill` "
+                    "and the landing zone)"
+                )
         for name in assets:
             assets[name].setdefault("has_rows", None if not_counted else True)
     if problems:
         return CheckResult(
-            "freshness", DEGRADED,
-            "; ".join(problems) + ": check the daily schedule and the daemon, or run `analytics-pipeline backfill --days 1`",
+            "freshness",
+            DEGRADED,
+            "; ".join(problems)
+            + ": check the daily schedule and the daemon, or run `analytics-pipeline backfill --days 1`",
             details,
-        )  # fmt: skip
+        )
     oldest = max(a["age_seconds"] for a in assets.values())
     held = " and hold rows" if settings is not None and "rows_not_counted" not in details else ""
     return CheckResult("freshness", OK, f"{len(assets)} key marts fresh{held} (oldest updated {_ago(oldest)})", details)
@@ -251,26 +266,38 @@ def check_runs(instance: dg.DagsterInstance, now: datetime) -> CheckResult:
             dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]), limit=1
         )
         if latest.dagster_run.status == dg.DagsterRunStatus.FAILURE:
-            still_failing.append({
-                "job": job,
-                "run_id": latest.dagster_run.run_id,
-                "failed_at": latest.update_timestamp.astimezone(UTC).isoformat(),
-                "error": run_error(instance, latest.dagster_run.run_id),
-            })  # fmt: skip
+            still_failing.append(
+                {
+                    "job": job,
+                    "run_id": latest.dagster_run.run_id,
+                    "failed_at": latest.update_timestamp.astimezone(UTC).isoformat(),
+                    "error": run_error(instance, latest.dagster_run.run_id),
+                }
+            )
     dead = find_dead_runs(instance)
-    details = {"window_hours": RUN_FAILURE_WINDOW.total_seconds() / 3600, "failed_runs": len(failed),
-               "still_failing": still_failing,
-               "dead": [{"job": d.job_name, "run_id": d.run_id, "pid": d.pid, "why": d.why} for d in dead]}  # fmt: skip
+    details = {
+        "window_hours": RUN_FAILURE_WINDOW.total_seconds() / 3600,
+        "failed_runs": len(failed),
+        "still_failing": still_failing,
+        "dead": [{"job": d.job_name, "run_id": d.run_id, "pid": d.pid, "why": d.why} for d in dead],
+    }
     if dead:
         runs = "; ".join(f"{d.job_name} (run {d.run_id[:8]}: {d.why})" for d in dead)
-        return CheckResult("runs", DEGRADED, f"runs still marked in progress whose process is gone: {runs}; they hold "
-                           "the warehouse pool until the daemon's dead_run_monitor or the next "
-                           "`analytics-pipeline backfill` ends them", details)  # fmt: skip
+        return CheckResult(
+            "runs",
+            DEGRADED,
+            f"runs still marked in progress whose process is gone: {runs}; they hold "
+            "the warehouse pool until the daemon's dead_run_monitor or the next "
+            "`analytics-pipeline backfill` ends them",
+            details,
+        )
     if still_failing:
         jobs = "; ".join(f"{f['job']} (run {f['run_id'][:8]}: {f['error']})" for f in still_failing)
         return CheckResult("runs", DEGRADED, f"latest run failed for {jobs}; open the run in the Dagster UI", details)
     if failed:
-        return CheckResult("runs", OK, f"{len(failed)} failed runs in the last 24 h, each job has succeeded since", details)
+        return CheckResult(
+            "runs", OK, f"{len(failed)} failed runs in the last 24 h, each job has succeeded since", details
+        )
     return CheckResult("runs", OK, "no failed runs in the last 24 h", details)
 
 
@@ -280,17 +307,27 @@ def check_asset_checks(instance: dg.DagsterInstance, now: datetime) -> CheckResu
     details = {
         "evaluated": len(states),
         "failing": [
-            {"asset": s.asset, "check": s.check, "severity": s.severity, "partition": s.partition,
-             "run_id": s.run_id, "evaluated_at": s.evaluated_at.isoformat()}
+            {
+                "asset": s.asset,
+                "check": s.check,
+                "severity": s.severity,
+                "partition": s.partition,
+                "run_id": s.run_id,
+                "evaluated_at": s.evaluated_at.isoformat(),
+            }
             for s in failing
         ],
-    }  # fmt: skip
+    }
     errors = [s for s in failing if s.severity == "ERROR"]
     warnings = [s for s in failing if s.severity != "ERROR"]
     if errors:
         names = ", ".join(f"{s.asset}:{s.check}" for s in errors[:5]) + (" ..." if len(errors) > 5 else "")
-        return CheckResult("checks", DEGRADED, f"{len(errors)} asset checks failing: {names}; see each asset's "
-                                               "Checks tab in the Dagster UI", details)  # fmt: skip
+        return CheckResult(
+            "checks",
+            DEGRADED,
+            f"{len(errors)} asset checks failing: {names}; see each asset's Checks tab in the Dagster UI",
+            details,
+        )
     note = f" ({len(warnings)} failing with WARN severity)" if warnings else ""
     return CheckResult("checks", OK, f"{len(states)} asset checks passing at their latest evaluation{note}", details)
 
@@ -302,7 +339,7 @@ def _timed(check: Callable[[], CheckResult], name: str) -> CheckResult:
     started = time.perf_counter()
     try:
         result = check()
-    except Exception as error:  # noqa: BLE001 - a check that cannot answer is reported, not raised
+    except Exception as error:
         result = CheckResult(name, DOWN if name == "instance" else DEGRADED, f"could not check: {_first_line(error)}")
     result.seconds = time.perf_counter() - started
     return result
@@ -314,8 +351,9 @@ def open_instance() -> dg.DagsterInstance:
     return get_instance()
 
 
-def evaluate(settings: Settings | None = None, instance: dg.DagsterInstance | None = None,
-             now: datetime | None = None) -> HealthReport:  # fmt: skip
+def evaluate(
+    settings: Settings | None = None, instance: dg.DagsterInstance | None = None, now: datetime | None = None
+) -> HealthReport:
     """Run every check now. ``instance`` defaults to the one of ``DAGSTER_HOME``, opened for this call."""
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
@@ -326,9 +364,11 @@ def evaluate(settings: Settings | None = None, instance: dg.DagsterInstance | No
         started = time.perf_counter()
         try:
             instance = opened = open_instance()
-        except Exception as error:  # noqa: BLE001 - a bad dagster.yaml, an unreachable instance database
-            reason = (f"Cannot open the Dagster instance in DAGSTER_HOME={settings.dagster_home} ({_first_line(error)}); "
-                      "check DAGSTER_HOME, its dagster.yaml and (production) DAGSTER_POSTGRES_URL")  # fmt: skip
+        except Exception as error:
+            reason = (
+                f"Cannot open the Dagster instance in DAGSTER_HOME={settings.dagster_home} ({_first_line(error)}); "
+                "check DAGSTER_HOME, its dagster.yaml and (production) DAGSTER_POSTGRES_URL"
+            )
             checks.append(CheckResult("instance", DOWN, reason, seconds=time.perf_counter() - started))
     if instance is not None:
         try:

@@ -48,7 +48,7 @@ class PipelineCollector(Collector):
         settings, now = get_settings(), datetime.now(UTC)
         try:
             instance = health.open_instance()
-        except Exception:  # noqa: BLE001 - reported as the instance check being down
+        except Exception:
             instance = None
         try:
             report = health.evaluate(settings, instance=instance, now=now)
@@ -56,7 +56,7 @@ class PipelineCollector(Collector):
             if instance is not None and report.check("instance").status == health.OK:
                 try:
                     yield from list(self._runs(instance, now))
-                except Exception as error:  # noqa: BLE001 - the health metrics above still go out
+                except Exception as error:
                     log.warning(f"run metrics skipped this scrape: {error}")
             if report.check("warehouse").status == health.OK:
                 yield from self._warehouse(settings)
@@ -69,8 +69,11 @@ class PipelineCollector(Collector):
 
     @staticmethod
     def _health(report: health.HealthReport) -> Iterator[Metric]:
-        status = _gauge("health_status", "Health check status: 0 ok, 1 degraded, 2 down (see `analytics-pipeline health`).",
-                        ("check",))  # fmt: skip
+        status = _gauge(
+            "health_status",
+            "Health check status: 0 ok, 1 degraded, 2 down (see `analytics-pipeline health`).",
+            ("check",),
+        )
         for check in report.checks:
             status.add_metric([check.name], health.STATUSES.index(check.status))
         overall = _gauge("health_overall_status", "Worst health check status: 0 ok, 1 degraded, 2 down.")
@@ -85,8 +88,11 @@ class PipelineCollector(Collector):
             if state["healthy"] is not None:
                 daemons.add_metric([daemon], 1 if state["healthy"] and not state["errors"] else 0)
         freshness = report.check("freshness").details
-        age = _gauge("key_mart_seconds_since_materialization",
-                     "Seconds since the key mart's latest materialization (absent if never).", ("asset",))  # fmt: skip
+        age = _gauge(
+            "key_mart_seconds_since_materialization",
+            "Seconds since the key mart's latest materialization (absent if never).",
+            ("asset",),
+        )
         for asset, state in freshness.get("assets", {}).items():
             if state["age_seconds"] is not None:
                 age.add_metric([asset], state["age_seconds"])
@@ -101,8 +107,11 @@ class PipelineCollector(Collector):
         failed = _gauge("failed_asset_checks", "Asset checks whose latest evaluation failed.", ("severity",))
         for severity in ("ERROR", "WARN"):
             failed.add_metric([severity], counts.get(severity, 0))
-        each = _gauge("asset_check_failed", "1 for each asset check whose latest evaluation failed.",
-                      ("asset", "check", "severity"))  # fmt: skip
+        each = _gauge(
+            "asset_check_failed",
+            "1 for each asset check whose latest evaluation failed.",
+            ("asset", "check", "severity"),
+        )
         for f in failing:
             each.add_metric([f["asset"], f["check"], f["severity"]], 1)
         yield from (failed, each)
@@ -118,12 +127,16 @@ class PipelineCollector(Collector):
         rate = _gauge("run_success_ratio", "Successful / finished (success + failure) runs in the window.", ("job",))
         avg = _gauge("run_duration_avg_seconds", "Average duration of successful runs in the window.", ("job",))
         p95 = _gauge("run_duration_p95_seconds", "95th percentile duration of successful runs in the window.", ("job",))
-        last = _gauge("run_last_success_timestamp_seconds", "When the job's latest successful run in the window ended.",
-                      ("job",))  # fmt: skip
+        last = _gauge(
+            "run_last_success_timestamp_seconds", "When the job's latest successful run in the window ended.", ("job",)
+        )
         for row in (r for r in summarize(runs) if r.kind == "job"):
-            for gauge, value in ((rate, row.success_rate), (avg, row.avg_duration_seconds),
-                                 (p95, row.p95_duration_seconds),
-                                 (last, row.last_success_at.timestamp() if row.last_success_at else None)):  # fmt: skip
+            for gauge, value in (
+                (rate, row.success_rate),
+                (avg, row.avg_duration_seconds),
+                (p95, row.p95_duration_seconds),
+                (last, row.last_success_at.timestamp() if row.last_success_at else None),
+            ):
                 if value is not None:
                     gauge.add_metric([row.name], value)
         yield from (span, by_status, rate, avg, p95, last)
@@ -131,24 +144,31 @@ class PipelineCollector(Collector):
     @staticmethod
     def _warehouse(settings: Settings) -> Iterator[Metric]:
         rejected = _gauge("rejected_records", "Records in raw.rejected_records, by dataset.", ("dataset",))
-        lines = _gauge("landing_lines_read", "Lines read from landing files (raw.ingested_files), by dataset.", ("dataset",))
+        lines = _gauge(
+            "landing_lines_read", "Lines read from landing files (raw.ingested_files), by dataset.", ("dataset",)
+        )
         files = _gauge("landing_files_rejected", "Landing files rejected whole (unreadable), by dataset.", ("dataset",))
         try:
             # a reader: shares the DuckDB file with other readers, never makes a writing step fail
             with Warehouse(settings).reading(wait_seconds=health.WAREHOUSE_CONNECT_TIMEOUT) as session:
-                present = {row["name"] for row in session.query(
-                    "select table_schema || '.' || table_name as name from information_schema.tables "
-                    "where table_schema = 'raw' and table_name in ('rejected_records', 'ingested_files')"
-                ).to_pylist()}  # fmt: skip
+                present = {
+                    row["name"]
+                    for row in session.query(
+                        "select table_schema || '.' || table_name as name from information_schema.tables "
+                        "where table_schema = 'raw' and table_name in ('rejected_records', 'ingested_files')"
+                    ).to_pylist()
+                }
                 if "raw.rejected_records" in present:
-                    for row in session.query("select dataset, count(*) as n from raw.rejected_records group by dataset").to_pylist():
+                    for row in session.query(
+                        "select dataset, count(*) as n from raw.rejected_records group by dataset"
+                    ).to_pylist():
                         rejected.add_metric([row["dataset"]], row["n"])
                 if "raw.ingested_files" in present:
                     for row in session.query(
                         # a file skipped on purpose (ledger 'skipped: ...') is not a rejected file
                         f"select dataset, sum(lines_read) as lines, sum(case when {UNREADABLE_FILE_SQL} "
                         "then 1 else 0 end) as bad from raw.ingested_files group by dataset"
-                    ).to_pylist():  # fmt: skip
+                    ).to_pylist():
                         lines.add_metric([row["dataset"]], row["lines"] or 0)
                         files.add_metric([row["dataset"]], row["bad"] or 0)
         except WarehouseError as error:  # e.g. DuckDB locked by a run between the ping and now

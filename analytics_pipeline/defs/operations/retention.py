@@ -81,8 +81,11 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
     return report
 
 
-@dg.op(description="Delete data past its retention period (see analytics_pipeline/defs/operations/retention.py).",
-       pool=WAREHOUSE_POOL, tags=on_queue(WAREHOUSE_QUEUE))
+@dg.op(
+    description="Delete data past its retention period (see analytics_pipeline/defs/operations/retention.py).",
+    pool=WAREHOUSE_POOL,
+    tags=on_queue(WAREHOUSE_QUEUE),
+)
 def apply_retention_policies(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     settings = get_settings()
     report = apply_retention(warehouse.get_client(), settings, datetime.now(UTC).date())

@@ -18,7 +18,6 @@ with ``recorded_at`` = when it was taken; the weekly retention job removes ``ops
 metadata, which the UI plots over time.
 """
 
-
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,13 +61,25 @@ TASK_HEALTH_TABLE = Table(
         Column("last_failure_run_id", "varchar"),
     ),
 )
-_ARROW_SCHEMA = pa.schema([
-    ("recorded_at", pa.timestamp("us")), ("window_start", pa.timestamp("us")), ("window_days", pa.int64()),
-    ("kind", pa.string()), ("name", pa.string()), ("runs", pa.int64()), ("successes", pa.int64()),
-    ("failures", pa.int64()), ("success_rate", pa.float64()), ("avg_duration_seconds", pa.float64()),
-    ("p95_duration_seconds", pa.float64()), ("last_success_at", pa.timestamp("us")),
-    ("last_failure_at", pa.timestamp("us")), ("last_error", pa.string()), ("last_failure_run_id", pa.string()),
-])  # fmt: skip
+_ARROW_SCHEMA = pa.schema(
+    [
+        ("recorded_at", pa.timestamp("us")),
+        ("window_start", pa.timestamp("us")),
+        ("window_days", pa.int64()),
+        ("kind", pa.string()),
+        ("name", pa.string()),
+        ("runs", pa.int64()),
+        ("successes", pa.int64()),
+        ("failures", pa.int64()),
+        ("success_rate", pa.float64()),
+        ("avg_duration_seconds", pa.float64()),
+        ("p95_duration_seconds", pa.float64()),
+        ("last_success_at", pa.timestamp("us")),
+        ("last_failure_at", pa.timestamp("us")),
+        ("last_error", pa.string()),
+        ("last_failure_run_id", pa.string()),
+    ]
+)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -107,8 +118,9 @@ class TaskHealth:
     def p95_duration_seconds(self) -> float | None:
         return percentile(self.durations, 0.95)
 
-    def record(self, succeeded: bool | None, at: datetime | None, seconds: float | None,
-               error: str | None, run_id: str) -> None:  # fmt: skip
+    def record(
+        self, succeeded: bool | None, at: datetime | None, seconds: float | None, error: str | None, run_id: str
+    ) -> None:
         self.runs += 1
         if succeeded:
             self.successes += 1
@@ -136,8 +148,9 @@ def summarize(runs: Sequence[RunFacts]) -> list[TaskHealth]:
     return [jobs[name] for name in sorted(jobs)] + [assets[name] for name in sorted(assets)]
 
 
-def compute_task_health(instance: dg.DagsterInstance, window_start: datetime,
-                        exclude_run_ids: Sequence[str] = ()) -> list[TaskHealth]:  # fmt: skip
+def compute_task_health(
+    instance: dg.DagsterInstance, window_start: datetime, exclude_run_ids: Sequence[str] = ()
+) -> list[TaskHealth]:
     return summarize(runs_since(instance, window_start, with_assets=True, exclude=exclude_run_ids))
 
 
@@ -149,13 +162,22 @@ def to_arrow(rows: Sequence[TaskHealth], recorded_at: datetime, window_start: da
     return pa.Table.from_pylist(
         [
             {
-                "recorded_at": _naive(recorded_at), "window_start": _naive(window_start), "window_days": window_days,
-                "kind": r.kind, "name": r.name, "runs": r.runs, "successes": r.successes, "failures": r.failures,
-                "success_rate": r.success_rate, "avg_duration_seconds": r.avg_duration_seconds,
-                "p95_duration_seconds": r.p95_duration_seconds, "last_success_at": _naive(r.last_success_at),
-                "last_failure_at": _naive(r.last_failure_at), "last_error": r.last_error,
+                "recorded_at": _naive(recorded_at),
+                "window_start": _naive(window_start),
+                "window_days": window_days,
+                "kind": r.kind,
+                "name": r.name,
+                "runs": r.runs,
+                "successes": r.successes,
+                "failures": r.failures,
+                "success_rate": r.success_rate,
+                "avg_duration_seconds": r.avg_duration_seconds,
+                "p95_duration_seconds": r.p95_duration_seconds,
+                "last_success_at": _naive(r.last_success_at),
+                "last_failure_at": _naive(r.last_failure_at),
+                "last_error": r.last_error,
                 "last_failure_run_id": r.last_failure_run_id,
-            }  # fmt: skip
+            }
             for r in rows
         ],
         schema=_ARROW_SCHEMA,
@@ -178,8 +200,18 @@ def preview(rows: Sequence[TaskHealth], limit: int = 25) -> str:
     assets = sorted((r for r in rows if r.kind == "asset"), key=lambda r: (-r.failures, r.name))
     header = ["kind", "name", "runs", "ok", "failed", "success rate", "avg s", "p95 s", "last failure", "last error"]
     rows = [
-        [r.kind, r.name, r.runs, r.successes, r.failures, r.success_rate, r.avg_duration_seconds,
-         r.p95_duration_seconds, r.last_failure_at, r.last_error]  # fmt: skip
+        [
+            r.kind,
+            r.name,
+            r.runs,
+            r.successes,
+            r.failures,
+            r.success_rate,
+            r.avg_duration_seconds,
+            r.p95_duration_seconds,
+            r.last_failure_at,
+            r.last_error,
+        ]
         for r in [*jobs, *assets][:limit]
     ]
     return markdown_table(header, rows, _cell)

@@ -63,8 +63,13 @@ def week_over_week(metrics: Sequence[str], changes: Sequence[float | None]) -> b
     colors = [UP if value >= 0 else DOWN for value in values]
     axes.barh(list(metrics)[::-1], values[::-1], color=colors[::-1])
     for position, change in enumerate(list(changes)[::-1]):
-        axes.annotate("n/a" if change is None else f"{change:+.1f}%", (0, position), xytext=(4, -3),
-                      textcoords="offset points", fontsize="small")  # fmt: skip
+        axes.annotate(
+            "n/a" if change is None else f"{change:+.1f}%",
+            (0, position),
+            xytext=(4, -3),
+            textcoords="offset points",
+            fontsize="small",
+        )
     axes.axvline(0, color="black", linewidth=0.8)
     if not any(values):
         axes.set_xlim(-10, 10)  # nothing to compare yet: a readable axis instead of ±0.04
@@ -73,7 +78,9 @@ def week_over_week(metrics: Sequence[str], changes: Sequence[float | None]) -> b
     return _png(figure)
 
 
-def grouped_bars(labels: Sequence[str], this_week: Sequence[float], previous_week: Sequence[float], title: str) -> bytes:
+def grouped_bars(
+    labels: Sequence[str], this_week: Sequence[float], previous_week: Sequence[float], title: str
+) -> bytes:
     figure = _figure(figsize=(7, max(2.0, 0.4 * len(labels) + 1)))
     axes = figure.subplots()
     positions = range(len(labels))
@@ -91,8 +98,12 @@ def lines(dates: Sequence[str], series: dict[str, Sequence[float | None]], title
     figure = _figure(figsize=(7, 3))
     axes = figure.subplots()
     for index, (name, values) in enumerate(series.items()):
-        axes.plot(list(dates), [float("nan") if v is None else v for v in values], marker=".",
-                  label=name if index < 12 else None)  # fmt: skip
+        axes.plot(
+            list(dates),
+            [float("nan") if v is None else v for v in values],
+            marker=".",
+            label=name if index < 12 else None,
+        )
     axes.set_title(title)
     axes.tick_params(axis="x", labelrotation=45, labelsize="small")
     if series:

@@ -106,11 +106,14 @@ def _in_clause(schools: list[str]) -> tuple[str, list[str]]:
     return f" and org_id in ({', '.join('?' for _ in schools)})", list(schools)
 
 
-def daily_metrics(warehouse: Warehouse, start: date, end: date, schools: list[str], metrics: list[str]) -> "pd.DataFrame":
+def daily_metrics(
+    warehouse: Warehouse, start: date, end: date, schools: list[str], metrics: list[str]
+) -> "pd.DataFrame":
     """One row per (day, school) with the chosen daily metrics; days a school is in neither mart are absent."""
     where, params = _in_clause(schools)
-    data = frame(warehouse.query(
-        f"""
+    data = frame(
+        warehouse.query(
+            f"""
         with engagement as (
             select * from marts.fct_daily_engagement where activity_date between ? and ?{where}
         ),
@@ -120,14 +123,16 @@ def daily_metrics(warehouse: Warehouse, start: date, end: date, schools: list[st
         )
         select coalesce(engagement.activity_date, rolling.activity_date) as activity_date,
                coalesce(engagement.org_id, rolling.org_id) as org_id,
-               {', '.join(f'engagement.{m}' for m in ENGAGEMENT_METRICS)},
-               {', '.join(f'rolling.{m}' for m in ROLLING_METRICS)}
+               {", ".join(f"engagement.{m}" for m in ENGAGEMENT_METRICS)},
+               {", ".join(f"rolling.{m}" for m in ROLLING_METRICS)}
         from engagement
         full outer join rolling
             on engagement.activity_date = rolling.activity_date and engagement.org_id = rolling.org_id
         order by 1, 2
-        """, [start, end, *params, start, end, *params],
-    ))  # fmt: skip
+        """,
+            [start, end, *params, start, end, *params],
+        )
+    )
     if data.empty:
         return pd.DataFrame(columns=["activity_date", "org_id", *metrics])
     for column in ("active_users", "new_users", "returning_users", "events", "sessions"):
@@ -137,16 +142,19 @@ def daily_metrics(warehouse: Warehouse, start: date, end: date, schools: list[st
 
 def activity_mix(warehouse: Warehouse, start: date, end: date, schools: list[str]) -> "pd.DataFrame":
     where, params = _in_clause(schools)
-    return frame(warehouse.query(
-        f"""
+    return frame(
+        warehouse.query(
+            f"""
         select org_id, activity_type, cast(sum(events) as bigint) as events,
                100.0 * sum(events) / sum(sum(events)) over (partition by org_id) as share_of_events_pct
         from marts.fct_activity_summary
         where activity_date between ? and ?{where}
         group by org_id, activity_type
         order by org_id, events desc, activity_type
-        """, [start, end, *params],
-    ))  # fmt: skip
+        """,
+            [start, end, *params],
+        )
+    )
 
 
 def _known_schools(warehouse: Warehouse) -> set[str]:
@@ -155,9 +163,16 @@ def _known_schools(warehouse: Warehouse) -> set[str]:
 
 
 def _html(request: dict[str, Any], daily: "pd.DataFrame | None", mix: "pd.DataFrame | None", metrics: list[str]) -> str:
-    sections = [("Request", html_table(pd.DataFrame([
-        {"setting": k, "value": ", ".join(v) if isinstance(v, list) else v} for k, v in request.items()
-    ])))]  # fmt: skip
+    sections = [
+        (
+            "Request",
+            html_table(
+                pd.DataFrame(
+                    [{"setting": k, "value": ", ".join(v) if isinstance(v, list) else v} for k, v in request.items()]
+                )
+            ),
+        )
+    ]
     if daily is not None:
         dates = sorted(daily["activity_date"].unique())
         for metric in (m for m in metrics if m in daily.columns):
@@ -201,8 +216,14 @@ def build_custom_report(
         chosen = ", ".join(schools) if schools else "any school"
         raise CustomReportError(f"No data from {start} to {end} for {chosen}; nothing was written.")
 
-    request = {"start_date": start.isoformat(), "end_date": end.isoformat(), "schools": schools or ["(all)"],
-               "metrics": metrics, "format": config.format, "run_id": run_id}  # fmt: skip
+    request = {
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "schools": schools or ["(all)"],
+        "metrics": metrics,
+        "format": config.format,
+        "run_id": run_id,
+    }
     final = reports_dir(settings) / "custom" / run_id
     staging = staging_folder(final)
     try:
@@ -228,15 +249,19 @@ def build_custom_report(
     retry_policy=WAREHOUSE_RETRY_POLICY,
     description="Write a custom report (date range, schools, metrics, format) under reports/custom/<run_id>/.",
 )
-def write_custom_report(context: dg.OpExecutionContext, config: CustomReportConfig, warehouse: WarehouseResource) -> None:
+def write_custom_report(
+    context: dg.OpExecutionContext, config: CustomReportConfig, warehouse: WarehouseResource
+) -> None:
     settings = get_settings()
     with failures_are_final("The custom report", CustomReportError):
         files = build_custom_report(warehouse.get_client(), settings, config, context.run_id, datetime.now(UTC).date())
     log.info(f"custom report: {', '.join(str(path) for path in files)}")
-    context.add_output_metadata({
-        "folder": dg.MetadataValue.path(str(files[0].parent)),
-        **{path.name: dg.MetadataValue.path(str(path)) for path in files},
-    })  # fmt: skip
+    context.add_output_metadata(
+        {
+            "folder": dg.MetadataValue.path(str(files[0].parent)),
+            **{path.name: dg.MetadataValue.path(str(path)) for path in files},
+        }
+    )
 
 
 @dg.job(

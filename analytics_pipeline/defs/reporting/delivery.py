@@ -91,18 +91,28 @@ def build_message(settings: Settings, entry: dict[str, Any], week: Week, folder:
     message["From"] = settings.report_email_from
     message["To"] = ", ".join(to)
     files = [folder / name for name in entry["files"]]
-    message.set_content("\n".join([
-        f"Weekly report for {entry['name']}, {week.start:%a %Y-%m-%d} to {week.end:%a %Y-%m-%d} (UTC).", "",
-        *_headline_lines(folder), "",
-        "Attached: " + ", ".join(path.name for path in files) + " (open report.html in a browser for the charts).",
-    ]))  # fmt: skip
+    message.set_content(
+        "\n".join(
+            [
+                f"Weekly report for {entry['name']}, {week.start:%a %Y-%m-%d} to {week.end:%a %Y-%m-%d} (UTC).",
+                "",
+                *_headline_lines(folder),
+                "",
+                "Attached: "
+                + ", ".join(path.name for path in files)
+                + " (open report.html in a browser for the charts).",
+            ]
+        )
+    )
     for path in files:
         kind, _ = mimetypes.guess_type(path.name)
         maintype, subtype = (kind or "application/octet-stream").split("/", 1)
         message.add_attachment(
-            path.read_bytes(), maintype=maintype, subtype=subtype,
+            path.read_bytes(),
+            maintype=maintype,
+            subtype=subtype,
             filename=f"{entry['folder']}-{week.start.isoformat()}-{path.name}",
-        )  # fmt: skip
+        )
     return message
 
 
@@ -161,7 +171,9 @@ def _load_log(folder: Path, run_id: str) -> dict[str, Delivery]:
 def _save_log(folder: Path, run_id: str, deliveries: list[Delivery]) -> None:
     path = folder / DELIVERY_LOG
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps({"run_id": run_id, "deliveries": {d.target: asdict(d) for d in deliveries}}, indent=2))
+    partial.write_text(
+        json.dumps({"run_id": run_id, "deliveries": {d.target: asdict(d) for d in deliveries}}, indent=2)
+    )
     partial.replace(path)
 
 
@@ -226,15 +238,18 @@ def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeR
     settings = get_settings()
     week = Week.from_key(context.partition_key)
     if not settings.report_smtp_host:
-        return dg.MaterializeResult(metadata={
-            "delivery": "off: set ANALYTICS_REPORT_SMTP_HOST and ANALYTICS_REPORT_RECIPIENTS to mail the reports",
-        })  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={
+                "delivery": "off: set ANALYTICS_REPORT_SMTP_HOST and ANALYTICS_REPORT_RECIPIENTS to mail the reports",
+            }
+        )
     folder = week_folder(settings, week)
     if not (folder / MANIFEST).exists():
         raise dg.Failure(
             description=f"No reports for the week {week} in {folder}; materialize reporting/weekly_reports "
-            "for this week first.", allow_retries=False,
-        )  # fmt: skip
+            "for this week first.",
+            allow_retries=False,
+        )
     deliveries = deliver_week(settings, week, context.run_id)
     metadata: dict[str, Any] = {
         "week": str(week),
@@ -255,11 +270,14 @@ def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeR
                 f"Weekly report delivery failed for {len(failed)} of {len(deliveries)} reports: "
                 + "; ".join(f"{d.name} ({d.target}): {d.error}" for d in failed)
                 + f". The report files are kept in {folder}"
-                + ("; the step is retried." if transient and context.retry_number < DELIVERY_RETRY_POLICY.max_retries
-                   else "; fix the mail settings or recipients and materialize this delivery again.")
+                + (
+                    "; the step is retried."
+                    if transient and context.retry_number < DELIVERY_RETRY_POLICY.max_retries
+                    else "; fix the mail settings or recipients and materialize this delivery again."
+                )
             ),
             metadata=metadata,
             allow_retries=transient,
-        )  # fmt: skip
+        )
     logger.info(f"weekly reports for {week} mailed: {metadata['sent']} sent")
     return dg.MaterializeResult(metadata=metadata)

@@ -155,9 +155,15 @@ def write_report(report: TargetReport, folder: Path) -> list[Path]:
 
 
 def _summary_section(report: TargetReport) -> str:
-    return html_table(report.summary.assign(metric=[label(m) for m in report.summary["metric"]]), {
-        "metric": "Metric", "this_week": "This week", "previous_week": "Previous week", "change_pct": "Change",
-    })  # fmt: skip
+    return html_table(
+        report.summary.assign(metric=[label(m) for m in report.summary["metric"]]),
+        {
+            "metric": "Metric",
+            "this_week": "This week",
+            "previous_week": "Previous week",
+            "change_pct": "Change",
+        },
+    )
 
 
 def _daily_section(report: TargetReport) -> str:
@@ -166,7 +172,7 @@ def _daily_section(report: TargetReport) -> str:
         [f"{day:%a %d}" for day in daily["activity_date"]],
         [int(v) for v in daily["active_users"]],
         [int(v) for v in daily["active_users_previous_week"]],
-    )  # fmt: skip
+    )
     return image(png, f"Daily active users, {report.name}") + html_table(daily)
 
 
@@ -188,10 +194,11 @@ def _schools_section(report: TargetReport) -> str:
         return '<p class="note">No schools.</p>'
     top = schools.sort_values(["weekly_active_users", "school"], ascending=[False, True], na_position="last").head(25)
     png = charts.grouped_bars(
-        list(top["school"]), [0 if _missing(v) else v for v in top["weekly_active_users"]],
+        list(top["school"]),
+        [0 if _missing(v) else v for v in top["weekly_active_users"]],
         [0 if _missing(v) else v for v in top["weekly_active_users_previous_week"]],
         "Weekly active users by school (top 25)",
-    )  # fmt: skip
+    )
     return image(png, "Weekly active users by school") + html_table(schools)
 
 

@@ -51,7 +51,9 @@ EXPORTABLE = {
         Exportable("marts.fct_engagement_rolling", "activity_date", ("activity_date", "org_id")),
         Exportable("marts.fct_activity_summary", "activity_date", ("activity_date", "org_id", "activity_type")),
         Exportable("marts.fct_hourly_usage", "activity_date", ("activity_hour", "activity_type"), has_org=False),
-        Exportable("marts.fct_retention_cohorts", "cohort_week", ("cohort_week", "org_id", "weeks_since_first_activity")),
+        Exportable(
+            "marts.fct_retention_cohorts", "cohort_week", ("cohort_week", "org_id", "weeks_since_first_activity")
+        ),
         Exportable("marts.fct_kpi_daily", "kpi_date", ("kpi_date",), has_org=False),
         Exportable("marts.kpi_snapshots", "period_start", ("kpi_name", "grain", "period_start"), has_org=False),
         Exportable("marts.fct_item_daily_demand", "demand_date", ("demand_date", "item_id"), has_org=False),
@@ -91,8 +93,9 @@ def default_output(output_dir: Path, mart: Exportable, start: date, end: date, o
     return output_dir / "exports" / f"{name}_{start.isoformat()}_{end.isoformat()}{suffix}.{fmt}"
 
 
-def fetch(warehouse: Warehouse, mart: Exportable, start: date, end: date, org: str | None,
-          waiting: Progress | None = None) -> pa.Table:  # fmt: skip
+def fetch(
+    warehouse: Warehouse, mart: Exportable, start: date, end: date, org: str | None, waiting: Progress | None = None
+) -> pa.Table:
     """The rows, read as a reader of the warehouse: a running step is waited for, never disturbed."""
     where, params = f"{mart.date_column} between ? and ?", [start, end]
     if org is not None:
@@ -101,8 +104,14 @@ def fetch(warehouse: Warehouse, mart: Exportable, start: date, end: date, org: s
         where, params = where + " and org_id = ?", [*params, org]
     schema, table = mart.table.split(".")
     with warehouse.reading(progress=waiting) as session:
-        exists = session.query("select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",
-                               (schema, table)).column("n")[0].as_py()  # fmt: skip
+        exists = (
+            session.query(
+                "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",
+                (schema, table),
+            )
+            .column("n")[0]
+            .as_py()
+        )
         if not exists:
             raise ExportError(f"{mart.table} has not been built yet; run `analytics-pipeline backfill` first.")
         return session.query(f"select * from {mart.table} where {where} order by {', '.join(mart.grain)}", params)
@@ -141,9 +150,16 @@ WRITERS = {"csv": _write_csv, "json": _write_json, "xlsx": _write_xlsx, "parquet
 
 
 def export(
-    warehouse: Warehouse, table: str, start: date, end: date, fmt: str, output: Path, org: str | None = None,
-    progress: Callable[[int], None] = lambda rows: None, waiting: Progress | None = None,
-) -> int:  # fmt: skip
+    warehouse: Warehouse,
+    table: str,
+    start: date,
+    end: date,
+    fmt: str,
+    output: Path,
+    org: str | None = None,
+    progress: Callable[[int], None] = lambda rows: None,
+    waiting: Progress | None = None,
+) -> int:
     """Write the mart's rows for start..end (and one school) to ``output``; returns the row count."""
     mart = resolve(table)
     if fmt not in FORMATS:
@@ -203,11 +219,14 @@ def _check_writable(output: Path) -> None:
             raise ExportError(f"Cannot create the folder for {output}: {ancestor} is a file; choose another --output.")
         limit = os.pathconf(ancestor, "PC_NAME_MAX")
     except OSError as error:
-        raise ExportError(f"Cannot write {_shortened(str(output))}: {error.strerror or error}; "
-                          "choose another --output.") from None  # fmt: skip
+        raise ExportError(
+            f"Cannot write {_shortened(str(output))}: {error.strerror or error}; choose another --output."
+        ) from None
     too_long = next((part for part in output.parts if len(os.fsencode(part)) > limit), None)
     if too_long is not None:
-        raise ExportError(f"Cannot write {_shortened(str(output))}: a name in the path is longer than {limit} bytes; "
-                          "choose another --output.")  # fmt: skip
+        raise ExportError(
+            f"Cannot write {_shortened(str(output))}: a name in the path is longer than {limit} bytes; "
+            "choose another --output."
+        )
     if not os.access(ancestor, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
         raise ExportError(f"Cannot write {output}; choose another --output.")

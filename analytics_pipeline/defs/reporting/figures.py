@@ -39,9 +39,15 @@ ALL_SCHOOLS = "__all__"
 REQUIRED_MARTS = ("marts.fct_daily_engagement", "marts.fct_engagement_rolling", "marts.fct_activity_summary")
 COUNT_COLUMNS = ("active_users", "new_users", "returning_users", "events", "sessions")
 HEADLINES = (
-    "weekly_active_users", "avg_daily_active_users", "peak_daily_active_users", "new_users", "events",
-    "sessions", "events_per_active_user", "monthly_active_users",
-)  # fmt: skip
+    "weekly_active_users",
+    "avg_daily_active_users",
+    "peak_daily_active_users",
+    "new_users",
+    "events",
+    "sessions",
+    "events_per_active_user",
+    "monthly_active_users",
+)
 DECIMALS = 4
 
 
@@ -102,7 +108,7 @@ class TargetReport:
 def frame(table: pa.Table) -> pd.DataFrame:
     """A pandas frame with decimals as floats, so both engines give the same types."""
     columns = {}
-    for name, column in zip(table.column_names, table.columns):
+    for name, column in zip(table.column_names, table.columns, strict=False):
         if pa.types.is_decimal(column.type):
             column = column.cast(pa.float64())
         columns[name] = column
@@ -158,21 +164,30 @@ def read_week(warehouse: Warehouse, week: Week) -> WeekData:
     """The marts' rows for the week and the week before, in three queries."""
     _require_marts(warehouse)
     first, last = week.previous.start, week.end
-    engagement = frame(warehouse.query(
-        "select activity_date, org_id, active_users, new_users, returning_users, events, sessions "
-        "from marts.fct_daily_engagement where activity_date between ? and ?", (first, last),
-    ))  # fmt: skip
-    rolling = frame(warehouse.query(
-        "select activity_date, org_id, dau, wau, mau, stickiness "
-        "from marts.fct_engagement_rolling where activity_date between ? and ?", (first, last),
-    ))  # fmt: skip
-    activity = frame(warehouse.query(
-        "select org_id, activity_type, "
-        "sum(case when activity_date >= ? then events else 0 end) as events, "
-        "sum(case when activity_date < ? then events else 0 end) as previous_week_events "
-        "from marts.fct_activity_summary where activity_date between ? and ? "
-        "group by org_id, activity_type", (week.start, week.start, first, last),
-    ))  # fmt: skip
+    engagement = frame(
+        warehouse.query(
+            "select activity_date, org_id, active_users, new_users, returning_users, events, sessions "
+            "from marts.fct_daily_engagement where activity_date between ? and ?",
+            (first, last),
+        )
+    )
+    rolling = frame(
+        warehouse.query(
+            "select activity_date, org_id, dau, wau, mau, stickiness "
+            "from marts.fct_engagement_rolling where activity_date between ? and ?",
+            (first, last),
+        )
+    )
+    activity = frame(
+        warehouse.query(
+            "select org_id, activity_type, "
+            "sum(case when activity_date >= ? then events else 0 end) as events, "
+            "sum(case when activity_date < ? then events else 0 end) as previous_week_events "
+            "from marts.fct_activity_summary where activity_date between ? and ? "
+            "group by org_id, activity_type",
+            (week.start, week.start, first, last),
+        )
+    )
     for data, columns in (
         (engagement, ["activity_date", "org_id", *COUNT_COLUMNS]),
         (rolling, ["activity_date", "org_id", "dau", "wau", "mau", "stickiness"]),
@@ -221,9 +236,13 @@ def _rolling_days(week: Week, rows: pd.DataFrame, loaded: set[date]) -> pd.DataF
     # object columns: a day that is not loaded stays None instead of becoming NaN in a float column
     for column in ("dau", "wau", "mau"):
         values = pd.to_numeric(merged[column])
-        merged[column] = pd.Series([
-            int(v) if not pd.isna(v) else (0 if day in loaded else None) for v, day in zip(values, merged["activity_date"])
-        ], dtype=object)  # fmt: skip
+        merged[column] = pd.Series(
+            [
+                int(v) if not pd.isna(v) else (0 if day in loaded else None)
+                for v, day in zip(values, merged["activity_date"], strict=False)
+            ],
+            dtype=object,
+        )
     merged["stickiness"] = pd.Series(
         [None if pd.isna(v) else round(float(v), DECIMALS) for v in merged["stickiness"]], dtype=object
     )
@@ -235,9 +254,11 @@ def _daily(data: WeekData, week: Week, org: str) -> pd.DataFrame:
     loaded = data.loaded_days()
     rolling = _rolling_days(week, data.rolling[data.rolling["org_id"] == org], loaded)
     if org == ALL_SCHOOLS:
-        engagement = data.engagement.assign(
-            active_school=(pd.to_numeric(data.engagement["active_users"]) > 0).astype("int64")
-        ).groupby("activity_date", as_index=False)[["new_users", "events", "sessions", "active_school"]].sum()
+        engagement = (
+            data.engagement.assign(active_school=(pd.to_numeric(data.engagement["active_users"]) > 0).astype("int64"))
+            .groupby("activity_date", as_index=False)[["new_users", "events", "sessions", "active_school"]]
+            .sum()
+        )
         days = _days_frame(week, engagement, ("new_users", "events", "sessions", "active_school"))
         days = days.rename(columns={"active_school": "active_schools"})
         days.insert(1, "active_users", [0 if d is None else d for d in rolling["dau"]])
@@ -246,7 +267,7 @@ def _daily(data: WeekData, week: Week, org: str) -> pd.DataFrame:
         days = _days_frame(week, data.engagement[data.engagement["org_id"] == org], COUNT_COLUMNS)
         order = list(COUNT_COLUMNS)
     days["events_per_active_user"] = pd.Series(
-        [_ratio(e, a) for e, a in zip(days["events"], days["active_users"])], dtype=object
+        [_ratio(e, a) for e, a in zip(days["events"], days["active_users"], strict=False)], dtype=object
     )
     days["wau"], days["mau"], days["stickiness"] = rolling["wau"], rolling["mau"], rolling["stickiness"]
     days.insert(1, "weekday", [day.strftime("%a") for day in days["activity_date"]])
@@ -272,8 +293,12 @@ def _summary(this: dict[str, Any], previous: dict[str, Any]) -> pd.DataFrame:
     # dtype=object keeps counts as integers next to averages (a float column would print 3 as 3.0)
     return pd.DataFrame(
         [
-            {"metric": metric, "this_week": _round(this[metric]), "previous_week": _round(previous.get(metric)),
-             "change_pct": change_pct(this[metric], previous.get(metric))}  # fmt: skip
+            {
+                "metric": metric,
+                "this_week": _round(this[metric]),
+                "previous_week": _round(previous.get(metric)),
+                "change_pct": change_pct(this[metric], previous.get(metric)),
+            }
             for metric in this
         ],
         dtype=object,
@@ -290,7 +315,7 @@ def _activity(data: WeekData, org: str | None) -> pd.DataFrame:
     mix["previous_week_events"] = pd.to_numeric(mix["previous_week_events"]).astype("int64")
     total = int(mix["events"].sum())
     mix["share_of_events_pct"] = [_ratio(e * 100, total) if total else 0.0 for e in mix["events"]]
-    mix["change_pct"] = [change_pct(e, p) for e, p in zip(mix["events"], mix["previous_week_events"])]
+    mix["change_pct"] = [change_pct(e, p) for e, p in zip(mix["events"], mix["previous_week_events"], strict=False)]
     mix = mix.sort_values(["events", "activity_type"], ascending=[False, True])
     return mix[columns].reset_index(drop=True)
 
@@ -304,8 +329,10 @@ def _active_schools(data: WeekData, week: Week) -> int:
 
 def _notes(data: WeekData) -> list[str]:
     if data.week.end not in data.loaded_days():
-        return [f"{data.week.end} (the week's last day) is not loaded yet: weekly and monthly active users "
-                "are left empty; run the daily pipeline for the whole week, then this report again."]  # fmt: skip
+        return [
+            f"{data.week.end} (the week's last day) is not loaded yet: weekly and monthly active users "
+            "are left empty; run the daily pipeline for the whole week, then this report again."
+        ]
     return []
 
 
@@ -314,10 +341,15 @@ def school_report(data: WeekData, org: str) -> TargetReport:
     previous = _daily(data, data.week.previous, org)
     this["active_users_previous_week"] = previous["active_users"].to_numpy()
     return TargetReport(
-        target=org, name=data.names.get(org, org), folder=school_folder(org), week=data.week,
+        target=org,
+        name=data.names.get(org, org),
+        folder=school_folder(org),
+        week=data.week,
         summary=_summary(_headlines(this), _headlines(previous)),
-        daily=this, activity=_activity(data, org), notes=_notes(data),
-    )  # fmt: skip
+        daily=this,
+        activity=_activity(data, org),
+        notes=_notes(data),
+    )
 
 
 def platform_report(data: WeekData, schools: list[TargetReport]) -> TargetReport:
@@ -327,9 +359,15 @@ def platform_report(data: WeekData, schools: list[TargetReport]) -> TargetReport
     numbers = _headlines(this) | {"active_schools": _active_schools(data, data.week)}
     before = _headlines(previous) | {"active_schools": _active_schools(data, data.week.previous)}
     report = TargetReport(
-        target=PLATFORM, name="Platform", folder=PLATFORM, week=data.week, summary=_summary(numbers, before),
-        daily=this, activity=_activity(data, None), notes=_notes(data),
-    )  # fmt: skip
+        target=PLATFORM,
+        name="Platform",
+        folder=PLATFORM,
+        week=data.week,
+        summary=_summary(numbers, before),
+        daily=this,
+        activity=_activity(data, None),
+        notes=_notes(data),
+    )
     report.extra["schools"] = schools_table(schools)
     return report
 
@@ -339,15 +377,19 @@ def schools_table(schools: list[TargetReport]) -> pd.DataFrame:
     rows = []
     for school in schools:
         summary = school.summary.set_index("metric")
-        rows.append({
-            "org_id": school.target,
-            "school": school.name,
-            **{metric: summary.at[metric, "this_week"] for metric in
-               ("weekly_active_users", "avg_daily_active_users", "new_users", "events", "sessions")},
-            "weekly_active_users_previous_week": summary.at["weekly_active_users", "previous_week"],
-            "weekly_active_users_change_pct": summary.at["weekly_active_users", "change_pct"],
-            "events_change_pct": summary.at["events", "change_pct"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "org_id": school.target,
+                "school": school.name,
+                **{
+                    metric: summary.at[metric, "this_week"]
+                    for metric in ("weekly_active_users", "avg_daily_active_users", "new_users", "events", "sessions")
+                },
+                "weekly_active_users_previous_week": summary.at["weekly_active_users", "previous_week"],
+                "weekly_active_users_change_pct": summary.at["weekly_active_users", "change_pct"],
+                "events_change_pct": summary.at["events", "change_pct"],
+            }
+        )
     return pd.DataFrame(rows, dtype=object)
 
 
@@ -358,15 +400,21 @@ def kpis(warehouse: Warehouse, week: Week) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the week's KPI snapshot rows, fct_kpi_daily for the week's days); empty when not built."""
     snapshots = pd.DataFrame()
     if warehouse.table_exists("marts.kpi_snapshots"):
-        snapshots = frame(warehouse.query(
-            "select kpi_name, value, previous_value, change_pct, trend, status from marts.kpi_snapshots "
-            "where grain = 'week' and period_start = ? order by kpi_name", (week.start,),
-        ))  # fmt: skip
+        snapshots = frame(
+            warehouse.query(
+                "select kpi_name, value, previous_value, change_pct, trend, status from marts.kpi_snapshots "
+                "where grain = 'week' and period_start = ? order by kpi_name",
+                (week.start,),
+            )
+        )
     daily = pd.DataFrame()
     if warehouse.table_exists("marts.fct_kpi_daily"):
-        daily = frame(warehouse.query(
-            "select * from marts.fct_kpi_daily where kpi_date between ? and ? order by kpi_date", (week.start, week.end)
-        ))  # fmt: skip
+        daily = frame(
+            warehouse.query(
+                "select * from marts.fct_kpi_daily where kpi_date between ? and ? order by kpi_date",
+                (week.start, week.end),
+            )
+        )
     return snapshots, daily
 
 
@@ -374,8 +422,9 @@ def _columns(warehouse: Warehouse, table: str) -> list[str]:
     schema, name = table.split(".")
     rows = warehouse.query(
         "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-        "order by ordinal_position", (schema, name),
-    ).to_pylist()  # fmt: skip
+        "order by ordinal_position",
+        (schema, name),
+    ).to_pylist()
     return [row["column_name"] for row in rows]
 
 
@@ -389,8 +438,9 @@ def forecast_highlights(warehouse: Warehouse, week: Week) -> tuple[pd.DataFrame,
     demand, reorder = pd.DataFrame(), pd.DataFrame()
     try:
         if warehouse.table_exists("forecast.demand_forecasts"):
-            demand = frame(warehouse.query(
-                """
+            demand = frame(
+                warehouse.query(
+                    """
                 with vintage as (
                     select max(as_of_date) as as_of_date from forecast.demand_forecasts where as_of_date <= ?
                 )
@@ -403,8 +453,10 @@ def forecast_highlights(warehouse: Warehouse, week: Week) -> tuple[pd.DataFrame,
                 group by f.item_id, f.model, f.as_of_date
                 order by forecast_units_7d desc, f.item_id
                 limit 10
-                """, (week.end,),
-            ))  # fmt: skip
+                """,
+                    (week.end,),
+                )
+            )
         if warehouse.table_exists("marts.mart_reorder_recommendations"):
             columns = _columns(warehouse, "marts.mart_reorder_recommendations")
             order = next((c for c in ("projected_stockout_date", "days_of_cover") if c in columns), None)

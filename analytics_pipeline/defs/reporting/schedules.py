@@ -28,6 +28,8 @@ def weekly_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
     today = context.scheduled_execution_time.date()
     week_start = today - timedelta(days=today.weekday() + 7)
     if week_start < weekly_partitions.start.date():
-        return dg.SkipReason(f"The week of {week_start} is before the first report week {weekly_partitions.start.date()}.")
+        return dg.SkipReason(
+            f"The week of {week_start} is before the first report week {weekly_partitions.start.date()}."
+        )
     key = week_start.isoformat()
     return dg.RunRequest(run_key=f"weekly-report:{key}", partition_key=key)

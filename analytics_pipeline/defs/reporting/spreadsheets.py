@@ -40,7 +40,9 @@ def neutralised_text(value: Any) -> Any:
 
 def neutralise_frame(data: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``data`` whose text cells are safe to open from a CSV file; other cells unchanged."""
-    text_columns = [name for name in data.columns if data[name].dtype == object or pd.api.types.is_string_dtype(data[name])]
+    text_columns = [
+        name for name in data.columns if data[name].dtype == object or pd.api.types.is_string_dtype(data[name])
+    ]
     if not text_columns:
         return data
     data = data.copy()

@@ -116,8 +116,12 @@ def _manifest(build: WeeklyBuild, run_id: str) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
         "reports": [
-            {"target": report.target, "name": report.name, "folder": report.folder,
-             "files": [path.name for path in build.files[report.folder]]}  # fmt: skip
+            {
+                "target": report.target,
+                "name": report.name,
+                "folder": report.folder,
+                "files": [path.name for path in build.files[report.folder]],
+            }
             for report in (build.platform, *build.schools)
         ],
     }
@@ -154,8 +158,7 @@ def _preview(build: WeeklyBuild) -> str:
     rows = []
     for report in (build.platform, *build.schools):
         summary = report.summary.set_index("metric")
-        rows.append([report.name, *(summary.at[m, "this_week"] for m in metrics),
-                     summary.at["events", "change_pct"]])  # fmt: skip
+        rows.append([report.name, *(summary.at[m, "this_week"] for m in metrics), summary.at["events", "change_pct"]])
     return markdown_table(["report", "WAU", "avg DAU", "new users", "events", "events change %"], rows, cell)
 
 
@@ -169,9 +172,13 @@ def _metadata(build: WeeklyBuild) -> dict[str, Any]:
         "schools": len(build.schools),
         "files": sum(len(files) for files in build.files.values()),
         "preview": dg.MetadataValue.md(_preview(build)),
-        "reports": dg.MetadataValue.md(markdown_table(
-            ["report", "HTML"], [[r.name, str(build.folder / r.folder / "report.html")] for r in build.schools], cell
-        )),  # fmt: skip
+        "reports": dg.MetadataValue.md(
+            markdown_table(
+                ["report", "HTML"],
+                [[r.name, str(build.folder / r.folder / "report.html")] for r in build.schools],
+                cell,
+            )
+        ),
     }
     for metric in ("weekly_active_users", "events", "new_users"):
         value = build.platform.headline(metric)

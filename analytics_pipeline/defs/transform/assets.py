@@ -6,7 +6,6 @@ tables such as retention cohorts). Backfills of the daily set run as one dbt inv
 whole range (``BackfillPolicy.single_run()``).
 """
 
-
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -127,9 +126,11 @@ def _failed_tests(invocation: Any) -> list[str]:
 
 
 def _with_previews(
-    events: list[Any], context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+    events: list[Any],
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
     dbt_vars: Mapping[str, str] | None,
-) -> Iterator[Any]:  # fmt: skip
+) -> Iterator[Any]:
     """The events, each model's output with its window (on every day) and, per day of the run, that
     day's own numbers (partition-scoped metadata: on the day's materialization, no event added); the
     window's preview table goes on its last day only."""
@@ -192,8 +193,6 @@ def daily_dbt_models(
     pool=WAREHOUSE_POOL,
     op_tags=on_queue(WAREHOUSE_QUEUE),
 )
-def dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-) -> Iterator[Any]:
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator[Any]:
     """Unpartitioned dbt models: dimension views and full-rebuild tables."""
     yield from _run_dbt(context, dbt, warehouse, None)

@@ -92,11 +92,16 @@ def kpi_threshold_checks(
         worst = max(periods, key=lambda r: STATUS_ORDER.index(r["status"]), default=None)
         if worst is None:
             yield dg.AssetCheckResult(
-                check_name=check_key.name, passed=False, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"kpi": kpi, "status": "no_data",
-                          "reason": f"marts.kpi_snapshots has no {' or '.join(sorted(_grains(kpi)))} of {kpi} to judge "
-                                    "yet (weeks and months count once every day of them is loaded)"},
-            )  # fmt: skip
+                check_name=check_key.name,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "kpi": kpi,
+                    "status": "no_data",
+                    "reason": f"marts.kpi_snapshots has no {' or '.join(sorted(_grains(kpi)))} of {kpi} to judge "
+                    "yet (weeks and months count once every day of them is loaded)",
+                },
+            )
             continue
         yield dg.AssetCheckResult(
             check_name=check_key.name,
@@ -105,9 +110,14 @@ def kpi_threshold_checks(
             metadata={
                 "kpi": kpi,
                 "status": worst["status"],
-                **({"reason": f"{kpi} has no value for the {worst['grain']} of {worst['period_start']} "
-                              f"({NO_DATA_REASONS.get(kpi, 'nothing to compute it from')})"}
-                   if worst["status"] == "no_data" else {}),
+                **(
+                    {
+                        "reason": f"{kpi} has no value for the {worst['grain']} of {worst['period_start']} "
+                        f"({NO_DATA_REASONS.get(kpi, 'nothing to compute it from')})"
+                    }
+                    if worst["status"] == "no_data"
+                    else {}
+                ),
                 "grain": worst["grain"],
                 "period_start": str(worst["period_start"]),
                 "value": float(worst["value"]) if worst["value"] is not None else None,
@@ -116,7 +126,9 @@ def kpi_threshold_checks(
                 "trend": worst["trend"],
                 "periods": dg.MetadataValue.md(
                     "| grain | period | value | status |\n|---|---|---|---|\n"
-                    + "\n".join(f"| {r['grain']} | {r['period_start']} | {r['value']} | {r['status']} |" for r in periods)
+                    + "\n".join(
+                        f"| {r['grain']} | {r['period_start']} | {r['value']} | {r['status']} |" for r in periods
+                    )
                 ),
             },
         )

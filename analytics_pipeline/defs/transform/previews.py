@@ -124,8 +124,10 @@ def daily_numbers(
     and no other number), from one query over the window; empty for a model without days."""
     sql = DAILY_NUMBERS.get(tuple(asset_key.path))
     if sql is None and window_column:
-        sql = (f"select {window_column} as day, count(*) as rows from {'.'.join(asset_key.path)} "
-               f"where {window_column} between ? and ? group by {window_column}")  # fmt: skip
+        sql = (
+            f"select {window_column} as day, count(*) as rows from {'.'.join(asset_key.path)} "
+            f"where {window_column} between ? and ? group by {window_column}"
+        )
     if sql is None or not days:
         return {}
     found: dict[str, dict[str, int | float]] = {}
@@ -149,7 +151,9 @@ def partition_preview(
     if sql is None:
         return metadata
     table = warehouse.query(sql, (min_date, max_date))
-    metadata["preview"] = dg.MetadataValue.md(
-        markdown_table(table.column_names, [row.values() for row in table.to_pylist()])
-    ) if table.num_rows else "no rows in window"
+    metadata["preview"] = (
+        dg.MetadataValue.md(markdown_table(table.column_names, [row.values() for row in table.to_pylist()]))
+        if table.num_rows
+        else "no rows in window"
+    )
     return metadata

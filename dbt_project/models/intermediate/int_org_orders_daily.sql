@@ -17,7 +17,7 @@ order_lines as (
 
     select * from {{ ref('stg_product__order_lines') }}
     where order_date between {{ window_start() }} and {{ window_end() }}
-      and status = 'completed'
+        and status = 'completed'
 
 ),
 

@@ -4,7 +4,11 @@ with
 
 summary as (
 
-    select activity_date, org_id, sum(events) as events, sum(share_of_events) as share
+    select
+        activity_date,
+        org_id,
+        sum(events) as events,
+        sum(share_of_events) as share
     from {{ ref('fct_activity_summary') }}
     group by activity_date, org_id
 
@@ -12,17 +16,22 @@ summary as (
 
 engagement as (
 
-    select activity_date, org_id, events
+    select
+        activity_date,
+        org_id,
+        events
     from {{ ref('fct_daily_engagement') }}
 
 )
 
-select summary.*, engagement.events as engagement_events
+select
+    summary.*,
+    engagement.events as engagement_events
 from summary
 full outer join engagement
     on summary.activity_date = engagement.activity_date
-    and summary.org_id = engagement.org_id
+        and summary.org_id = engagement.org_id
 where engagement.events is null
-   or summary.events is null
-   or summary.events <> engagement.events
-   or abs(summary.share - 100) > 0.001
+    or summary.events is null
+    or summary.events <> engagement.events
+    or abs(summary.share - 100) > 0.001

@@ -16,7 +16,7 @@ order_lines as (
 
     select * from {{ ref('stg_product__order_lines') }}
     where order_date between {{ window_start() }} and {{ window_end() }}
-      and status = 'completed'
+        and status = 'completed'
 
 ),
 
@@ -71,17 +71,25 @@ demand as (
 
 item_days as (
 
-    select dates.demand_date, active_items.item_id
+    select
+        dates.demand_date,
+        active_items.item_id
     from dates
     cross join active_items
 
     union
 
-    select demand_date, item_id from demand
+    select
+        demand_date,
+        item_id
+    from demand
 
     union
 
-    select snapshot_date, item_id from snapshots
+    select
+        snapshot_date,
+        item_id
+    from snapshots
 
 ),
 
@@ -98,10 +106,10 @@ final as (
     from item_days
     left join demand
         on item_days.demand_date = demand.demand_date
-        and item_days.item_id = demand.item_id
+            and item_days.item_id = demand.item_id
     left join snapshots
         on item_days.demand_date = snapshots.snapshot_date
-        and item_days.item_id = snapshots.item_id
+            and item_days.item_id = snapshots.item_id
 
 )
 

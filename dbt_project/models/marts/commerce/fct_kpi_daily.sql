@@ -102,7 +102,9 @@ kpi_dates as (
 
 needed_range as (
 
-    select {{ add_days('min(kpi_date)', -29) }} as from_date, max(kpi_date) as to_date
+    select
+        {{ add_days('min(kpi_date)', -29) }} as from_date,
+        max(kpi_date) as to_date
     from kpi_dates
 
 ),
@@ -140,18 +142,23 @@ daily_inventory as (
 
 first_orders as (
 
-    select org_id, min(order_date) as first_order_date
+    select
+        org_id,
+        min(order_date) as first_order_date
     from org_days
     where org_id in (
-        select org_id from org_days where order_date in (select kpi_date from kpi_dates)
-    )
+            select ordering.org_id from org_days as ordering
+            where ordering.order_date in (select kpi_date from kpi_dates)
+        )
     group by org_id
 
 ),
 
 new_customers as (
 
-    select first_order_date as kpi_date, count(*) as new_customers
+    select
+        first_order_date as kpi_date,
+        count(*) as new_customers
     from first_orders
     group by first_order_date
 
@@ -210,19 +217,19 @@ final as (
         {{ money('coalesce(daily_orders.cogs, 0)') }} as cogs,
         {{ money('coalesce(daily_orders.revenue, 0) - coalesce(daily_orders.cogs, 0)') }} as gross_profit,
         case when daily_orders.revenue > 0
-            then cast(daily_orders.revenue - daily_orders.cogs as {{ type_double() }}) * 100 / daily_orders.revenue
+                then cast(daily_orders.revenue - daily_orders.cogs as {{ type_double() }}) * 100 / daily_orders.revenue
         end as gross_margin_pct,
         cast(coalesce(daily_orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
         cast(coalesce(daily_orders.units, 0) as {{ dbt.type_bigint() }}) as units,
         -- a ratio, not an amount: kept to double precision (not the 4 places of money), computed
         -- as the same IEEE division on both warehouses
         case when daily_orders.orders > 0
-            then cast(daily_orders.revenue as {{ type_double() }}) / daily_orders.orders
+                then cast(daily_orders.revenue as {{ type_double() }}) / daily_orders.orders
         end as avg_order_value,
         cast(coalesce(new_customers.new_customers, 0) as {{ dbt.type_bigint() }}) as new_customers,
         cast(coalesce(customers_30d.active_customers_30d, 0) as {{ dbt.type_bigint() }}) as active_customers_30d,
         case when customers_30d.active_customers_30d > 0
-            then cast(customers_30d.repeat_customers_30d as {{ type_double() }}) / customers_30d.active_customers_30d
+                then cast(customers_30d.repeat_customers_30d as {{ type_double() }}) / customers_30d.active_customers_30d
         end as repeat_customer_rate_30d,
         daily_inventory.snapshot_date is not null as has_inventory_snapshot,
         cast(daily_inventory.snapshot_items as {{ dbt.type_bigint() }}) as snapshot_items,
@@ -230,8 +237,8 @@ final as (
         cast(daily_inventory.stockout_items as {{ type_double() }}) / daily_inventory.snapshot_items as stockout_rate,
         {{ money('daily_inventory.inventory_value') }} as inventory_value,
         case when trailing_30d.avg_inventory_value_30d > 0
-            then cast(coalesce(trailing_30d.cogs_30d, 0) as {{ type_double() }})
-                / cast(trailing_30d.avg_inventory_value_30d as {{ type_double() }})
+                then cast(coalesce(trailing_30d.cogs_30d, 0) as {{ type_double() }})
+                    / cast(trailing_30d.avg_inventory_value_30d as {{ type_double() }})
         end as inventory_turnover_30d
 
     from kpi_dates

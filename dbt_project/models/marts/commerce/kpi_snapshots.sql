@@ -33,12 +33,6 @@ thresholds as (
 
 ),
 
-last_loaded as (
-
-    select max(kpi_date) as last_date from daily
-
-),
-
 by_period as (
 
     {% for grain in ['day', 'week', 'month'] %}
@@ -90,7 +84,10 @@ long_format as (
 
     {% for kpi in kpis %}
     select
-        '{{ kpi }}' as kpi_name, grain, period_start, period_last_date,
+        '{{ kpi }}' as kpi_name,
+        grain,
+        period_start,
+        period_last_date,
         loaded_days,
         cast({{ kpi }} as {{ type_double() }}) as value
     from with_ratios
@@ -118,7 +115,7 @@ final as (
         compared.value,
         compared.previous_value,
         case when compared.previous_value <> 0
-            then (compared.value - compared.previous_value) * 100 / abs(compared.previous_value)
+                then (compared.value - compared.previous_value) * 100 / abs(compared.previous_value)
         end as change_pct,
         case
             when compared.value is null then null
@@ -154,7 +151,7 @@ final as (
     from compared
     left join thresholds
         on compared.kpi_name = thresholds.kpi_name
-        and compared.grain = thresholds.grain
+            and compared.grain = thresholds.grain
 
 )
 

@@ -43,7 +43,7 @@ final as (
         events,
         users,
         100.0 * cast(events as {{ type_double() }})
-            / sum(events) over (partition by activity_date, org_id) as share_of_events
+        / sum(events) over (partition by activity_date, org_id) as share_of_events
 
     from per_type
 

@@ -63,7 +63,7 @@ affected_dates as (
     select distinct first_seen_after_window as activity_date
     from window_user_history
     where last_seen_before_window is null
-      and first_seen_after_window is not null
+        and first_seen_after_window is not null
 
 ),
 
@@ -106,7 +106,10 @@ users_per_org_day as (
 
 sessions_per_org_day as (
 
-    select org_days.activity_date, org_days.org_id, org_days.sessions
+    select
+        org_days.activity_date,
+        org_days.org_id,
+        org_days.sessions
     from org_days
     inner join affected_dates on org_days.activity_date = affected_dates.activity_date
 
@@ -123,12 +126,12 @@ final as (
         users_per_org_day.events,
         coalesce(sessions_per_org_day.sessions, 0) as sessions,
         cast(users_per_org_day.events as {{ type_double() }})
-            / users_per_org_day.active_users as events_per_active_user
+        / users_per_org_day.active_users as events_per_active_user
 
     from users_per_org_day
     left join sessions_per_org_day
         on users_per_org_day.activity_date = sessions_per_org_day.activity_date
-        and users_per_org_day.org_id = sessions_per_org_day.org_id
+            and users_per_org_day.org_id = sessions_per_org_day.org_id
 
 )
 

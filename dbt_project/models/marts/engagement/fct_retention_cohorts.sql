@@ -33,8 +33,8 @@ cohort_membership as (
 
     from first_seen
     inner join user_days
-        on user_days.user_id = first_seen.user_id
-        and user_days.activity_date = first_seen.first_activity_date
+        on first_seen.user_id = user_days.user_id
+            and first_seen.first_activity_date = user_days.activity_date
     group by first_seen.user_id, first_seen.first_activity_date
 
 ),
@@ -65,7 +65,11 @@ cohort_activity as (
 
 per_org as (
 
-    select cohort_week, org_id, weeks_since_first_activity, count(distinct user_id) as active_users
+    select
+        cohort_week,
+        org_id,
+        weeks_since_first_activity,
+        count(distinct user_id) as active_users
     from cohort_activity
     group by cohort_week, org_id, weeks_since_first_activity
 
@@ -73,7 +77,11 @@ per_org as (
 
 platform as (
 
-    select cohort_week, '__all__' as org_id, weeks_since_first_activity, count(distinct user_id) as active_users
+    select
+        cohort_week,
+        '__all__' as org_id,
+        weeks_since_first_activity,
+        count(distinct user_id) as active_users
     from cohort_activity
     group by cohort_week, weeks_since_first_activity
 
@@ -89,7 +97,10 @@ unioned as (
 
 cohort_sizes as (
 
-    select cohort_week, org_id, active_users as cohort_users
+    select
+        cohort_week,
+        org_id,
+        active_users as cohort_users
     from unioned
     where weeks_since_first_activity = 0
 
@@ -108,7 +119,7 @@ final as (
     from unioned
     inner join cohort_sizes
         on unioned.cohort_week = cohort_sizes.cohort_week
-        and unioned.org_id = cohort_sizes.org_id
+            and unioned.org_id = cohort_sizes.org_id
 
 )
 

@@ -12,7 +12,11 @@ forecasts as (
 
 demand as (
 
-    select demand_date, item_id, units from {{ ref('fct_item_daily_demand') }}
+    select
+        demand_date,
+        item_id,
+        units
+    from {{ ref('fct_item_daily_demand') }}
 
 ),
 
@@ -33,7 +37,7 @@ scored as (
     from forecasts
     inner join demand
         on forecasts.item_id = demand.item_id
-        and forecasts.forecast_date = demand.demand_date
+            and forecasts.forecast_date = demand.demand_date
 
 ),
 

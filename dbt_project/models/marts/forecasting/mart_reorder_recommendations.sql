@@ -65,7 +65,13 @@ stock_ranked as (
 
 stock as (
 
-    select item_id, snapshot_date, on_hand, on_order from stock_ranked where recency = 1
+    select
+        item_id,
+        snapshot_date,
+        on_hand,
+        on_order
+    from stock_ranked
+    where recency = 1
 
 ),
 
@@ -77,7 +83,9 @@ lead_time_demand as (
         min(model) as model,
         sum(case when {{ dbt.datediff('as_of_date', 'forecast_date', 'day') }} <= {{ lead_time_days }} then yhat else 0 end) as forecast_demand_lead_time,
         sum(case when {{ dbt.datediff('as_of_date', 'forecast_date', 'day') }} <= {{ lead_time_days }}
-                 then ((yhat_hi_95 - yhat) / 1.96) * ((yhat_hi_95 - yhat) / 1.96) else 0 end) as lead_time_variance,
+                then ((yhat_hi_95 - yhat) / 1.96) * ((yhat_hi_95 - yhat) / 1.96)
+            else 0
+        end) as lead_time_variance,
         avg(yhat) as forecast_daily_demand
 
     from vintage
@@ -98,7 +106,9 @@ cumulative as (
 
 projected_stockouts as (
 
-    select cumulative.item_id, min(cumulative.forecast_date) as projected_stockout_date
+    select
+        cumulative.item_id,
+        min(cumulative.forecast_date) as projected_stockout_date
     from cumulative
     inner join stock
         on cumulative.item_id = stock.item_id
@@ -157,9 +167,10 @@ final as (
         planned.forecast_demand_lead_time + planned.safety_stock as reorder_level,
         -- greatest() skips nulls: without stock it would say 0, so unknown stock is handled first
         case when planned.on_hand is not null then cast(
-            greatest(ceil(planned.forecast_demand_lead_time + planned.safety_stock - planned.on_hand - planned.on_order), 0)
-            as {{ dbt.type_bigint() }}
-        ) end as suggested_reorder_qty,
+                    greatest(ceil(planned.forecast_demand_lead_time + planned.safety_stock - planned.on_hand - planned.on_order), 0)
+                    as {{ dbt.type_bigint() }}
+                )
+        end as suggested_reorder_qty,
         planned.on_hand + planned.on_order < planned.forecast_demand_lead_time + planned.safety_stock as reorder_now
 
     from planned
