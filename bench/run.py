@@ -578,7 +578,7 @@ class Bench:
                 f"`model_evaluations` and `demand_forecasts` of one as-of date (`dagster asset materialize`, "
                 f"whole command) with `ANALYTICS_EXECUTOR=celery` on a PostgreSQL warehouse and instance, "
                 f"RabbitMQ broker: {items:,} items with {days} days of demand (as section 6), "
-                f"`items_per_step` {per_step} (8 range steps each), `n_jobs` 1. Each worker is "
+                f"`items_per_step` {per_step} ({-(-items // per_step)} range steps each), `n_jobs` 1. Each worker is "
                 f"`analytics-pipeline worker --queue forecasting --concurrency 1`"
                 + (", pinned to a core of its own (`taskset`), as a one-core host would be" if pinned else "")
                 + "; the in-process run is the same command with the default executor, in one process."
