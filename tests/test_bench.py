@@ -129,7 +129,7 @@ def test_quick_run_of_the_fast_sections_on_both_engines(tmp_path: Path) -> None:
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 def test_floor_sql_runs_on_the_current_raw_tables(engine: str, tmp_path: Path) -> None:
     """bench/floor/*.sql against the pipeline's raw DDL and the generator's files, on each engine."""
-    from analytics_pipeline.defs.ingestion.sample_data import generate
+    from analytics_pipeline.lib.sample_data import generate
 
     generate(tmp_path / "landing", date(2025, 3, 3), date(2025, 3, 4), events_per_day=1_000, users=300)
     site = Site(engine, f"floor-{engine}", tmp_path / "sites", tmp_path / "landing", "2025-03-03").reset()

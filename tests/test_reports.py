@@ -45,9 +45,9 @@ from conftest import Landing, definitions, event, run_pipeline, run_unpartitione
 from tests_support import free_port
 
 from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, DELIVERY_RETRY_POLICY, deliver_week
-from analytics_pipeline.defs.reporting.figures import Week
 from analytics_pipeline.defs.reporting.weekly import WEEKLY_REPORTS_KEY, build_weekly_reports
 from analytics_pipeline.jobs import DAILY_ASSETS
+from analytics_pipeline.lib.reporting.figures import Week
 from analytics_pipeline.settings import get_settings
 
 WEEK = Week(date(2025, 1, 13))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import dagster as dg
 
+from analytics_pipeline.pool_wait_without_spinning import wait_for_pool_slots_without_spinning
 from analytics_pipeline.resources.warehouse import TransientWarehouseError, WarehouseError
 
 # Transient warehouse errors (a DuckDB file lock held by another run, a dropped PostgreSQL
@@ -38,50 +38,8 @@ def retry_transient(action: Callable[[], None]) -> None:
 WAREHOUSE_POOL = "warehouse"
 
 
-# A terminated run notices within this long that it should stop waiting for a slot.
-_POOL_WAIT_TICK_SECONDS = 1.0
-
-
-def _seconds_to_next_pool_claim(self: Any) -> float:
-    """Seconds to sleep before a step waiting for a pool slot tries again (0: try now), at most a tick.
-
-    Raises ``DagsterExecutionInterruptedError`` if the run was terminated meanwhile: the in-process
-    executor looks for a captured interrupt only when its next step starts, so a run terminated
-    while it waited (the UI's Terminate, a cancelled backfill) stayed CANCELING until the run
-    holding the slot had finished. Raised here, it ends as Dagster ends an interrupted run (CANCELED
-    when terminated, FAILURE for an interrupt no one asked Dagster for, such as a CLI's Ctrl-C), its
-    pending claims withdrawn."""
-    from dagster._core.errors import DagsterExecutionInterruptedError
-    from dagster._utils.interrupts import pop_captured_interrupt
-
-    if pop_captured_interrupt():
-        raise DagsterExecutionInterruptedError("Terminated while its next step waited for a pool slot.")
-    timeouts = [self._pending_timeouts.get(step) for step in self._pending_claims]
-    if not timeouts or None in timeouts:
-        return 0.0
-    return min(_POOL_WAIT_TICK_SECONDS, max(0.0, min(timeouts) - time.time()))
-
-
-def _wait_for_pool_slots_without_spinning() -> None:
-    """Make a run whose next step waits for a pool slot sleep until its next claim instead of spinning,
-    and stop waiting when the run is terminated.
-
-    The in-process executor (every job's here) sleeps for ``InstanceConcurrencyContext.
-    interval_to_next_pending_claim_check()``, which in Dagster 1.13 returns ``min(0, ...)``: never
-    more than zero, so a run queued on the warehouse pool spun a core of its machine for as long as
-    the run holding the slot worked. The claims themselves stay Dagster's (retried after 1 s,
-    backing off to 15 s); this only restores the sleep in between, in ticks of at most a second so
-    that a termination is seen. Only the in-process executor's wait calls the method.
-    ``tests/test_definitions.py`` checks the CPU a blocked run uses and that a terminated one stops,
-    so a Dagster release that changes this surfaces there.
-    """
-    from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
-
-    if hasattr(InstanceConcurrencyContext, "interval_to_next_pending_claim_check"):
-        InstanceConcurrencyContext.interval_to_next_pending_claim_check = _seconds_to_next_pool_claim
-
-
-_wait_for_pool_slots_without_spinning()
+# A run waiting for a slot of this pool sleeps instead of spinning a core (pool_wait_without_spinning.py).
+wait_for_pool_slots_without_spinning()
 
 
 @contextmanager

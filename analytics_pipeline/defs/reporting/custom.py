@@ -21,12 +21,12 @@ import dagster as dg
 from pydantic import Field
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.reporting import charts
-from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
-from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.defs.reporting.weekly import reports_dir, staging_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
+from analytics_pipeline.lib.reporting import charts
+from analytics_pipeline.lib.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
+from analytics_pipeline.lib.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings

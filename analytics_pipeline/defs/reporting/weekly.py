@@ -26,8 +26,9 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.reporting.documents import cell, write_report
-from analytics_pipeline.defs.reporting.figures import (
+from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
+from analytics_pipeline.lib.reporting.documents import cell, write_report
+from analytics_pipeline.lib.reporting.figures import (
     ReportDataError,
     TargetReport,
     Week,
@@ -37,7 +38,6 @@ from analytics_pipeline.defs.reporting.figures import (
     read_week,
     school_report,
 )
-from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
