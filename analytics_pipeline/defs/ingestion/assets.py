@@ -62,14 +62,13 @@ def _report_metadata(report: LoadReport) -> dict[str, Any]:
 
 
 def _files_table(reports: list[LoadReport]) -> dg.MetadataValue:
-    lines = ["| file | lines read | loaded | rejected | duplicates | file error |", "|---|---|---|---|---|---|"]
-    for report in reports:
-        for f in report.files:
-            lines.append(
-                f"| {f.file} | {f.lines_read} | {f.rows_loaded} | {f.rows_rejected} | "
-                f"{f.duplicates_dropped} | {f.file_error or ''} |"
-            )
-    return dg.MetadataValue.md("\n".join(lines))
+    rows = [
+        (f.file, f.lines_read, f.rows_loaded, f.rows_rejected, f.duplicates_dropped, f.file_error or "")
+        for report in reports
+        for f in report.files
+    ]
+    header = ["file", "lines read", "loaded", "rejected", "duplicates", "file error"]
+    return dg.MetadataValue.md(markdown_table(header, rows))
 
 
 def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:

@@ -28,6 +28,7 @@ from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KE
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.lib.reporting.documents import cell, label
 from analytics_pipeline.lib.reporting.figures import Week
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.settings import Settings, get_settings
 
@@ -217,10 +218,8 @@ def unknown_targets(settings: Settings, deliveries: list[Delivery]) -> list[str]
 
 
 def _table(deliveries: list[Delivery]) -> dg.MetadataValue:
-    lines = ["| report | status | recipients | error |", "|---|---|---|---|"]
-    for d in deliveries:
-        lines.append(f"| {d.name} | {d.status} | {', '.join(d.recipients) or '-'} | {d.error.replace('|', '/')} |")
-    return dg.MetadataValue.md("\n".join(lines))
+    rows = [(d.name, d.status, ", ".join(d.recipients) or "-", d.error) for d in deliveries]
+    return dg.MetadataValue.md(markdown_table(["report", "status", "recipients", "error"], rows))
 
 
 @dg.asset(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import DBT_PROJECT_DIR
@@ -125,9 +126,9 @@ def kpi_threshold_checks(
                 "breach_threshold": float(worst["breach_threshold"]),
                 "trend": worst["trend"],
                 "periods": dg.MetadataValue.md(
-                    "| grain | period | value | status |\n|---|---|---|---|\n"
-                    + "\n".join(
-                        f"| {r['grain']} | {r['period_start']} | {r['value']} | {r['status']} |" for r in periods
+                    markdown_table(
+                        ["grain", "period", "value", "status"],
+                        ((r["grain"], r["period_start"], r["value"], r["status"]) for r in periods),
                     )
                 ),
             },
