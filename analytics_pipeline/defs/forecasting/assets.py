@@ -30,7 +30,7 @@ from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.lib.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Column,
     Table,
@@ -369,7 +369,7 @@ def _write_vintages(
 
 # -- the ops: plan the ranges, fit each range in a step of its own, write the vintages whole ------------
 
-_FORECASTING_OP = {"retry_policy": WAREHOUSE_RETRY_POLICY, "tags": on_queue(FORECASTING_QUEUE)}
+_FORECASTING_OP = {"retry_policy": TRANSIENT_RETRY_POLICY, "tags": on_queue(FORECASTING_QUEUE)}
 
 
 def _range_planner(name: str, what: str) -> dg.OpDefinition:
