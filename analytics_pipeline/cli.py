@@ -32,7 +32,7 @@ def _last_complete_days(days: int) -> tuple[date, date]:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from analytics_pipeline.defs.ingestion.sample_data import generate
+    from analytics_pipeline.lib.sample_data import generate
 
     if args.days is not None:
         if args.start or args.end:

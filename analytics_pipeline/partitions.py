@@ -29,3 +29,37 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(
 def partition_dates(start: date, end: date) -> list[date]:
     """Every date from ``start`` to ``end`` inclusive."""
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def last_complete_day_schedule(
+    *,
+    name: str,
+    cron_schedule: str,
+    job: dg.UnresolvedAssetJobDefinition,
+    description: str,
+    run_key: str,
+    per_tick: bool = False,
+) -> dg.ScheduleDefinition:
+    """A schedule (UTC, running by default) whose every tick runs ``job`` for the last complete day.
+
+    Not Dagster's ``build_schedule_from_partitioned_job``: with ``end_offset=1`` (today is a
+    partition) it would target today, and it takes one tick a day. The run key is
+    ``<run_key>:<day>``, or ``<run_key>:<tick hour>`` with ``per_tick`` (a schedule that runs the
+    same day several times, to pick up late files).
+    """
+
+    @dg.schedule(
+        name=name,
+        cron_schedule=cron_schedule,
+        execution_timezone="UTC",
+        job=job,
+        description=description,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tick = context.scheduled_execution_time
+        day = (tick - timedelta(days=1)).date().isoformat()
+        return dg.RunRequest(run_key=f"{run_key}:{tick:%Y-%m-%dT%H}" if per_tick else f"{run_key}:{day}",
+                             partition_key=day)  # fmt: skip
+
+    return _schedule

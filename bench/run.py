@@ -3,7 +3,7 @@
     python -m bench [--quick] [--engines duckdb,postgres] [--repeat N] [--sections 1,2,...]
                     [--output PATH] [--workdir DIR] [--keep]
 
-Sample data comes from ``analytics_pipeline.defs.ingestion.sample_data.generate`` (what
+Sample data comes from ``analytics_pipeline.lib.sample_data.generate`` (what
 ``analytics-pipeline generate`` runs) into a temporary landing zone. Every measured command runs in
 a child process against a throw-away warehouse (a DuckDB file, or a PostgreSQL database of its own
 on the server of ANALYTICS_PG_HOST/PORT/USER, default 127.0.0.1:5432 as postgres), so nothing the
@@ -128,7 +128,7 @@ class Bench:
     # -- data -----------------------------------------------------------------------------------
 
     def generate(self, name: str, start: date, end: date, events_per_day: int) -> Path:
-        from analytics_pipeline.defs.ingestion.sample_data import generate
+        from analytics_pipeline.lib.sample_data import generate
 
         landing = self.root / "landing" / name
         if not landing.exists():
@@ -467,7 +467,7 @@ class Bench:
         section = self.section(
             "6",
             (
-                "`analytics_pipeline.defs.forecasting.bench.run(items, days, repeat)`, called in a child "
+                "`analytics_pipeline.lib.forecasting.bench.run(items, days, repeat)`, called in a child "
                 "process whose environment points at an empty warehouse and an empty landing zone."
             ),
         )
@@ -479,7 +479,7 @@ class Bench:
         site.drop(self.keep)
         if not measured.result.get("available"):
             if not any(note.startswith("forecasting: not available") for note in section.notes):
-                section.notes.append("forecasting: not available (no module analytics_pipeline.defs.forecasting.bench)")
+                section.notes.append("forecasting: not available (no module analytics_pipeline.lib.forecasting.bench)")
             print("forecasting: not available", flush=True)
             return
         for name, value in measured.result["figures"].items():

@@ -11,7 +11,7 @@ the figure) and writes what it measured as JSON to ``$BENCH_RESULT_FILE``.
     export START END REPEAT    analytics_pipeline's export() of every allow-listed mart
     adapter-init               what dagster-dbt's stock DbtCliResource spends building its adapter
     prepare-dbt                dbt's saved parse for this warehouse (what `make install` does)
-    forecasting ITEMS DAYS REPEAT   analytics_pipeline.defs.forecasting.bench.run(), if it exists
+    forecasting ITEMS DAYS REPEAT   analytics_pipeline.lib.forecasting.bench.run(), if it exists
     split                      where a backfill's time went, from the event log of the instance's runs
     ui-backfill START END      a backfill of daily_pipeline launched as the UI's job page does, run by
                                the daemon of `analytics-pipeline ui`: launch to completion
@@ -317,9 +317,9 @@ def prepare_dbt() -> None:
 
 def forecasting(items: str, days: str, repeat: str) -> None:
     try:
-        module = importlib.import_module("analytics_pipeline.defs.forecasting.bench")
+        module = importlib.import_module("analytics_pipeline.lib.forecasting.bench")
     except ModuleNotFoundError as error:
-        if error.name not in {"analytics_pipeline.defs.forecasting.bench", "analytics_pipeline.defs.forecasting"}:
+        if error.name not in {"analytics_pipeline.lib.forecasting.bench", "analytics_pipeline.lib.forecasting"}:
             raise
         _result(available=False)
         return
@@ -534,8 +534,8 @@ def seed_demand(items: str, days: str) -> None:
     import pandas as pd
     import pyarrow as pa
 
-    from analytics_pipeline.defs.forecasting.bench import END, generated_demand
-    from analytics_pipeline.defs.ingestion.sample_data import generate
+    from analytics_pipeline.lib.forecasting.bench import END, generated_demand
+    from analytics_pipeline.lib.sample_data import generate
     from analytics_pipeline.resources.warehouse import Warehouse
 
     count, start = int(items), END - timedelta(days=int(days) - 1)

@@ -129,7 +129,7 @@ def test_quick_run_of_the_fast_sections_on_both_engines(tmp_path: Path) -> None:
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 def test_floor_sql_runs_on_the_current_raw_tables(engine: str, tmp_path: Path) -> None:
     """bench/floor/*.sql against the pipeline's raw DDL and the generator's files, on each engine."""
-    from analytics_pipeline.defs.ingestion.sample_data import generate
+    from analytics_pipeline.lib.sample_data import generate
 
     generate(tmp_path / "landing", date(2025, 3, 3), date(2025, 3, 4), events_per_day=1_000, users=300)
     site = Site(engine, f"floor-{engine}", tmp_path / "sites", tmp_path / "landing", "2025-03-03").reset()
@@ -175,3 +175,66 @@ def test_quick_run_of_every_section_on_both_engines(tmp_path: Path) -> None:
     titles = list(sections)
     assert titles.index(_section(sections, "1. ")[0]) < titles.index(_section(sections, "7. ")[0])
     assert "Before / after" in markdown
+
+
+# the marts the floor computes, with the columns that order their rows
+_FLOOR_MARTS = {
+    "fct_daily_engagement": "activity_date, org_id",
+    "fct_engagement_rolling": "activity_date, org_id",
+    "fct_activity_summary": "activity_date, org_id, activity_type",
+    "fct_hourly_usage": "activity_hour, activity_type",
+    "fct_kpi_daily": "kpi_date",
+}
+
+
+def _numbers(rows: list[dict], columns: list[str]) -> list[tuple]:
+    """Rows on ``columns``, numbers as floats to 6 places: the floor's types need not be the marts'."""
+
+    def value(v: object) -> object:
+        if isinstance(v, bool) or v is None:
+            return v
+        if isinstance(v, int | float) or type(v).__name__ == "Decimal":
+            return round(float(v), 6)
+        if hasattr(v, "replace") and hasattr(v, "tzinfo") and getattr(v, "tzinfo", None) is not None:
+            return v.replace(tzinfo=None)
+        return v
+
+    return [tuple(value(row[c]) for c in columns) for row in rows]
+
+
+def test_the_floor_computes_the_marts_numbers(env: dict[str, str], warehouse_engine: str, tmp_path: Path) -> None:
+    """bench/floor/marts.sql, the benchmarks' yardstick, is the same computation as the dbt marts: on
+    clean files (no bad records, so its plain bulk load and the pipeline's validated load hold the same
+    rows) every column the floor and a mart share holds the same values, row for row."""
+    import dataclasses
+
+    import dagster as dg
+    from conftest import run_pipeline, run_unpartitioned
+
+    from analytics_pipeline.lib.sample_data import generate
+    from analytics_pipeline.resources.warehouse import Warehouse
+    from analytics_pipeline.settings import get_settings
+
+    start, end = date(2025, 3, 3), date(2025, 3, 6)
+    landing = Path(env["ANALYTICS_LANDING_DIR"])
+    generate(landing, start, end, events_per_day=1_500, users=300, orgs=4, items=10, bad_rate=0.0)
+    dimensions = dg.AssetSelection.assets(*(["raw", name] for name in ("organizations", "users", "items")))
+    assert run_unpartitioned(dimensions).success
+    assert run_pipeline(start, end).success
+    marts = Warehouse(get_settings())
+
+    site = Site(warehouse_engine, f"floor-vs-marts-{warehouse_engine}", tmp_path / "sites", landing, start.isoformat())
+    site.reset()
+    try:
+        site.task("floor", "floor", start.isoformat(), end.isoformat())
+        floor = Warehouse(dataclasses.replace(get_settings(), duckdb_path=site.duckdb_path,
+                                              pg_database=site.pg_database or get_settings().pg_database))  # fmt: skip
+        for table, order in _FLOOR_MARTS.items():
+            floor_rows = floor.query(f"select * from floor.{table} order by {order}").to_pylist()
+            mart_rows = marts.query(f"select * from marts.{table} order by {order}").to_pylist()
+            assert floor_rows and mart_rows, table
+            shared = [c for c in floor_rows[0] if c in mart_rows[0]]
+            assert len(shared) >= 3, (table, shared)
+            assert _numbers(floor_rows, shared) == _numbers(mart_rows, shared), table
+    finally:
+        site.drop()

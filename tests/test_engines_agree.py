@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import run_pipeline
 
-from analytics_pipeline.defs.ingestion.sample_data import generate
+from analytics_pipeline.lib.sample_data import generate
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 

@@ -20,9 +20,9 @@ import pytest
 from conftest import Landing, event, run_pipeline
 from test_engagement_marts import D1, D2, D3, write_history
 
-from analytics_pipeline.defs.reporting.documents import write_csv, write_xlsx
 from analytics_pipeline.defs.reporting.exports import ExportError, export
-from analytics_pipeline.defs.reporting.spreadsheets import neutralise_arrow
+from analytics_pipeline.lib.reporting.documents import write_csv, write_xlsx
+from analytics_pipeline.lib.reporting.spreadsheets import neutralise_arrow
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT, get_settings
 

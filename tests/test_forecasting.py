@@ -19,13 +19,13 @@ import pytest
 from conftest import run_pipeline, run_unpartitioned
 from test_commerce_kpis import D1, D2, D3, D4, D5, write_history
 
-from analytics_pipeline.defs.forecasting import models
 from analytics_pipeline.defs.forecasting.assets import (
     DEMAND_FORECASTS_TABLE,
     FORECAST_TABLES,
     demand_forecasts,
     model_evaluations,
 )
+from analytics_pipeline.lib.forecasting import models
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import get_settings
 

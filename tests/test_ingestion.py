@@ -54,12 +54,13 @@ from analytics_pipeline.defs.ingestion.datasets import (
 )
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
 from analytics_pipeline.defs.ingestion.quality import binomial_upper_tail
-from analytics_pipeline.resources import warehouse as warehouse_module
 from analytics_pipeline.resources.warehouse import (
     TransientWarehouseError,
     Warehouse,
     WarehouseError,
     WarehouseResource,
+    postgres_engine,
+    tables,
 )
 from analytics_pipeline.settings import Settings
 
@@ -606,8 +607,8 @@ def test_rows_written_in_many_small_batches_are_the_same_rows(warehouse, landing
     assert len(whole[0]) == 8 and len(whole[1]) == 2  # rows, rejects
 
     # two rows a batch and 7-byte reads: every batch and read boundary of the bulk write is crossed
-    monkeypatch.setattr(warehouse_module, "SCRATCH_ROWS_PER_BATCH", 2)
-    monkeypatch.setattr(warehouse_module, "_CSV_READ_BYTES", 7)
+    monkeypatch.setattr(tables, "SCRATCH_ROWS_PER_BATCH", 2)
+    monkeypatch.setattr(postgres_engine, "_CSV_READ_BYTES", 7)
     load(warehouse, landing, ACTIVITY_EVENTS)
     assert snapshot(warehouse, ACTIVITY_EVENTS) == whole
 

@@ -26,7 +26,7 @@ import dagster as dg
 import pytest
 from tests_support import free_port
 
-from analytics_pipeline.defs.ingestion.sample_data import generate
+from analytics_pipeline.lib.sample_data import generate
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT, get_settings
 

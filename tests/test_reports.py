@@ -44,10 +44,10 @@ from aiosmtpd.controller import Controller
 from conftest import Landing, definitions, event, run_pipeline, run_unpartitioned
 from tests_support import free_port
 
-from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, DELIVERY_RETRY_POLICY, deliver_week
-from analytics_pipeline.defs.reporting.figures import Week
+from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, TRANSIENT_RETRY_POLICY, deliver_week
 from analytics_pipeline.defs.reporting.weekly import WEEKLY_REPORTS_KEY, build_weekly_reports
 from analytics_pipeline.jobs import DAILY_ASSETS
+from analytics_pipeline.lib.reporting.figures import Week
 from analytics_pipeline.settings import get_settings
 
 WEEK = Week(date(2025, 1, 13))
@@ -502,7 +502,7 @@ def test_delivery_failures_are_reported_retried_and_keep_the_files(env, warehous
         "report.xlsx",
         "summary.csv",
     ]
-    assert definitions().resolve_assets_def(DELIVERY_KEY).op.retry_policy == DELIVERY_RETRY_POLICY
+    assert definitions().resolve_assets_def(DELIVERY_KEY).op.retry_policy == TRANSIENT_RETRY_POLICY
 
     # a temporary refusal (4xx) is retried by the retry policy; what was accepted is not sent twice
     inbox = smtp(Inbox(fail_first_data=1), "platform=ops@analytics.example;A=head@alder.example")

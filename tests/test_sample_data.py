@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_pipeline.defs.ingestion.sample_data import generate
+from analytics_pipeline.lib.sample_data import generate
 
 EVENT_REQUIRED = ("event_id", "occurred_at", "user_id", "org_id", "activity_type")
 SMALL = {"events_per_day": 1_500, "users": 300}
@@ -197,7 +197,7 @@ def test_no_day_gets_more_bad_records_than_the_reject_rate_check_allows(seed: in
     import numpy as np
     from scipy.stats import binom
 
-    from analytics_pipeline.defs.ingestion.sample_data import _defect_positions
+    from analytics_pipeline.lib.sample_data.defects import _defect_positions
 
     rng = np.random.default_rng(seed)
     for rows in range(1, 3_000):
@@ -256,7 +256,7 @@ def test_demo_data_passes_its_own_checks_and_holds_every_kind_of_bad_record(env:
     import dagster as dg
     from conftest import run_pipeline, run_unpartitioned
 
-    from analytics_pipeline.defs.ingestion.sample_data import (
+    from analytics_pipeline.lib.sample_data import (
         EVENT_DEFECTS,
         INVENTORY_DEFECTS,
         ORDER_DEFECTS,

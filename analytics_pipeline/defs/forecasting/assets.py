@@ -24,13 +24,13 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from analytics_pipeline.defs.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import FORECASTING_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
+from analytics_pipeline.lib.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Column,
     Table,
@@ -209,7 +209,7 @@ def _named(items: dict[str, str], limit: int = 50) -> dg.MetadataValue:
 
 
 def _model_mix(models_used: "pd.Series") -> dg.MetadataValue:
-    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+    from analytics_pipeline.lib.forecasting import models  # statsforecast: loaded on first use
 
     counts = models_used.value_counts().rename_axis("model").reset_index(name="items")
     counts["family"] = counts["model"].map(models.FAMILIES)
@@ -219,7 +219,7 @@ def _model_mix(models_used: "pd.Series") -> dg.MetadataValue:
 
 def _mase_vs_naive(scores: "pd.DataFrame") -> dict[str, Any]:
     """Mean cross-validated MASE of the selected models vs seasonal naive on the same items."""
-    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+    from analytics_pipeline.lib.forecasting import models  # statsforecast: loaded on first use
 
     scored = scores.dropna(subset=["mase"])
     selected = scored[scored["selected"]].set_index("item_id")["mase"]
@@ -256,7 +256,7 @@ class RangeForecast:
 
 def _evaluate(client: Warehouse, work: ItemRange) -> RangeEvaluation:
     """Select a model for each of the range's items on the year up to its as-of date."""
-    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+    from analytics_pipeline.lib.forecasting import models  # statsforecast: loaded on first use
 
     started = time.perf_counter()
     series = models.prepare_series(_read_demand(client, work), pd.Timestamp(work.as_of))
@@ -266,7 +266,7 @@ def _evaluate(client: Warehouse, work: ItemRange) -> RangeEvaluation:
 
 def _forecast(client: Warehouse, work: ItemRange) -> RangeForecast:
     """Forecast each of the range's items as of its as-of date with the item's selected model."""
-    from analytics_pipeline.defs.forecasting import models  # statsforecast: loaded on first use
+    from analytics_pipeline.lib.forecasting import models  # statsforecast: loaded on first use
 
     started = time.perf_counter()
     series = models.prepare_series(_read_demand(client, work), pd.Timestamp(work.as_of))
@@ -369,7 +369,7 @@ def _write_vintages(
 
 # -- the ops: plan the ranges, fit each range in a step of its own, write the vintages whole ------------
 
-_FORECASTING_OP = {"retry_policy": WAREHOUSE_RETRY_POLICY, "tags": on_queue(FORECASTING_QUEUE)}
+_FORECASTING_OP = {"retry_policy": TRANSIENT_RETRY_POLICY, "tags": on_queue(FORECASTING_QUEUE)}
 
 
 def _range_planner(name: str, what: str) -> dg.OpDefinition:

@@ -5,11 +5,10 @@ pipeline has loaded that day, and again every six hours so late files for it are
 model selection runs on Monday morning over the week that just ended.
 """
 
-from datetime import timedelta
-
 import dagster as dg
 
 from analytics_pipeline.defs.forecasting.assets import DEMAND_FORECASTS, MODEL_EVALUATIONS
+from analytics_pipeline.partitions import last_complete_day_schedule
 
 FORECAST_MARTS = dg.AssetSelection.assets(["marts", "fct_forecast_accuracy"], ["marts", "mart_reorder_recommendations"])
 
@@ -26,31 +25,19 @@ model_selection_job = dg.define_asset_job(
 )
 
 
-def _last_complete_day(context: dg.ScheduleEvaluationContext) -> str:
-    return (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-
-
-@dg.schedule(
+demand_forecast_schedule = last_complete_day_schedule(
     name="demand_forecast_schedule",
     cron_schedule="30 2,8,14,20 * * *",
-    execution_timezone="UTC",
     job=demand_forecast_job,
     description="Every 6 hours from 02:30 UTC: the forecast as of yesterday, and the accuracy and reorder marts.",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    run_key="forecast",
+    per_tick=True,
 )
-def demand_forecast_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    as_of = _last_complete_day(context)
-    return dg.RunRequest(run_key=f"forecast:{context.scheduled_execution_time:%Y-%m-%dT%H}", partition_key=as_of)
 
-
-@dg.schedule(
+model_selection_schedule = last_complete_day_schedule(
     name="model_selection_schedule",
     cron_schedule="0 3 * * 1",
-    execution_timezone="UTC",
     job=model_selection_job,
     description="Mondays 03:00 UTC: cross-validation and model selection as of Sunday.",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    run_key="selection",
 )
-def model_selection_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    as_of = _last_complete_day(context)
-    return dg.RunRequest(run_key=f"selection:{as_of}", partition_key=as_of)

@@ -31,7 +31,7 @@ from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Warehouse,
     WarehouseResource,
@@ -62,14 +62,13 @@ def _report_metadata(report: LoadReport) -> dict[str, Any]:
 
 
 def _files_table(reports: list[LoadReport]) -> dg.MetadataValue:
-    lines = ["| file | lines read | loaded | rejected | duplicates | file error |", "|---|---|---|---|---|---|"]
-    for report in reports:
-        for f in report.files:
-            lines.append(
-                f"| {f.file} | {f.lines_read} | {f.rows_loaded} | {f.rows_rejected} | "
-                f"{f.duplicates_dropped} | {f.file_error or ''} |"
-            )
-    return dg.MetadataValue.md("\n".join(lines))
+    rows = [
+        (f.file, f.lines_read, f.rows_loaded, f.rows_rejected, f.duplicates_dropped, f.file_error or "")
+        for report in reports
+        for f in report.files
+    ]
+    header = ["file", "lines read", "loaded", "rejected", "duplicates", "file error"]
+    return dg.MetadataValue.md(markdown_table(header, rows))
 
 
 def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:
@@ -216,7 +215,7 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         group_name="ingestion",
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=WAREHOUSE_RETRY_POLICY,
+        retry_policy=TRANSIENT_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
         op_tags=on_queue(WAREHOUSE_QUEUE),
         kinds={"python"},
@@ -269,7 +268,7 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="ingestion",
-        retry_policy=WAREHOUSE_RETRY_POLICY,
+        retry_policy=TRANSIENT_RETRY_POLICY,
         pool=WAREHOUSE_POOL,
         op_tags=on_queue(WAREHOUSE_QUEUE),
         kinds={"python"},

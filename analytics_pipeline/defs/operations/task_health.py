@@ -31,7 +31,7 @@ from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.operations.run_history import RunFacts, runs_since
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Column,
     Table,
@@ -226,7 +226,7 @@ class TaskHealthConfig(dg.Config):
     group_name="operations",
     pool=WAREHOUSE_POOL,
     op_tags=on_queue(WAREHOUSE_QUEUE),
-    retry_policy=WAREHOUSE_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     kinds={"python"},
     description="Per job and per asset over a window of days: runs, successes, failures, success rate, "
     "average and p95 duration of successful runs, last failure and its error (from the Dagster instance).",

@@ -21,13 +21,13 @@ import dagster as dg
 from pydantic import Field
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.reporting import charts
-from analytics_pipeline.defs.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
-from analytics_pipeline.defs.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.defs.reporting.weekly import reports_dir, staging_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.lib.reporting import charts
+from analytics_pipeline.lib.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
+from analytics_pipeline.lib.reporting.figures import ALL_SCHOOLS, frame, school_names
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
 
@@ -246,7 +246,7 @@ def build_custom_report(
 @dg.op(
     pool=WAREHOUSE_POOL,
     tags=on_queue(REPORTS_QUEUE),
-    retry_policy=WAREHOUSE_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     description="Write a custom report (date range, schools, metrics, format) under reports/custom/<run_id>/.",
 )
 def write_custom_report(

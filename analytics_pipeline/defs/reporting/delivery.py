@@ -3,7 +3,7 @@
 Off unless ``ANALYTICS_REPORT_SMTP_HOST`` is set. Each school's report (and the platform summary)
 goes to its recipients in ``ANALYTICS_REPORT_RECIPIENTS`` (``org_id=a@x,b@y;platform=ops@z``) with
 every file of the report attached. Delivery is its own asset downstream of ``weekly_reports``: when
-the mail server is down the delivery fails and is retried (``DELIVERY_RETRY_POLICY``), while the
+the mail server is down the delivery fails and is retried (``TRANSIENT_RETRY_POLICY``), while the
 generated reports stay materialized and on disk.
 
 What was sent is recorded in ``<week folder>/delivery.json``. A retry of the same run sends only
@@ -24,22 +24,21 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.reporting.documents import cell, label
-from analytics_pipeline.defs.reporting.figures import Week
 from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
+from analytics_pipeline.lib.reporting.documents import cell, label
+from analytics_pipeline.lib.reporting.figures import Week
+from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY
 from analytics_pipeline.settings import Settings, get_settings
 
 DELIVERY_KEY = dg.AssetKey(["reporting", "weekly_report_delivery"])
 DELIVERY_LOG = "delivery.json"
 SMTP_TIMEOUT_SECONDS = 30
 
-# A mail server that is down or answers 4xx is retried with exponential backoff and jitter
-# (2, 6 and 14 s, each ± 2 s); a permanent refusal (5xx: unknown recipient, bad credentials) is not.
-DELIVERY_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+# A mail server that is down or answers 4xx is retried under TRANSIENT_RETRY_POLICY (2, 6 and 14 s,
+# each ± 2 s); a permanent refusal (5xx: unknown recipient, bad credentials) is not.
 
 # the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
 logger = get_logger("analytics_pipeline.reporting")
@@ -217,10 +216,8 @@ def unknown_targets(settings: Settings, deliveries: list[Delivery]) -> list[str]
 
 
 def _table(deliveries: list[Delivery]) -> dg.MetadataValue:
-    lines = ["| report | status | recipients | error |", "|---|---|---|---|"]
-    for d in deliveries:
-        lines.append(f"| {d.name} | {d.status} | {', '.join(d.recipients) or '-'} | {d.error.replace('|', '/')} |")
-    return dg.MetadataValue.md("\n".join(lines))
+    rows = [(d.name, d.status, ", ".join(d.recipients) or "-", d.error) for d in deliveries]
+    return dg.MetadataValue.md(markdown_table(["report", "status", "recipients", "error"], rows))
 
 
 @dg.asset(
@@ -228,7 +225,7 @@ def _table(deliveries: list[Delivery]) -> dg.MetadataValue:
     group_name="reporting",
     partitions_def=weekly_partitions,
     deps=[WEEKLY_REPORTS_KEY],
-    retry_policy=DELIVERY_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     op_tags=on_queue(REPORTS_QUEUE),
     kinds={"email"},
     description="Mails each school's weekly report (files attached) to its recipients in "
@@ -272,7 +269,7 @@ def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeR
                 + f". The report files are kept in {folder}"
                 + (
                     "; the step is retried."
-                    if transient and context.retry_number < DELIVERY_RETRY_POLICY.max_retries
+                    if transient and context.retry_number < TRANSIENT_RETRY_POLICY.max_retries
                     else "; fix the mail settings or recipients and materialize this delivery again."
                 )
             ),

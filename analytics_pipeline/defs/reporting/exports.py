@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from analytics_pipeline.defs.reporting.spreadsheets import neutralise_arrow, text_not_formulas
+from analytics_pipeline.lib.reporting.spreadsheets import neutralise_arrow, text_not_formulas
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.resources.warehouse_lock import Progress
 

@@ -26,8 +26,9 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.reporting.documents import cell, write_report
-from analytics_pipeline.defs.reporting.figures import (
+from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
+from analytics_pipeline.lib.reporting.documents import cell, write_report
+from analytics_pipeline.lib.reporting.figures import (
     ReportDataError,
     TargetReport,
     Week,
@@ -37,10 +38,9 @@ from analytics_pipeline.defs.reporting.figures import (
     read_week,
     school_report,
 )
-from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY, failures_are_final
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Warehouse,
     WarehouseResource,
@@ -194,7 +194,7 @@ def _metadata(build: WeeklyBuild) -> dict[str, Any]:
     group_name="reporting",
     partitions_def=weekly_partitions,
     deps=REPORT_DEPS,
-    retry_policy=WAREHOUSE_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     op_tags=on_queue(REPORTS_QUEUE),
     pool=WAREHOUSE_POOL,  # reads the warehouse: waits for writers instead of hitting the DuckDB lock
     kinds={"python", "html", "csv"},

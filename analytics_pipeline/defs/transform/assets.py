@@ -24,7 +24,7 @@ from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import get_settings
 
@@ -172,7 +172,7 @@ def _with_previews(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     dagster_dbt_translator=translator,
-    retry_policy=WAREHOUSE_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     pool=WAREHOUSE_POOL,
     op_tags=on_queue(WAREHOUSE_QUEUE),
 )
@@ -189,7 +189,7 @@ def daily_dbt_models(
     exclude=f"tag:{DAILY_TAG}",
     name="dbt_models",
     dagster_dbt_translator=translator,
-    retry_policy=WAREHOUSE_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     pool=WAREHOUSE_POOL,
     op_tags=on_queue(WAREHOUSE_QUEUE),
 )

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
-from analytics_pipeline.resources.policies import WAREHOUSE_POOL, WAREHOUSE_RETRY_POLICY
+from analytics_pipeline.metadata import markdown_table
+from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import DBT_PROJECT_DIR
 
@@ -75,7 +76,7 @@ def check_name(kpi: str) -> str:
     ],
     can_subset=True,
     # reads the warehouse: takes its turn like a writer, and a file held too long is tried again
-    retry_policy=WAREHOUSE_RETRY_POLICY,
+    retry_policy=TRANSIENT_RETRY_POLICY,
     pool=WAREHOUSE_POOL,
     op_tags=on_queue(WAREHOUSE_QUEUE),
 )
@@ -125,9 +126,9 @@ def kpi_threshold_checks(
                 "breach_threshold": float(worst["breach_threshold"]),
                 "trend": worst["trend"],
                 "periods": dg.MetadataValue.md(
-                    "| grain | period | value | status |\n|---|---|---|---|\n"
-                    + "\n".join(
-                        f"| {r['grain']} | {r['period_start']} | {r['value']} | {r['status']} |" for r in periods
+                    markdown_table(
+                        ["grain", "period", "value", "status"],
+                        ((r["grain"], r["period_start"], r["value"], r["status"]) for r in periods),
                     )
                 ),
             },

@@ -1,11 +1,10 @@
 """Schedules of the daily pipeline: what celery beat's daily metrics and hourly KPI tasks did."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from analytics_pipeline.executors import run_executor
 from analytics_pipeline.jobs import DAILY_ASSETS, daily_pipeline_job
+from analytics_pipeline.partitions import last_complete_day_schedule
 
 hourly_refresh_job = dg.define_asset_job(
     name="hourly_refresh",
@@ -16,17 +15,13 @@ hourly_refresh_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
+daily_pipeline_schedule = last_complete_day_schedule(
     name="daily_pipeline_schedule",
     cron_schedule="0 1 * * *",
-    execution_timezone="UTC",
     job=daily_pipeline_job,
     description="01:00 UTC: yesterday's full daily pipeline (landing zone -> raw -> every daily dbt model).",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    run_key="daily",
 )
-def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    return dg.RunRequest(run_key=f"daily:{yesterday}", partition_key=yesterday)
 
 
 @dg.schedule(

@@ -45,7 +45,7 @@ from statsforecast.models import (
 from statsforecast.utils import ConformalIntervals
 from utilsforecast.losses import mase, rmse, smape
 
-from analytics_pipeline.defs.forecasting.horizon import CV_STEP, CV_WINDOWS, HISTORY_DAYS, HORIZON, LEVELS, SEASON
+from analytics_pipeline.lib.forecasting.horizon import CV_STEP, CV_WINDOWS, HISTORY_DAYS, HORIZON, LEVELS, SEASON
 
 MIN_TRAIN_DAYS = 8 * SEASON
 # The shortest series cross-validation accepts: the training part before the first origin plus the

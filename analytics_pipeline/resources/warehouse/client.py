@@ -1,243 +1,47 @@
-"""One warehouse interface, two engines.
-
-DuckDB (an embedded file) and PostgreSQL differ in how they connect, how they bulk-load (DuckDB scans
-an Arrow table in place, PostgreSQL takes ``COPY``) and in their placeholder style. Those differences
-live here and nowhere else: assets call :class:`Warehouse` and never branch on the engine.
-
-Data on its way in is prepared in a *scratch* DuckDB (:meth:`Warehouse.scratch`): in memory, within
-a memory limit, spilling to a temporary directory. :meth:`Warehouse.replace_rows` writes a
-:class:`ScratchQuery`'s rows without holding them in Python: DuckDB attaches the warehouse file to
-the scratch connection and inserts with SQL; PostgreSQL takes them in one ``COPY``, fed batch by batch.
-
-SQL handed to :meth:`Warehouse.query` and friends uses ``?`` placeholders and is written in the
-dialect both engines share.
-
-A DuckDB file takes one read-write process or many read-only ones, never a mix, and does not wait.
-Every connection here therefore takes its turn through :mod:`warehouse_lock`: a writer's
-connection (and :meth:`Warehouse.writing`, around a dbt invocation) holds the file exclusively, a
-reader (:meth:`Warehouse.reading`: ``export``, ``health``, metrics) shares it for its short read, and
-each waits for the other for a bounded time instead of failing. A program outside the pipeline
-that holds the file (a BI tool) is waited out the same way, by retrying DuckDB's lock error.
-"""
+"""The warehouse client assets call (:class:`Warehouse`) and the Dagster resource that gives it to them."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import dagster as dg
 import duckdb
 import psycopg2
 import psycopg2.errors
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from analytics_pipeline.resources import warehouse_lock
+from analytics_pipeline.resources.warehouse.duckdb_engine import (
+    _ATTACHED,
+    WRITE_WAIT_SECONDS,
+    _conflicting_holder,
+    _DuckDBSession,
+)
+from analytics_pipeline.resources.warehouse.errors import (
+    MissingDatabaseError,
+    TransientWarehouseError,
+    WarehouseBusyError,
+    WarehouseError,
+)
+from analytics_pipeline.resources.warehouse.postgres_engine import _PostgresSession, _rollback_quietly
+from analytics_pipeline.resources.warehouse.tables import (
+    SCHEMAS,
+    SCRATCH_MEMORY_LIMIT,
+    Rows,
+    ScratchQuery,
+    Session,
+    Table,
+    _checked_identifier,
+    _filter_clause,
+)
 from analytics_pipeline.settings import Settings, get_settings
 
-SCHEMAS = ("raw", "staging", "intermediate", "marts", "forecast", "ops")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
-# The scratch DuckDB keeps its tables within this much memory and spills the rest to disk, so a large
-# day costs disk, not RAM; rows stream out of it in batches of this many.
-SCRATCH_MEMORY_LIMIT = "384MB"
-SCRATCH_ROWS_PER_BATCH = 100_000
-_ATTACHED = "warehouse"  # the warehouse file's catalog name inside a scratch connection (DuckDB engine)
-# A writer waits this long for readers of the DuckDB file (and for a program outside the pipeline
-# that holds it) before its step fails with a TransientWarehouseError, which the retry policy retries.
-WRITE_WAIT_SECONDS = 120.0
-_CONFLICT = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 log = logging.getLogger("analytics_pipeline.warehouse")
-
-
-@dataclass(frozen=True)
-class ScratchQuery:
-    """The rows a query over a scratch connection (:meth:`Warehouse.scratch`) selects."""
-
-    connection: duckdb.DuckDBPyConnection
-    sql: str
-    params: tuple[Any, ...] = ()
-    columns: tuple[str, ...] = ()  # set by :meth:`selecting`: the columns written, in order
-
-    def selecting(self, columns: Sequence[str]) -> ScratchQuery:
-        sql = f"select {', '.join(columns)} from ({self.sql})"
-        return ScratchQuery(self.connection, sql, self.params, tuple(columns))
-
-    def batches(self) -> pa.RecordBatchReader:
-        """The rows as a stream of record batches; it ends when the connection runs another statement."""
-        return self.connection.execute(self.sql, list(self.params)).fetch_record_batch(SCRATCH_ROWS_PER_BATCH)
-
-
-# What a bulk write takes: an Arrow table, or a query over a scratch connection.
-Rows = pa.Table | ScratchQuery
-
-
-class WarehouseError(RuntimeError):
-    """The warehouse cannot be used; the message says which setting or command fixes it."""
-
-
-class TransientWarehouseError(WarehouseError):
-    """A failure worth retrying (lock held by another process, connection dropped)."""
-
-
-class WarehouseBusyError(TransientWarehouseError):
-    """The DuckDB file stayed held by someone else for longer than the caller would wait."""
-
-
-class MissingDatabaseError(WarehouseError):
-    """The PostgreSQL server answers but the warehouse database has not been created yet."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    sql_type: str  # a type name both engines accept: varchar, bigint, date, timestamp, ...
-
-
-@dataclass(frozen=True)
-class Table:
-    """A warehouse table this package writes (as opposed to tables dbt builds)."""
-
-    name: str  # schema-qualified, e.g. raw.activity_events
-    columns: tuple[Column, ...]
-    # PostgreSQL b-tree indexes (partition column: window reads and partition replaces stay cheap as
-    # history grows). DuckDB's zone maps serve the same purpose without an index.
-    indexed_columns: tuple[str, ...] = ()
-
-    @property
-    def column_names(self) -> list[str]:
-        return [column.name for column in self.columns]
-
-    def ddl(self) -> str:
-        body = ",\n  ".join(f"{column.name} {column.sql_type}" for column in self.columns)
-        return f"create table if not exists {self.name} (\n  {body}\n)"
-
-
-def _checked_identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"{name!r} is not a valid table identifier")
-    return name
-
-
-class Session(Protocol):
-    """An open transaction on one engine."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
-
-    def insert_arrow(self, table: str, data: Rows) -> None: ...
-
-
-class _DuckDBSession:
-    def __init__(self, connection: duckdb.DuckDBPyConnection):
-        self._connection = connection
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._connection.execute(sql, list(params))
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        return self._connection.execute(sql, list(params)).to_arrow_table()
-
-    def insert_arrow(self, table: str, data: Rows) -> None:
-        if isinstance(data, ScratchQuery) and data.connection is self._connection:  # all in SQL
-            columns = ", ".join(data.columns)
-            statement = f"insert into {_checked_identifier(table)} ({columns}) {data.sql}"
-            self._connection.execute(statement, list(data.params))
-            return
-        if isinstance(data, pa.Table) and data.num_rows == 0:
-            return
-        rows = data.batches() if isinstance(data, ScratchQuery) else data
-        columns = ", ".join(rows.schema.names)
-        self._connection.register("_arrow_batch", rows)
-        try:
-            self._connection.execute(
-                f"insert into {_checked_identifier(table)} ({columns}) select {columns} from _arrow_batch"
-            )
-        finally:
-            self._connection.unregister("_arrow_batch")
-
-
-class _PostgresSession:
-    def __init__(self, connection: Any):
-        self._connection = connection
-
-    @staticmethod
-    def _sql(sql: str) -> str:
-        return sql.replace("%", "%%").replace("?", "%s")
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self._connection.cursor() as cursor:
-            cursor.execute(self._sql(sql), tuple(params))
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        with self._connection.cursor() as cursor:
-            cursor.execute(self._sql(sql), tuple(params))
-            names = [description[0] for description in cursor.description]
-            rows = cursor.fetchall()
-        return (
-            pa.Table.from_pylist([dict(zip(names, row, strict=False)) for row in rows])
-            if rows
-            else (pa.table({name: pa.array([], pa.null()) for name in names}))
-        )
-
-    def insert_arrow(self, table: str, data: Rows) -> None:
-        batches = (
-            data.batches()
-            if isinstance(data, ScratchQuery)
-            else pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
-        )
-        columns = ", ".join(batches.schema.names)
-        with self._connection.cursor() as cursor:
-            # One COPY for the whole stream: the server stores rows while the next batch is prepared.
-            cursor.copy_expert(
-                f"copy {_checked_identifier(table)} ({columns}) from stdin with (format csv)",
-                _CsvStream(batches),
-                size=_CSV_READ_BYTES,
-            )
-
-
-_CSV_READ_BYTES = 2**20
-
-
-class _CsvStream:
-    """A readable file of record batches as CSV (no header), each batch written when it is needed."""
-
-    def __init__(self, batches: Iterable[pa.RecordBatch]):
-        self._batches = iter(batches)
-        self._text = memoryview(b"")
-        self._at = 0
-
-    def read(self, size: int = -1) -> bytes:
-        while self._at >= len(self._text):
-            batch = next(self._batches, None)
-            if batch is None:
-                return b""
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
-            self._text, self._at = buffer.getbuffer(), 0
-        end = len(self._text) if size < 0 else self._at + size
-        chunk = bytes(self._text[self._at : end])
-        self._at = min(end, len(self._text))
-        return chunk
-
-
-def _conflicting_holder(error: duckdb.Error) -> str:
-    """Who holds the DuckDB file, from DuckDB's lock error ("Conflicting lock is held in … (PID n)")."""
-    conflict = _CONFLICT.search(str(error))
-    return f"{conflict['program']} (pid {conflict['pid']})" if conflict else "another process"
-
-
-def _rollback_quietly(connection: Any) -> None:
-    with contextlib.suppress(psycopg2.Error):  # the connection is already gone; the server discards the transaction
-        connection.rollback()
 
 
 class Warehouse:
@@ -595,22 +399,6 @@ class Warehouse:
                     else (rows.select(table.column_names))
                 )
                 session.insert_arrow(table.name, selected)
-
-
-def _filter_clause(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """SQL condition and parameters of a :meth:`Warehouse.replace_rows` filter."""
-    conditions, params = [], []
-    for column, value in where.items():
-        if isinstance(value, list | tuple):
-            if not value:
-                conditions.append("false")
-                continue
-            conditions.append(f"{_checked_identifier(column)} in ({', '.join(['?'] * len(value))})")
-            params.extend(value)
-        else:
-            conditions.append(f"{_checked_identifier(column)} = ?")
-            params.append(value)
-    return " and ".join(conditions) or "true", params
 
 
 class WarehouseResource(dg.ConfigurableResource):

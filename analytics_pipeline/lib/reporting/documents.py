@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analytics_pipeline.defs.reporting import charts
-from analytics_pipeline.defs.reporting.figures import TargetReport
-from analytics_pipeline.defs.reporting.spreadsheets import neutralise_frame, text_not_formulas
 from analytics_pipeline.lazy import LazyModule
+from analytics_pipeline.lib.reporting import charts
+from analytics_pipeline.lib.reporting.figures import TargetReport
+from analytics_pipeline.lib.reporting.spreadsheets import neutralise_frame, text_not_formulas
 
 if TYPE_CHECKING:
     import pandas as pd

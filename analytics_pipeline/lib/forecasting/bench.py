@@ -19,8 +19,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analytics_pipeline.defs.forecasting import models
-from analytics_pipeline.defs.ingestion.sample_data import generate
+from analytics_pipeline.lib.forecasting import models
+from analytics_pipeline.lib.sample_data import generate
 
 # The held-out weeks fall in term time (mid-October to mid-November), not in the summer lull.
 END = date(2025, 11, 16)

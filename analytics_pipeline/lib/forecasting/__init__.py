@@ -1,0 +1,1 @@
+"""Demand forecasting models: candidates, rolling-origin selection, forecasts with intervals."""

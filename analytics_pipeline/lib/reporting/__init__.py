@@ -1,0 +1,1 @@
+"""What a report shows and how: figures from the warehouse, charts, documents, spreadsheets."""
