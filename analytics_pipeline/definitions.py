@@ -13,6 +13,7 @@ from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.ingestion.sensors import DIMENSION_JOB, landing_file_sensor
 from analytics_pipeline.defs.operations.alerts import run_failure_alert, run_success_clears_alert
 from analytics_pipeline.defs.operations.dead_runs import dead_run_monitor
+from analytics_pipeline.defs.operations.freshness import with_key_mart_freshness
 from analytics_pipeline.defs.operations.retention import retention_job, retention_schedule
 from analytics_pipeline.defs.operations.task_health import pipeline_task_health, task_health_job, task_health_schedule
 from analytics_pipeline.defs.reporting.custom import custom_report_job
@@ -32,15 +33,19 @@ from analytics_pipeline.resources.dbt import dbt_resource
 from analytics_pipeline.resources.warehouse import WarehouseResource
 
 defs = dg.Definitions(
-    assets=[
-        *ingestion_assets,
-        daily_dbt_models,
-        dbt_models,
-        *forecasting_assets,
-        weekly_reports,
-        weekly_report_delivery,
-        pipeline_task_health,
-    ],
+    # the key marts' freshness policy, attached once over every asset
+    assets=dg.map_asset_specs(
+        with_key_mart_freshness,
+        [
+            *ingestion_assets,
+            daily_dbt_models,
+            dbt_models,
+            *forecasting_assets,
+            weekly_reports,
+            weekly_report_delivery,
+            pipeline_task_health,
+        ],
+    ),
     asset_checks=[kpi_threshold_checks],
     jobs=[
         daily_pipeline_job,

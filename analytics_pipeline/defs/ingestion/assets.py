@@ -25,7 +25,6 @@ from analytics_pipeline.defs.ingestion.datasets import (
 )
 from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition, load_partitions
 from analytics_pipeline.defs.ingestion.quality import days_with_rejects, days_without_files, reject_rate_fails
-from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
@@ -219,7 +218,6 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         op_tags=on_queue(WAREHOUSE_QUEUE),
         kinds={"python"},
-        freshness_policy=freshness_policy_for(key),
         description=f"Validated {dataset.name} from the landing zone (one partition per UTC day); "
         "rejects go to raw.rejected_records.",
         check_specs=[

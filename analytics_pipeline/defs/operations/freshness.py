@@ -1,6 +1,6 @@
 """Freshness of the key marts, as Dagster freshness policies (evaluated by the daemon's freshness
 evaluator, shown on each asset and in asset health; no sensor needed in this Dagster version).
-The policies are attached where the assets are defined: the ingestion assets and the dbt translator.
+The policy is attached once, over the selection of key marts, in ``definitions.py``.
 
 Each key mart must have been updated within 26 hours (the daily schedule runs at 01:00 UTC and the
 hourly one refreshes today), and warns after 24.
@@ -21,6 +21,6 @@ KEY_MARTS = [
 KEY_MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 
 
-def freshness_policy_for(key: dg.AssetKey) -> dg.FreshnessPolicy | None:
-    """The policy an asset carries (set where the asset is defined: ingestion and the dbt translator)."""
-    return KEY_MART_FRESHNESS if key in KEY_MARTS else None
+def with_key_mart_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """``spec``, with the key marts' freshness policy if it is one of them (``dg.map_asset_specs``)."""
+    return spec.replace_attributes(freshness_policy=KEY_MART_FRESHNESS) if spec.key in KEY_MARTS else spec

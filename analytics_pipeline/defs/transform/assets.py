@@ -17,7 +17,6 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from analytics_pipeline.defs.operations.freshness import freshness_policy_for
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.transform.previews import daily_numbers, partition_preview
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
@@ -52,11 +51,6 @@ class AnalyticsDbtTranslator(DagsterDbtTranslator):
     mapping), also where the model reads history (first activity ever, 30-day windows, weeks and
     months): such a model recomputes in SQL the later days a window changes, so a late file for an
     old day, or a backfill of an old range, plans just those days instead of every later one."""
-
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
-        policy = freshness_policy_for(spec.key)
-        return spec.replace_attributes(freshness_policy=policy) if policy else spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
