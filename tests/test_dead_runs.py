@@ -32,8 +32,8 @@ from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 @dg.asset(pool=WAREHOUSE_POOL)
 def writer(context) -> None:
     if len(sys.argv) > 4:  # a stand-in for the dbt process dagster-dbt starts, in the target folder it names
-        from analytics_pipeline.resources.dbt import dbt_resource
-        target = str(dbt_resource()._get_unique_target_path(context=context))
+        from analytics_pipeline.resources.dbt import run_target_path
+        target = str(run_target_path(context))
         child = subprocess.Popen(["sleep", "600"], env={**os.environ, "DBT_TARGET_PATH": target})
         Path(sys.argv[2] + ".child").write_text(str(child.pid))
     Path(sys.argv[2]).write_text("writing")

@@ -10,8 +10,8 @@ avoids it (``bench/RESULTS.md`` has the figures):
 
 * dagster-dbt runs ``dbt --version`` (a Python start-up and a PyPI request) in every run, and loads
   every dbt macro into an in-process adapter that only serves column metadata and row counts, which
-  this project does not fetch. :class:`AnalyticsDbtCliResource` reads the version from the installed
-  package and skips the adapter.
+  this project does not fetch. ``dbt_cli_fixed_costs.py`` (the one module that overrides
+  dagster-dbt's private methods) reads the version from the installed package and skips the adapter.
 * dbt re-parses the whole project when its command-line ``--vars`` differ from the saved parse's,
   and a partition window differs every day. :func:`dbt_window` hands the window to dbt in the
   environment instead; the macros in ``dbt_project/macros/partition_window.sql`` read it only while
@@ -26,7 +26,6 @@ avoids it (``bench/RESULTS.md`` has the figures):
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -34,15 +33,15 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
-from packaging import version
+from dagster_dbt import DbtCliInvocation, DbtProject
 
+from analytics_pipeline.resources.dbt_cli_fixed_costs import DbtCliWithoutFixedCosts
 from analytics_pipeline.settings import DBT_PROJECT_DIR, get_settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -53,8 +52,8 @@ PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 SAVED_PARSES_KEPT = 16  # connections whose saved parse is kept (tests make one per warehouse)
 RUN_DIRS_KEPT = 50  # per-run dbt target folders (logs, run_results.json) kept for inspection
 _RUN_DIR_MIN_AGE_SECONDS = 3600  # never prune a folder a running step may still use
-# dagster-dbt names a run's folder <op>-<run id[:7]>-<random[:7]>, or <random[:7]> outside a run
-_RUN_DIR_NAME = re.compile(r"^([A-Za-z0-9_]+-[0-9a-f]{7}-)?[0-9a-f]{7}$")
+# a dbt invocation's own target folder: <op>-<run id[:7]>-<random[:7]>, or <random[:7]> outside a run
+_RUN_DIR_NAME = re.compile(r"^(?:[A-Za-z0-9_]+-(?P<run>[0-9a-f]{7})-)?[0-9a-f]{7}$")
 
 
 def dbt_executable() -> str:
@@ -65,33 +64,15 @@ def dbt_executable() -> str:
     return shutil.which("dbt") or "dbt"
 
 
-@cache
-def _dbt_version(executable: str) -> version.Version | None:
-    """The version of dbt-core when ``executable`` is the dbt of this Python environment."""
-    if Path(executable).parent not in {Path(sys.prefix) / "bin", Path(sys.executable).parent}:
-        return None
-    try:
-        return version.parse(importlib.metadata.version("dbt-core"))
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-class AnalyticsDbtCliResource(DbtCliResource):
-    """``DbtCliResource`` without the per-run fixed costs this project has no use for."""
-
-    @property
-    def _cli_version(self) -> version.Version:  # type: ignore[override]
-        return _dbt_version(self.dbt_executable) or _other_dbt_version(self.dbt_executable)
-
-    def _initialize_dbt_core_adapter(self, args: Any) -> None:  # type: ignore[override]
-        # Only needed by fetch_column_metadata() / fetch_row_counts(); dagster-dbt accepts None.
-        return None
+class AnalyticsDbtCliResource(DbtCliWithoutFixedCosts):
+    """dagster-dbt's ``DbtCliResource`` without its per-run fixed costs (``dbt_cli_fixed_costs.py``),
+    starting each invocation from the saved parse of the current warehouse connection."""
 
     def cli(
         self, args: Any, *, target_path: Path | None = None, context: Any = None, **kwargs: Any
     ) -> DbtCliInvocation:
         """``DbtCliResource.cli``, starting from the saved parse of the current connection."""
-        target_path = target_path or self._get_unique_target_path(context=context)
+        target_path = target_path or run_target_path(context)
         _restore_saved_parse(_absolute(target_path))
         # dagster-dbt echoes dbt's messages to the step's stdout (the run's logs, and the console of
         # whatever started the run: the daemon's): dbt's colours there would be raw ANSI codes.
@@ -102,12 +83,6 @@ class AnalyticsDbtCliResource(DbtCliResource):
         finally:
             if colours is None:
                 os.environ.pop("DBT_USE_COLORS", None)
-
-
-@cache
-def _other_dbt_version(executable: str) -> version.Version:
-    """Another dbt installation: ask it once per process, as dagster-dbt would once per run."""
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=executable)._cli_version
 
 
 def dbt_resource() -> AnalyticsDbtCliResource:
@@ -128,6 +103,26 @@ def dbt_window(window: Mapping[str, str] | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+# -- each invocation's own target folder ------------------------------------------------------------
+
+
+def run_target_path(context: Any | None) -> Path:
+    """A dbt invocation's own target folder under ``DBT_TARGET_PATH``: ``<op>-<run id[:7]>-<random[:7]>``
+    in a run (the naming dagster-dbt gives its own), ``<random[:7]>`` outside one. The dead-run
+    monitor finds a dead run's dbt processes by it (:func:`run_id_prefix_of`)."""
+    unique = uuid.uuid4().hex[:7]
+    if context is None:
+        return _target_root() / unique
+    op_name = getattr(context, "op_execution_context", context).op.name
+    return _target_root() / f"{op_name}-{context.run.run_id[:7]}-{unique}"
+
+
+def run_id_prefix_of(target_path: Path) -> str | None:
+    """The first 7 characters of the run id a target folder of :func:`run_target_path` belongs to."""
+    match = _RUN_DIR_NAME.match(target_path.name)
+    return match["run"] if match else None
 
 
 # -- dbt's saved parse, per warehouse connection --------------------------------------------------

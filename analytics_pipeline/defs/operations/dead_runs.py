@@ -18,10 +18,9 @@ health checks and on ``run_monitoring.free_slots_after_run_end_seconds`` in its 
 
 A dbt process the dead run had started lives on without it (an orphan, still writing and, on
 DuckDB, holding the warehouse file); it is stopped too, found by the run's per-invocation target
-folder in its ``DBT_TARGET_PATH`` (dagster-dbt names it ``<op>-<first 7 of the run id>-<id>``),
-with SIGINT first (dbt then cancels its open queries), SIGKILL if it has not exited 10 s later.
-That naming is dagster-dbt's; ``tests/test_dead_runs.py`` names its stand-in dbt process's folder
-with dagster-dbt's own method, so a release that changes it fails there.
+folder in its ``DBT_TARGET_PATH`` (``<op>-<first 7 of the run id>-<id>``, named by
+``resources/dbt.py``'s ``run_target_path`` for every invocation), with SIGINT first (dbt then cancels
+its open queries), SIGKILL if it has not exited 10 s later.
 
 Called before every ``analytics-pipeline backfill`` and every minute by the ``dead_run_monitor``
 sensor in the daemon.
@@ -38,6 +37,8 @@ from pathlib import Path
 import dagster as dg
 import psutil
 from dagster._core.storage.runs.sqlite import SqliteRunStorage
+
+from analytics_pipeline.resources.dbt import run_id_prefix_of
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,7 @@ def _leftover_dbt(run_id: str) -> list[psutil.Process]:
             target = process.environ().get("DBT_TARGET_PATH")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        parts = Path(target).name.rsplit("-", 2) if target else []
-        if len(parts) == 3 and parts[1] == run_id[:7]:
+        if target and run_id_prefix_of(Path(target)) == run_id[:7]:
             found.append(process)
     return found
 
