@@ -36,9 +36,9 @@ from pathlib import Path
 
 import dagster as dg
 import psutil
-from dagster._core.storage.runs.sqlite import SqliteRunStorage
 
 from analytics_pipeline.resources.dbt import run_id_prefix_of
+from analytics_pipeline.runs_on_this_machine import on_this_machine
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,6 @@ class DeadRun:
     @property
     def dbt_pids(self) -> str:
         return ", ".join(map(str, self.stopped_dbt))
-
-
-def on_this_machine(instance: dg.DagsterInstance) -> bool:
-    """Whether every run of the instance ran on this machine (the embedded instance's SQLite storage)."""
-    return isinstance(instance.run_storage, SqliteRunStorage)
 
 
 def _steps_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
