@@ -183,9 +183,6 @@ class Settings:
             raise SettingsError(
                 f"ANALYTICS_WAREHOUSE={warehouse!r} is not supported; set it to 'duckdb' or 'postgres'."
             )
-        port = env.get("ANALYTICS_PG_PORT", "5432")
-        if not port.isdigit():
-            raise SettingsError(f"ANALYTICS_PG_PORT={port!r} is not a port number.")
         max_reject_rate = _parse_float("ANALYTICS_MAX_REJECT_RATE", env.get("ANALYTICS_MAX_REJECT_RATE", "0.01"))
         if not 0 <= max_reject_rate <= 1:
             raise SettingsError("ANALYTICS_MAX_REJECT_RATE must be a share between 0 and 1.")
@@ -202,7 +199,7 @@ class Settings:
             warehouse=warehouse,
             duckdb_path=_resolve(env.get("ANALYTICS_DUCKDB_PATH", "data/warehouse.duckdb")),
             pg_host=env.get("ANALYTICS_PG_HOST", "127.0.0.1"),
-            pg_port=int(port),
+            pg_port=_parse_port("ANALYTICS_PG_PORT", env, 5432),
             pg_user=env.get("ANALYTICS_PG_USER", "postgres"),
             pg_password=env.get("ANALYTICS_PG_PASSWORD", ""),
             pg_database=env.get("ANALYTICS_PG_DATABASE", "analytics"),
@@ -217,7 +214,7 @@ class Settings:
             retention_report_days=_parse_days("ANALYTICS_RETENTION_REPORT_DAYS", env, 180),
             alert_webhook_url=env.get("ANALYTICS_ALERT_WEBHOOK_URL", ""),
             alert_smtp_host=env.get("ANALYTICS_ALERT_SMTP_HOST", ""),
-            alert_smtp_port=int(env.get("ANALYTICS_ALERT_SMTP_PORT", "25") or 25),
+            alert_smtp_port=_parse_port("ANALYTICS_ALERT_SMTP_PORT", env, 25),
             alert_email_from=env.get("ANALYTICS_ALERT_EMAIL_FROM", "analytics-pipeline@localhost"),
             alert_email_to=tuple(a.strip() for a in env.get("ANALYTICS_ALERT_EMAIL_TO", "").split(",") if a.strip()),
             report_smtp_host=env.get("ANALYTICS_REPORT_SMTP_HOST", "").strip(),
