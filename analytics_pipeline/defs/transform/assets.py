@@ -52,6 +52,15 @@ class AnalyticsDbtTranslator(DagsterDbtTranslator):
     months): such a model recomputes in SQL the later days a window changes, so a late file for an
     old day, or a backfill of an old range, plans just those days instead of every later one."""
 
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        """The domain folder of a model (``models/<layer>/<domain>/<model>.sql``: engagement,
+        commerce, forecasting), as dagster-open-platform's translator derives it; elsewhere (a seed,
+        a source) the ``meta.dagster.group`` of its YAML, if any."""
+        fqn = dbt_resource_props.get("fqn") or []
+        if dbt_resource_props.get("resource_type") == "model" and len(fqn) == 4:
+            return fqn[2]
+        return super().get_group_name(dbt_resource_props)
+
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             # raw/<table> from ingestion, forecast/<table> from the forecasting assets
