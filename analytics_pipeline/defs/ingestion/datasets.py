@@ -9,23 +9,6 @@ from dataclasses import dataclass
 
 from analytics_pipeline.resources.warehouse import Column, Table
 
-ACTIVITY_CATALOGUE = (
-    "login",
-    "logout",
-    "view_content",
-    "complete_lesson",
-    "submit_assignment",
-    "generate_report",
-    "download_report",
-    "share_report",
-    "delete_report",
-    "create_client",
-    "update_client",
-    "delete_client",
-    "csv_upload",
-    "search",
-)
-
 SQL_TYPES = {
     "text": "varchar",
     "int": "bigint",

@@ -5,24 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import yaml
 
-from analytics_pipeline.settings import Settings
+from analytics_pipeline.settings import DBT_PROJECT_DIR, Settings
 
-ACTIVITY_TYPES: tuple[str, ...] = (
-    "login",
-    "logout",
-    "view_content",
-    "complete_lesson",
-    "submit_assignment",
-    "generate_report",
-    "download_report",
-    "share_report",
-    "delete_report",
-    "create_client",
-    "update_client",
-    "delete_client",
-    "csv_upload",
-    "search",
+# The product's activity catalogue: dbt_project.yml's `activity_catalogue`, the one place it is kept.
+ACTIVITY_TYPES: tuple[str, ...] = tuple(
+    yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["activity_catalogue"]
 )
 UNCATALOGUED_ACTIVITY_TYPES: tuple[str, ...] = ("export_grades", "print_certificate")
 ORDER_STATUSES: tuple[str, ...] = ("completed", "refunded", "cancelled")

@@ -16,11 +16,8 @@ renamed as (
         user_id,
         org_id,
         activity_type,
-        activity_type in (
-            'login', 'logout', 'view_content', 'complete_lesson', 'submit_assignment',
-            'generate_report', 'download_report', 'share_report', 'delete_report',
-            'create_client', 'update_client', 'delete_client', 'csv_upload', 'search'
-        ) as is_catalogued_activity,
+        -- the catalogue is the project variable activity_catalogue (dbt_project.yml)
+        activity_type in ('{{ var("activity_catalogue") | join("', '") }}') as is_catalogued_activity,
         session_id,
         request_id,
         ip_address,
