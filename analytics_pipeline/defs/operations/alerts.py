@@ -8,7 +8,6 @@ is also POSTed to ``ANALYTICS_ALERT_WEBHOOK_URL`` and mailed through ``ANALYTICS
 """
 
 import json
-import smtplib
 import urllib.request
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -18,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.defs.operations.log_context import get_logger
+from analytics_pipeline.lib.mail import MailError, alert_mail_server, send_mail
 from analytics_pipeline.settings import Settings, get_settings
 
 log = get_logger("analytics_pipeline.alerts")
@@ -48,11 +48,11 @@ def _deliver(settings: Settings, alert: dict[str, Any]) -> list[str]:
         message["Subject"], message["From"] = subject, settings.alert_email_from
         message["To"] = ", ".join(settings.alert_email_to)
         message.set_content(json.dumps(alert, indent=2))
+        server = alert_mail_server(settings)
         try:
-            with smtplib.SMTP(settings.alert_smtp_host, settings.alert_smtp_port, timeout=10) as smtp:
-                smtp.send_message(message)
-        except (OSError, smtplib.SMTPException) as error:
-            errors.append(f"smtp {settings.alert_smtp_host}:{settings.alert_smtp_port}: {error}")
+            send_mail(server, message, settings.alert_email_to)
+        except MailError as error:
+            errors.append(f"smtp {server.address}: {error}")
     return errors
 
 

@@ -13,8 +13,6 @@ what has not been accepted yet; a new run of the delivery sends everything again
 import csv
 import json
 import mimetypes
-import smtplib
-import ssl
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -26,6 +24,7 @@ import dagster as dg
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
+from analytics_pipeline.lib.mail import MailError, report_mail_server, send_mail
 from analytics_pipeline.lib.reporting.documents import cell, label
 from analytics_pipeline.lib.reporting.figures import Week
 from analytics_pipeline.metadata import markdown_table
@@ -35,7 +34,6 @@ from analytics_pipeline.settings import Settings, get_settings
 
 DELIVERY_KEY = dg.AssetKey(["reporting", "weekly_report_delivery"])
 DELIVERY_LOG = "delivery.json"
-SMTP_TIMEOUT_SECONDS = 30
 
 # A mail server that is down or answers 4xx is retried under TRANSIENT_RETRY_POLICY (2, 6 and 14 s,
 # each ± 2 s); a permanent refusal (5xx: unknown recipient, bad credentials) is not.
@@ -58,13 +56,6 @@ class Delivery:
     @property
     def pending(self) -> list[str]:
         return [address for address in self.recipients if address not in self.sent_to]
-
-
-class DeliveryError(RuntimeError):
-    def __init__(self, message: str, transient: bool, accepted: list[str] | None = None):
-        super().__init__(message)
-        self.transient = transient
-        self.accepted = accepted or []
 
 
 # -- sending ---------------------------------------------------------------------------------------
@@ -115,44 +106,6 @@ def build_message(settings: Settings, entry: dict[str, Any], week: Week, folder:
     return message
 
 
-def _transient_code(code: int) -> bool:
-    return 400 <= code < 500
-
-
-def send(settings: Settings, message: EmailMessage, to: list[str]) -> list[str]:
-    """Send ``message`` to ``to``; returns the accepted addresses or raises :class:`DeliveryError`."""
-    server = f"{settings.report_smtp_host}:{settings.report_smtp_port}"
-    try:
-        with smtplib.SMTP(settings.report_smtp_host, settings.report_smtp_port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
-            if settings.report_smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if settings.report_smtp_user:
-                smtp.login(settings.report_smtp_user, settings.report_smtp_password)
-            refused = smtp.send_message(message, to_addrs=to)
-    except smtplib.SMTPRecipientsRefused as error:
-        codes = [code for code, _ in error.recipients.values()]
-        reasons = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in error.recipients.items())
-        raise DeliveryError(f"{server} refused every recipient ({reasons})", all(map(_transient_code, codes))) from None
-    except smtplib.SMTPResponseException as error:
-        raise DeliveryError(
-            f"{server} answered {error.smtp_code} {_text(error.smtp_error)}", _transient_code(error.smtp_code)
-        ) from None
-    except smtplib.SMTPNotSupportedError as error:
-        raise DeliveryError(f"{server}: {error}; check ANALYTICS_REPORT_SMTP_STARTTLS / _USER", False) from None
-    except (OSError, smtplib.SMTPException) as error:  # refused connection, timeout, dropped connection
-        raise DeliveryError(f"cannot reach the mail server {server}: {error or type(error).__name__}", True) from None
-    accepted = [address for address in to if address not in refused]
-    if refused:
-        reasons = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in refused.items())
-        codes = [code for code, _ in refused.values()]
-        raise DeliveryError(f"{server} refused {reasons}", all(map(_transient_code, codes)), accepted)
-    return accepted
-
-
-def _text(reply: bytes | str) -> str:
-    return (reply.decode(errors="replace") if isinstance(reply, bytes) else reply).strip()
-
-
 # -- one week --------------------------------------------------------------------------------------
 
 
@@ -196,8 +149,8 @@ def deliver_week(settings: Settings, week: Week, run_id: str) -> list[Delivery]:
         if pending:
             message = build_message(settings, entry, week, folder / entry["folder"], pending)
             try:
-                delivery.sent_to += send(settings, message, pending)
-            except DeliveryError as error:
+                delivery.sent_to += send_mail(report_mail_server(settings), message, pending)
+            except MailError as error:
                 delivery.sent_to += error.accepted
                 delivery.error, delivery.transient = str(error), error.transient
             delivery.at = datetime.now(UTC).isoformat(timespec="seconds")
