@@ -95,6 +95,9 @@ def clear_alert(job_name: str, run_id: str) -> Path | None:
     return resolved
 
 
+# Not Dagster's make_email_on_run_failure_sensor: an alert here is a file that stays open until the
+# job succeeds again (run_success_clears_alert), one per job, with an optional webhook; that sensor
+# only sends a mail per failure. The mail itself goes through the project's one sender (lib/mail.py).
 @dg.run_failure_sensor(
     name="run_failure_alert",
     description="A failed run raises an alert (log line, file under the output dir, optional webhook / SMTP).",

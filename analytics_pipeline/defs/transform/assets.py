@@ -137,6 +137,9 @@ def _with_previews(
     """The events, each model's output with its window (on every day) and, per day of the run, that
     day's own numbers (partition-scoped metadata: on the day's materialization, no event added); the
     window's preview table goes on its last day only."""
+    # Not dagster-dbt's ``.fetch_row_counts()``: it counts whole tables through an in-process dbt
+    # adapter built per invocation (the cost dbt_cli_fixed_costs.py avoids), and a count of the whole
+    # table is not a day's number; the previews query the window's own rows in one statement per model.
     if not dbt_vars:
         yield from events
         return
