@@ -83,11 +83,18 @@ def test_sensor_requests_exactly_the_affected_days_once(env) -> None:
     put(landing, "activity_events/date=2025-03-07/.a.jsonl.tmp")  # being written by the product: ignored
     put(landing, "users/users.csv", "user_id\n")
 
-    first = tick(instance, None)
+    # Dimensions first: the days of the same tick wait for the dimension run (their KPIs join them).
+    dimensions_first = tick(instance, None)
+    assert summary(dimensions_first) == [(None, None, None, ["raw/users"])]
+    assert dimensions_first.run_requests[0].job_name == "dimension_refresh"
+    waiting = tick(instance, dimensions_first.cursor)  # the dimension run has not ended: still waiting
+    assert [r.run_key for r in waiting.run_requests] == [r.run_key for r in dimensions_first.run_requests]
+    instance.report_runless_asset_event(dg.AssetMaterialization(["raw", "users"]))  # the dimension run loaded them
+
+    first = tick(instance, waiting.cursor)
     assert summary(first) == [
         (None, "2025-03-01", "2025-03-02", ["raw/activity_events", "raw/order_lines"]),
         ("2025-03-07", None, None, ["raw/activity_events"]),
-        (None, None, None, ["raw/users"]),
     ]
     daily = first.run_requests[0]
     assert daily.job_name == "daily_pipeline"
@@ -106,10 +113,32 @@ def test_sensor_requests_exactly_the_affected_days_once(env) -> None:
     put(landing, "activity_events/date=2025-03-07/a.jsonl", '{"event_id": "changed"}\n', mtime=time.time() - 30)
     changed = tick(instance, late.cursor)
     assert summary(changed) == [("2025-03-07", None, None, ["raw/activity_events"])]
-    assert changed.run_requests[0].run_key != first.run_requests[1].run_key
+    assert changed.run_requests[0].run_key != first.run_requests[1].run_key  # the 2025-03-07 request
 
     put(landing, "activity_events/date=2025-03-08/fresh.jsonl", mtime=time.time())  # still being written
     assert not tick(instance, changed.cursor).run_requests
+
+
+def test_days_go_ahead_once_the_dimension_run_has_ended_even_failed(env) -> None:
+    """A dimension run that failed does not hold the days back for ever: they run once it has ended."""
+    landing, instance = Path(env["ANALYTICS_LANDING_DIR"]), dg.DagsterInstance.ephemeral()
+    put(landing, "activity_events/date=2025-03-01/a.jsonl")
+    put(landing, "items/items.csv", "item_id\n")
+    [dimensions] = tick(instance, None).run_requests
+
+    @dg.asset(name="stand_in_for_the_dimension_run")
+    def failing() -> None:
+        raise RuntimeError("the dimension files were unreadable")
+
+    run = dg.materialize(
+        [failing], instance=instance, tags={"dagster/run_key": dimensions.run_key}, raise_on_error=False
+    )
+    assert not run.success
+    assert summary(tick(instance, None)) == [
+        ("2025-03-01", None, None, ["raw/activity_events"]),
+        (None, None, None, ["raw/items"]),  # the same run key: Dagster does not run it again
+    ]
+    assert tick(instance, None).run_requests[1].run_key == dimensions.run_key
 
 
 def test_first_tick_skips_days_already_materialized(env) -> None:

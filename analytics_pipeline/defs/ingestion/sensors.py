@@ -11,6 +11,11 @@ tick that is retried never launches the same run twice.
 On its very first tick the sensor treats files of days Dagster has already materialized as handled,
 and dimension files older than their dimension's last materialization too, so turning it on after a
 backfill does not redo the backfill or reload the dimensions it has just loaded.
+
+Dimensions go first: when changed dimension files and changed days arrive in the same tick, the tick
+requests the dimension run alone and the days wait (the cursor stays) until that run has ended,
+succeeded or not; a day's KPIs join the items and schools, and two runs started together would
+otherwise race for them.
 """
 
 import hashlib
@@ -165,6 +170,23 @@ def _dimensions_loaded_at(instance: dg.DagsterInstance) -> dict[str, int]:
     return loaded
 
 
+# the tag Dagster puts on a run a sensor's RunRequest created (its run key)
+_RUN_KEY_TAG = "dagster/run_key"
+
+
+def _days_wait_for_dimensions(instance: dg.DagsterInstance, new: list[LandingVersion]) -> list[dg.RunRequest]:
+    """When changed dimension files and changed days arrive together, the dimension run alone (the
+    days wait), until that run has ended: then nothing (the days go ahead). A dimension file loaded
+    since it was written counts as handled."""
+    loaded_at = _dimensions_loaded_at(instance)
+    dimensions = [v for v in new if v.day is None and v.mtime_ns > loaded_at.get(v.dataset, -1)]
+    if not dimensions or not any(v.day is not None for v in new):
+        return []
+    [request] = run_requests(dimensions)
+    runs = instance.get_runs(dg.RunsFilter(tags={_RUN_KEY_TAG: request.run_key}), limit=1)
+    return [] if runs and runs[0].is_finished else [request]
+
+
 @dg.sensor(
     name="landing_file_sensor",
     description="New or changed landing files -> a run of exactly the affected days (raw dataset and the daily "
@@ -194,6 +216,11 @@ def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = cursor.advanced(new)
     if not new:
         return dg.SensorResult(skip_reason="no new or changed landing files", cursor=cursor.dump())
+    if waiting := _days_wait_for_dimensions(context.instance, new):
+        # Dimensions first: a day's KPIs join the items and schools of its day, so the days of this
+        # tick run once the dimension run has ended. The cursor stays where it was: the next ticks
+        # see the same files again (the dimension request keeps its run key, so it runs once).
+        return dg.SensorResult(run_requests=waiting, cursor=context.cursor)
     requests = run_requests(new)
     context.log.info(f"{len(new)} new or changed files -> {len(requests)} runs")
     return dg.SensorResult(run_requests=requests, cursor=cursor.dump())
