@@ -59,7 +59,8 @@ def last_complete_day_schedule(
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         tick = context.scheduled_execution_time
         day = (tick - timedelta(days=1)).date().isoformat()
-        return dg.RunRequest(run_key=f"{run_key}:{tick:%Y-%m-%dT%H}" if per_tick else f"{run_key}:{day}",
-                             partition_key=day)  # fmt: skip
+        return dg.RunRequest(
+            run_key=f"{run_key}:{tick:%Y-%m-%dT%H}" if per_tick else f"{run_key}:{day}", partition_key=day
+        )
 
     return _schedule

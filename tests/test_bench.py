@@ -227,8 +227,11 @@ def test_the_floor_computes_the_marts_numbers(env: dict[str, str], warehouse_eng
     site.reset()
     try:
         site.task("floor", "floor", start.isoformat(), end.isoformat())
-        floor = Warehouse(dataclasses.replace(get_settings(), duckdb_path=site.duckdb_path,
-                                              pg_database=site.pg_database or get_settings().pg_database))  # fmt: skip
+        floor = Warehouse(
+            dataclasses.replace(
+                get_settings(), duckdb_path=site.duckdb_path, pg_database=site.pg_database or get_settings().pg_database
+            )
+        )
         for table, order in _FLOOR_MARTS.items():
             floor_rows = floor.query(f"select * from floor.{table} order by {order}").to_pylist()
             mart_rows = marts.query(f"select * from marts.{table} order by {order}").to_pylist()

@@ -33,9 +33,14 @@ class MailServer:
 
 
 def report_mail_server(settings: Settings) -> MailServer:
-    return MailServer(settings.report_smtp_host, settings.report_smtp_port, settings.report_smtp_user,
-                      settings.report_smtp_password, settings.report_smtp_starttls,
-                      settings_hint="ANALYTICS_REPORT_SMTP_STARTTLS / _USER")  # fmt: skip
+    return MailServer(
+        settings.report_smtp_host,
+        settings.report_smtp_port,
+        settings.report_smtp_user,
+        settings.report_smtp_password,
+        settings.report_smtp_starttls,
+        settings_hint="ANALYTICS_REPORT_SMTP_STARTTLS / _USER",
+    )
 
 
 def alert_mail_server(settings: Settings) -> MailServer:
