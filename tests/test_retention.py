@@ -85,3 +85,20 @@ def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing:
     assert result.returncode == 0, result.stdout[-3000:]
     assert table_rows(warehouse, "marts.fct_daily_engagement", "activity_date, org_id") == engagement_before
     assert len(table_rows(warehouse, "intermediate.int_user_activity_daily", "activity_date, user_id")) == 3
+
+
+def test_run_step_outputs_past_the_ops_period_are_deleted(env, warehouse) -> None:
+    """Step outputs Dagster keeps per run ($DAGSTER_HOME/storage/<run id>/, e.g. the forecasting range
+    steps' results) go after the ops period; a younger run's, and anything not named by a run id, stay."""
+    settings = get_settings()
+    storage = settings.dagster_home / "storage"
+    old_run, new_run = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d"
+    for name in (old_run, new_run, "not-a-run"):
+        (storage / name / "step").mkdir(parents=True)
+        (storage / name / "step" / "result").write_bytes(b"x")
+    long_ago = time.time() - (settings.retention_ops_days + 2) * 86_400
+    for name in (old_run, "not-a-run"):
+        os.utime(storage / name, (long_ago, long_ago))
+    report = apply_retention(warehouse, settings, date.today())
+    assert f"$DAGSTER_HOME/storage/{old_run}/" in report.files_deleted
+    assert sorted(p.name for p in storage.iterdir()) == sorted([new_run, "not-a-run"])

@@ -6,10 +6,12 @@
   the landing files are left alone, so an old day can always be re-loaded.
 - pipeline operations data older than ``ANALYTICS_RETENTION_OPS_DAYS`` (default 30): the
   ``ops`` schema's tables with a ``recorded_at`` column and resolved alert files.
+- step outputs of runs (``$DAGSTER_HOME/storage/<run id>/``) older than the same ops period.
 - report folders (``<ANALYTICS_OUTPUT_DIR>/reports/<YYYY-MM-DD>/``, one per week) older than
   ``ANALYTICS_RETENTION_REPORT_DAYS`` (default 180).
 """
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +23,9 @@ from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
+
+# a run's folder of step outputs is named by its run id; nothing else there is touched
+_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 # the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
 log = get_logger("analytics_pipeline.retention")
@@ -67,6 +72,14 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
             if datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date() < ops_cutoff.date():
                 path.unlink()
                 report.files_deleted.append(str(path.relative_to(settings.output_dir)))
+    # Step outputs Dagster keeps per run under $DAGSTER_HOME/storage/<run id>/ (the forecasting range
+    # steps hand their results to the writer through them): a run folder past the ops period goes.
+    storage = settings.dagster_home / "storage"
+    if storage.is_dir():
+        for folder in sorted(p for p in storage.iterdir() if p.is_dir() and _RUN_ID.match(p.name)):
+            if datetime.fromtimestamp(folder.stat().st_mtime, tz=UTC).date() < ops_cutoff.date():
+                shutil.rmtree(folder)
+                report.files_deleted.append(f"$DAGSTER_HOME/storage/{folder.name}/")
     report_cutoff = today - timedelta(days=settings.retention_report_days)
     reports = settings.output_dir / "reports"
     if reports.is_dir():
