@@ -202,12 +202,19 @@ def test_the_sensor_lists_the_bucket_past_a_page_and_sees_an_overwritten_object(
     assert {v.path for v in versions if v.dataset == "activity_events"} == {f"{EVENTS_DIR}/a.jsonl"}
 
     instance = dg.DagsterInstance.ephemeral()
-    first = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=None))
-    requested = {
-        (r.partition_key, tuple(sorted(k.path[-1] for k in r.asset_selection if k.path[0] == "raw")))
-        for r in first.run_requests
-    }
-    assert requested == {(None, ("users",)), (DAYS[1].isoformat(), ("activity_events",))}
+
+    def requested(result: dg.SensorResult) -> set[tuple]:
+        return {
+            (r.partition_key, tuple(sorted(k.path[-1] for k in r.asset_selection if k.path[0] == "raw")))
+            for r in result.run_requests
+        }
+
+    # dimensions first: the day waits until the dimension run has loaded the users
+    dimensions_first = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=None))
+    assert requested(dimensions_first) == {(None, ("users",))}
+    instance.report_runless_asset_event(dg.AssetMaterialization(["raw", "users"]))
+    first = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=dimensions_first.cursor))
+    assert requested(first) == {(DAYS[1].isoformat(), ("activity_events",))}
     assert not landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
 
     time.sleep(1.1)  # S3 keeps modification times to the second
