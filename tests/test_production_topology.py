@@ -355,10 +355,19 @@ def test_steps_run_on_celery_workers_of_their_queues(
         run_unpartitioned(dimensions)
         run_pipeline(DAY)
         in_process = Warehouse(get_settings())
-        for table in ("marts.fct_daily_engagement", "marts.fct_kpi_daily", "marts.fct_item_daily_demand"):
-            expected = table_rows(in_process, table, "1, 2, 3")
+        # the landed day's rows: the daemon also runs the project's schedules (the hourly refresh at :05
+        # builds today's partition), whose days the in-process run has no counterpart for
+        days = {
+            "marts.fct_daily_engagement": "activity_date",
+            "marts.fct_kpi_daily": "kpi_date",
+            "marts.fct_item_daily_demand": "demand_date",
+        }
+        for table, day_column in days.items():
+            expected = [row for row in table_rows(in_process, table, "1, 2, 3") if row[day_column] == DAY]
             assert expected, table
-            assert table_rows(on_workers, table, "1, 2, 3") == expected, table
+            assert [row for row in table_rows(on_workers, table, "1, 2, 3") if row[day_column] == DAY] == expected, (
+                table
+            )
     finally:
         with maintenance.cursor() as cursor:
             cursor.execute(f'drop database if exists "{in_process_db}" with (force)')
