@@ -178,9 +178,11 @@ def _days_wait_for_dimensions(instance: dg.DagsterInstance, new: list[LandingVer
     """When changed dimension files and changed days arrive together, the dimension run alone (the
     days wait), until that run has ended: then nothing (the days go ahead). A dimension file loaded
     since it was written counts as handled."""
+    if not any(v.day is None for v in new) or not any(v.day is not None for v in new):
+        return []  # (most ticks: no instance query)
     loaded_at = _dimensions_loaded_at(instance)
     dimensions = [v for v in new if v.day is None and v.mtime_ns > loaded_at.get(v.dataset, -1)]
-    if not dimensions or not any(v.day is not None for v in new):
+    if not dimensions:
         return []
     [request] = run_requests(dimensions)
     runs = instance.get_runs(dg.RunsFilter(tags={_RUN_KEY_TAG: request.run_key}), limit=1)
