@@ -29,47 +29,53 @@ from analytics_pipeline.defs.transform.schedules import (
 )
 from analytics_pipeline.executors import run_executor
 from analytics_pipeline.jobs import daily_pipeline_job
-from analytics_pipeline.resources.dbt import dbt_resource
-from analytics_pipeline.resources.warehouse import WarehouseResource
+from analytics_pipeline.resources import build_resources
+from analytics_pipeline.settings import Settings, get_settings
 
-defs = dg.Definitions(
-    # the key marts' freshness policy, attached once over every asset
-    assets=dg.map_asset_specs(
-        with_key_mart_freshness,
-        [
-            *ingestion_assets,
-            daily_dbt_models,
-            dbt_models,
-            *forecasting_assets,
-            weekly_reports,
-            weekly_report_delivery,
-            pipeline_task_health,
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The code location with the resources and executor ``settings`` describe."""
+    return dg.Definitions(
+        # the key marts' freshness policy, attached once over every asset
+        assets=dg.map_asset_specs(
+            with_key_mart_freshness,
+            [
+                *ingestion_assets,
+                daily_dbt_models,
+                dbt_models,
+                *forecasting_assets,
+                weekly_reports,
+                weekly_report_delivery,
+                pipeline_task_health,
+            ],
+        ),
+        asset_checks=[kpi_threshold_checks],
+        jobs=[
+            daily_pipeline_job,
+            hourly_refresh_job,
+            DIMENSION_JOB,
+            retention_job,
+            demand_forecast_job,
+            model_selection_job,
+            weekly_report_job,
+            custom_report_job,
+            task_health_job,
         ],
-    ),
-    asset_checks=[kpi_threshold_checks],
-    jobs=[
-        daily_pipeline_job,
-        hourly_refresh_job,
-        DIMENSION_JOB,
-        retention_job,
-        demand_forecast_job,
-        model_selection_job,
-        weekly_report_job,
-        custom_report_job,
-        task_health_job,
-    ],
-    schedules=[
-        daily_pipeline_schedule,
-        hourly_refresh_schedule,
-        retention_schedule,
-        demand_forecast_schedule,
-        model_selection_schedule,
-        weekly_report_schedule,
-        task_health_schedule,
-    ],
-    sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert, dead_run_monitor],
-    resources={"warehouse": WarehouseResource(), "dbt": dbt_resource()},
-    # Every job, and the runs the UI launches: each run's steps in its own process, or on Celery
-    # workers by queue with ANALYTICS_EXECUTOR=celery (analytics_pipeline/executors.py).
-    executor=run_executor(),
-)
+        schedules=[
+            daily_pipeline_schedule,
+            hourly_refresh_schedule,
+            retention_schedule,
+            demand_forecast_schedule,
+            model_selection_schedule,
+            weekly_report_schedule,
+            task_health_schedule,
+        ],
+        sensors=[landing_file_sensor, run_failure_alert, run_success_clears_alert, dead_run_monitor],
+        resources=build_resources(settings),
+        # Every job, and the runs the UI launches: each run's steps in its own process, or on Celery
+        # workers by queue with ANALYTICS_EXECUTOR=celery (analytics_pipeline/executors.py).
+        executor=run_executor(settings),
+    )
+
+
+defs = build_definitions(get_settings())

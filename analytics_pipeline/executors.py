@@ -22,7 +22,7 @@ import warnings
 
 import dagster as dg
 
-from analytics_pipeline.settings import get_settings
+from analytics_pipeline.settings import Settings
 
 # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG, spelled out so the definitions load without importing
 # Celery; tests/test_executors.py checks the two agree.
@@ -44,9 +44,8 @@ def on_queue(queue: str) -> dict[str, str]:
     return {QUEUE_TAG: queue}
 
 
-def run_executor() -> dg.ExecutorDefinition:
+def run_executor(settings: Settings) -> dg.ExecutorDefinition:
     """The executor of every job and of the runs the UI launches."""
-    settings = get_settings()
     if settings.executor != "celery":
         return dg.in_process_executor
     from dagster_celery import celery_executor

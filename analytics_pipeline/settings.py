@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 from dotenv import load_dotenv, set_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -232,26 +233,14 @@ class Settings:
             celery_backend=celery_backend,
         )
 
+    @property
+    def engine(self) -> str:
+        """The warehouse engine, under the name :class:`~analytics_pipeline.resources.warehouse.Warehouse` reads."""
+        return self.warehouse
+
     def report_recipients_for(self, target: str) -> tuple[str, ...]:
         """Who receives the weekly report of ``target`` (a school's org_id, or ``platform``)."""
         return dict(self.report_recipients).get(target, ())
-
-    def dbt_env(self) -> dict[str, str]:
-        """Environment for a dbt subprocess: the same settings with every path made absolute.
-
-        ``dbt_project/profiles.yml`` reads these names, so dbt run by Dagster, by the CLI or by hand
-        inside ``dbt_project/`` talks to the same warehouse.
-        """
-        return {
-            "ANALYTICS_WAREHOUSE": self.warehouse,
-            "ANALYTICS_DUCKDB_PATH": str(self.duckdb_path),
-            "ANALYTICS_PG_HOST": self.pg_host,
-            "ANALYTICS_PG_PORT": str(self.pg_port),
-            "ANALYTICS_PG_USER": self.pg_user,
-            "ANALYTICS_PG_PASSWORD": self.pg_password,
-            "ANALYTICS_PG_DATABASE": self.pg_database,
-            "ANALYTICS_REORDER_LEAD_TIME_DAYS": str(self.reorder_lead_time_days),
-        }
 
 
 def write_env_setting(name: str, value: str, env_file: Path | None = None) -> None:
@@ -263,6 +252,19 @@ def write_env_setting(name: str, value: str, env_file: Path | None = None) -> No
     set in a process's environment still wins.
     """
     set_key(env_file or ENV_FILE, name, value, quote_mode="never", follow_symlinks=True)  # a linked .env stays linked
+
+
+def secret(name: str, value: str) -> str | dg.EnvVar:
+    """A secret setting for a resource field: ``dg.EnvVar(name)`` when the environment holds it (the
+    UI's resource page then shows the variable's name, never its value; Dagster reads it when the
+    resource is built for a run), else ``value`` as given (empty, or from an explicit ``env``)."""
+    return dg.EnvVar(name) if value and os.environ.get(name) == value else value
+
+
+def resolved(value: str | dg.EnvVar) -> str:
+    """A :func:`secret`'s value: a resource used outside a run (CLI, tests) still holds the
+    ``dg.EnvVar`` itself, whose text is the variable's name."""
+    return (value.get_value() or "") if isinstance(value, dg.EnvVar) else value
 
 
 def get_settings() -> Settings:

@@ -294,9 +294,9 @@ def export(start: str, end: str, repeat: str) -> None:
 def adapter_init() -> None:
     from dagster_dbt import DbtCliResource
 
-    from analytics_pipeline.resources.dbt import dbt_executable, dbt_project
+    from analytics_pipeline.resources.dbt import dbt_env, dbt_executable, dbt_project
 
-    os.environ.update(_settings().dbt_env())
+    os.environ.update(dbt_env(_settings()))  # this benchmark process only: the adapter reads profiles.yml
     stock = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
     os.chdir(dbt_project.project_dir)
     started = time.perf_counter()
@@ -306,13 +306,14 @@ def adapter_init() -> None:
 
 def prepare_dbt() -> None:
     """dbt's saved parse for this warehouse, where the pipeline's dbt resource looks for it."""
-    from analytics_pipeline.resources.dbt import dbt_resource, dbt_window, keep_saved_parse
+    from analytics_pipeline.resources.dbt import dbt_resource
+    from analytics_pipeline.resources.warehouse import WarehouseResource
 
-    os.environ.update(_settings().dbt_env())
-    with dbt_window(None):
-        invocation = dbt_resource().cli(["parse", "--quiet"])
+    settings = _settings()
+    dbt, env = dbt_resource(settings), WarehouseResource.from_settings(settings).dbt_env()
+    invocation = dbt.cli(["parse", "--quiet"], env=env)
     invocation.wait()
-    keep_saved_parse(invocation)
+    dbt.keep_saved_parse(invocation, env)
 
 
 def forecasting(items: str, days: str, repeat: str) -> None:

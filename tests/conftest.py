@@ -151,9 +151,17 @@ def event(
 
 
 def definitions() -> dg.Definitions:
-    from analytics_pipeline.definitions import defs
+    """The code location as a process started now would load it (with this test's settings)."""
+    from analytics_pipeline.definitions import build_definitions
 
-    return defs
+    return build_definitions(get_settings())
+
+
+def pipeline_resources() -> dict[str, Any]:
+    """The code location's resources with this test's settings."""
+    from analytics_pipeline.resources import build_resources
+
+    return build_resources(get_settings())
 
 
 def run_pipeline(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import pipeline_resources
 
 from analytics_pipeline.defs.ingestion import sensors
 from analytics_pipeline.defs.ingestion.sensors import contiguous_ranges, landing_file_sensor
@@ -40,7 +41,9 @@ def put(landing: Path, relative: str, text: str = '{"event_id": "e"}\n', mtime: 
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    return landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return landing_file_sensor(
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources=pipeline_resources())
+    )
 
 
 def summary(result: dg.SensorResult) -> list[tuple[str | None, str | None, str | None, list[str]]]:
@@ -221,6 +224,7 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
                 dagster_instance=instance,
                 dagster_run=failed.dagster_run,
                 dagster_event=failed.get_run_failure_event(),
+                resources=pipeline_resources(),
             ).for_run_failure()
         )
 
@@ -236,6 +240,7 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
                 dagster_instance=instance,
                 dagster_run=succeeded.dagster_run,
                 dagster_event=succeeded.get_run_success_event(),
+                resources=pipeline_resources(),
             )
         )
 
@@ -249,12 +254,9 @@ def test_failed_run_raises_an_alert_and_a_later_success_clears_it(env, monkeypat
 
 def _materialize_users(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
-    from analytics_pipeline.resources.warehouse import WarehouseResource
 
     users = next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", "users"]))
-    return dg.materialize(
-        [users], resources={"warehouse": WarehouseResource()}, instance=instance, raise_on_error=False
-    )
+    return dg.materialize([users], resources=pipeline_resources(), instance=instance, raise_on_error=False)
 
 
 def _events(result: dg.ExecuteInProcessResult, kind: str) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import pipeline_resources
 from ops_support import seed_dagster_home
 from tests_support import free_port
 
@@ -83,7 +84,6 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
 
 def _materialize_two_days(env: dict[str, str], landing) -> None:
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
-    from analytics_pipeline.resources.warehouse import WarehouseResource
 
     # landing files for every day, with a different number of events each; the first two days are
     # materialized here, the others by the UI-launched backfill under test
@@ -125,9 +125,7 @@ def _materialize_two_days(env: dict[str, str], landing) -> None:
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     events, instance = next(a for a in ingestion_assets if a.key == EVENTS), get_instance()
     for day in DAYS[:2]:
-        dg.materialize(
-            [events], instance=instance, partition_key=day.isoformat(), resources={"warehouse": WarehouseResource()}
-        )
+        dg.materialize([events], instance=instance, partition_key=day.isoformat(), resources=pipeline_resources())
 
 
 @pytest.mark.e2e

@@ -12,6 +12,7 @@ from dagster_dbt import DbtCliResource
 from packaging import version
 
 from analytics_pipeline.resources.dbt import dbt_resource
+from analytics_pipeline.settings import get_settings
 
 
 def test_the_overridden_members_are_still_dagster_dbts() -> None:
@@ -28,6 +29,6 @@ def test_the_version_comes_without_a_subprocess(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(subprocess, "run", no_subprocess)
     monkeypatch.setattr(subprocess, "Popen", no_subprocess)
-    resource = dbt_resource()
+    resource = dbt_resource(get_settings())
     assert isinstance(resource._cli_version, version.Version)
     assert resource._initialize_dbt_core_adapter([]) is None

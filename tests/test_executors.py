@@ -16,7 +16,7 @@ from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 
 from analytics_pipeline import cli
 from analytics_pipeline.executors import QUEUE_TAG, QUEUES, on_queue, run_executor
-from analytics_pipeline.settings import DEFAULT_CELERY_BROKER, PROJECT_ROOT, Settings, SettingsError
+from analytics_pipeline.settings import DEFAULT_CELERY_BROKER, PROJECT_ROOT, Settings, SettingsError, get_settings
 
 
 def test_queue_tag_is_dagster_celerys() -> None:
@@ -62,9 +62,9 @@ def test_every_step_of_every_job_has_a_queue() -> None:
 
 def test_in_process_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANALYTICS_EXECUTOR", raising=False)
-    assert run_executor() is dg.in_process_executor
+    assert run_executor(get_settings()) is dg.in_process_executor
     monkeypatch.setenv("ANALYTICS_EXECUTOR", "celery")
-    assert run_executor().name == "celery"
+    assert run_executor(get_settings()).name == "celery"
 
 
 def test_executor_settings() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import run_pipeline, run_unpartitioned
+from conftest import pipeline_resources, run_pipeline, run_unpartitioned
 from test_commerce_kpis import D1, D2, D3, D4, D5, write_history
 
 from analytics_pipeline.defs.forecasting.assets import (
@@ -26,7 +26,7 @@ from analytics_pipeline.defs.forecasting.assets import (
     model_evaluations,
 )
 from analytics_pipeline.lib.forecasting import models
-from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
+from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 
 WEEK = np.array([10.0, 14.0, 15.0, 13.0, 12.0, 3.0, 2.0])
@@ -232,7 +232,7 @@ def _materialize(
     return dg.materialize(
         [asset],
         partition_key=as_of.isoformat(),
-        resources={"warehouse": WarehouseResource()},
+        resources=pipeline_resources(),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
         run_config={"ops": {asset.node_def.name: {"config": config}}} if config else None,

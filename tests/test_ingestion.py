@@ -40,7 +40,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import Landing, event
+from conftest import Landing, event, pipeline_resources
 
 from analytics_pipeline.defs.ingestion import readers
 from analytics_pipeline.defs.ingestion.assets import FILES_PRESENT_CHECK, REJECT_RATE_CHECK, ingestion_assets
@@ -58,7 +58,6 @@ from analytics_pipeline.resources.warehouse import (
     TransientWarehouseError,
     Warehouse,
     WarehouseError,
-    WarehouseResource,
     postgres_engine,
     tables,
 )
@@ -148,7 +147,7 @@ def raw_asset(dataset: str) -> dg.AssetsDefinition:
 def materialize_events(dataset: str = "activity_events", **kwargs: Any) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [raw_asset(dataset)],
-        resources={"warehouse": WarehouseResource()},
+        resources=pipeline_resources(),
         instance=dg.DagsterInstance.ephemeral(),
         **kwargs,
     )

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import Landing, event, run_pipeline, run_unpartitioned, table_rows
+from conftest import Landing, event, pipeline_resources, run_pipeline, run_unpartitioned, table_rows
 from test_ingestion import ledger as ingestion_ledger
 from test_ingestion import load, select
 
@@ -574,14 +574,13 @@ def test_nan_infinity_and_a_repeated_key_reject_the_record(warehouse, landing: L
 
 def test_the_materialization_counts_skipped_entries_apart_from_files_read(env, landing: Landing) -> None:
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
-    from analytics_pipeline.resources.warehouse import WarehouseResource
 
     landing.jsonl("activity_events", D2, "events.jsonl", [event("e1", AT, "u1")])
     landing.raw("activity_events", D2, "_SUCCESS", b"")
     asset = next(a for a in ingestion_assets if a.key == dg.AssetKey(["raw", "activity_events"]))
     result = dg.materialize(
         [asset],
-        resources={"warehouse": WarehouseResource()},
+        resources=pipeline_resources(),
         instance=dg.DagsterInstance.ephemeral(),
         partition_key=D2.isoformat(),
     )

@@ -25,7 +25,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from conftest import run_pipeline, run_unpartitioned
+from conftest import pipeline_resources, run_pipeline, run_unpartitioned
 
 from analytics_pipeline import cli
 from analytics_pipeline.defs.ingestion import sensors
@@ -210,19 +210,27 @@ def test_the_sensor_lists_the_bucket_past_a_page_and_sees_an_overwritten_object(
         }
 
     # dimensions first: the day waits until the dimension run has loaded the users
-    dimensions_first = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=None))
+    dimensions_first = landing_file_sensor(
+        dg.build_sensor_context(resources=pipeline_resources(), instance=instance, cursor=None)
+    )
     assert requested(dimensions_first) == {(None, ("users",))}
     instance.report_runless_asset_event(dg.AssetMaterialization(["raw", "users"]))
-    first = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=dimensions_first.cursor))
+    first = landing_file_sensor(
+        dg.build_sensor_context(resources=pipeline_resources(), instance=instance, cursor=dimensions_first.cursor)
+    )
     assert requested(first) == {(DAYS[1].isoformat(), ("activity_events",))}
-    assert not landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor)).run_requests
+    assert not landing_file_sensor(
+        dg.build_sensor_context(resources=pipeline_resources(), instance=instance, cursor=first.cursor)
+    ).run_requests
 
     time.sleep(1.1)  # S3 keeps modification times to the second
     zone.fs.pipe({f"{folder}/{EVENTS_DIR}/a.jsonl": b'{"event_id": "e2"}\n'})  # overwritten by the product
     [changed] = [v for v in scan_landing(bucket) if v.dataset == "activity_events"]
     [before] = [v for v in versions if v.dataset == "activity_events"]
     assert changed.version != before.version and changed.token != before.token  # a new ETag
-    again = landing_file_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    again = landing_file_sensor(
+        dg.build_sensor_context(resources=pipeline_resources(), instance=instance, cursor=first.cursor)
+    )
     assert [r.partition_key for r in again.run_requests] == [DAYS[1].isoformat()]
     assert again.run_requests[0].run_key != next(r.run_key for r in first.run_requests if r.partition_key)
 

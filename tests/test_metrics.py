@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import pipeline_resources
 from ops_support import make_healthy, parse_metrics, scrape, seed_dagster_home
 from tests_support import free_port, readline_within
 
@@ -19,7 +20,7 @@ from analytics_pipeline.cli import main
 from analytics_pipeline.defs.ingestion.assets import ingestion_assets
 from analytics_pipeline.defs.operations.metrics import serve
 from analytics_pipeline.instance import get_instance
-from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
+from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import PROJECT_ROOT
 
 DAY = date(2025, 1, 2)
@@ -52,9 +53,7 @@ def _load_a_day_with_rejects(landing, instance: dg.DagsterInstance) -> None:
     landing.jsonl("activity_events", DAY, "events.jsonl", [*good, *bad])
     landing.raw("activity_events", DAY, "broken.jsonl.gz", b"not gzip")
     events = next(a for a in ingestion_assets if a.key == EVENTS)
-    dg.materialize(
-        [events], instance=instance, partition_key=DAY.isoformat(), resources={"warehouse": WarehouseResource()}
-    )
+    dg.materialize([events], instance=instance, partition_key=DAY.isoformat(), resources=pipeline_resources())
 
 
 def test_metrics_endpoint_measures_afresh_at_every_scrape(

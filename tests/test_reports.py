@@ -48,6 +48,8 @@ from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, TRANSIENT_R
 from analytics_pipeline.defs.reporting.weekly import WEEKLY_REPORTS_KEY, build_weekly_reports
 from analytics_pipeline.jobs import DAILY_ASSETS
 from analytics_pipeline.lib.reporting.figures import Week
+from analytics_pipeline.resources.reports import ReportDeliveryResource, ReportsResource
+from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.settings import get_settings
 
 WEEK = Week(date(2025, 1, 13))
@@ -491,7 +493,10 @@ def test_delivery_failures_are_reported_retried_and_keep_the_files(env, warehous
 
     # the mail server is down: a transient failure (the asset's retry policy retries it), the files stay
     monkeypatch.setenv("ANALYTICS_REPORT_SMTP_PORT", str(free_port()))
-    down = {d.target: d for d in deliver_week(get_settings(), WEEK, "run-while-down")}
+    down = {
+        d.target: d
+        for d in deliver_week(ReportDeliveryResource.from_settings(get_settings()), week_dir(), WEEK, "run-while-down")
+    }
     assert down["A"].status == down["B"].status == "failed" and down["A"].transient
     assert "cannot reach the mail server 127.0.0.1" in down["A"].error
     assert delivery_log()["A"]["status"] == "failed"
@@ -614,8 +619,8 @@ def test_custom_report_job_from_run_config(env, warehouse) -> None:
     # the retention job deletes old week folders and leaves custom reports (not a date) alone
     from analytics_pipeline.defs.operations.retention import apply_retention
 
-    build_weekly_reports(warehouse, get_settings(), WEEK)
-    report = apply_retention(warehouse, get_settings(), date(2026, 1, 1))
+    build_weekly_reports(warehouse, ReportsResource.from_settings(get_settings()).folder, WEEK)
+    report = apply_retention(warehouse, RetentionResource.from_settings(get_settings()), date(2026, 1, 1))
     assert f"reports/{WEEK.start.isoformat()}/" in report.files_deleted
     assert custom_dir(csv).exists() and not week_dir().exists()
 

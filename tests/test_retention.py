@@ -13,6 +13,8 @@ from pathlib import Path
 from conftest import Landing, event, run_pipeline, table_rows
 
 from analytics_pipeline.defs.operations.retention import apply_retention
+from analytics_pipeline.resources.dbt import dbt_env
+from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.settings import DBT_PROJECT_DIR, get_settings
 
 OLD, RECENT = date(2025, 1, 2), date(2025, 3, 30)
@@ -53,7 +55,7 @@ def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing:
     long_ago = time.mktime((2025, 2, 1, 0, 0, 0, 0, 0, -1))
     os.utime(old_alert, (long_ago, long_ago))
 
-    report = apply_retention(warehouse, get_settings(), TODAY)
+    report = apply_retention(warehouse, RetentionResource.from_settings(get_settings()), TODAY)
 
     assert report.rows_deleted == {
         "raw.activity_events": 2,
@@ -77,7 +79,7 @@ def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing:
     result = subprocess.run(
         [str(dbt), "build", "--profiles-dir", ".", "--quiet"],
         cwd=DBT_PROJECT_DIR,
-        env={**os.environ, **get_settings().dbt_env()},
+        env={**os.environ, **dbt_env(get_settings())},
         capture_output=True,
         text=True,
         timeout=600,
@@ -99,6 +101,6 @@ def test_run_step_outputs_past_the_ops_period_are_deleted(env, warehouse) -> Non
     long_ago = time.time() - (settings.retention_ops_days + 2) * 86_400
     for name in (old_run, "not-a-run"):
         os.utime(storage / name, (long_ago, long_ago))
-    report = apply_retention(warehouse, settings, date.today())
+    report = apply_retention(warehouse, RetentionResource.from_settings(settings), date.today())
     assert f"$DAGSTER_HOME/storage/{old_run}/" in report.files_deleted
     assert sorted(p.name for p in storage.iterdir()) == sorted([new_run, "not-a-run"])

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import pipeline_resources
 from dagster import build_reconstructable_job
 from ops_support import seed_dagster_home
 
 from analytics_pipeline.defs.operations.alerts import raise_alert
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.instance import get_instance
+from analytics_pipeline.resources.alerting import AlertingResource
+from analytics_pipeline.settings import get_settings
 
 DAY = date(2025, 1, 2)
 
@@ -21,11 +24,10 @@ DAY = date(2025, 1, 2)
 def ingestion_job() -> dg.JobDefinition:
     """The real activity-events asset in a job of its own (rebuilt by name in the step process)."""
     from analytics_pipeline.defs.ingestion.assets import ingestion_assets
-    from analytics_pipeline.resources.warehouse import WarehouseResource
 
     events = dg.AssetKey(["raw", "activity_events"])
     job = dg.define_asset_job("ingest_activity_events", selection=[events])
-    defs = dg.Definitions(assets=ingestion_assets, jobs=[job], resources={"warehouse": WarehouseResource()})
+    defs = dg.Definitions(assets=ingestion_assets, jobs=[job], resources=pipeline_resources())
     return defs.resolve_job_def("ingest_activity_events")
 
 
@@ -76,7 +78,13 @@ def test_log_lines_of_a_multiprocess_step_carry_run_asset_and_partition(env: dic
 
 def test_outside_a_run_the_caller_names_the_run(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="dagster"):
-        raise_alert("daily_pipeline", "abc123", "boom", {"dagster/partition": "2025-01-05"})
+        raise_alert(
+            AlertingResource.from_settings(get_settings()),
+            "daily_pipeline",
+            "abc123",
+            "boom",
+            {"dagster/partition": "2025-01-05"},
+        )
         get_logger("analytics_pipeline.cli").info("plain %s", "line")
     messages = [record.getMessage() for record in caplog.records]
     assert any(m.startswith("[run=abc123 asset=- partition=2025-01-05] ALERT {") for m in messages), messages

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from conftest import pipeline_resources
 
 from analytics_pipeline.defs.operations.task_health import (
     compute_task_health,
@@ -14,7 +15,7 @@ from analytics_pipeline.defs.operations.task_health import (
     task_health_job,
     task_health_schedule,
 )
-from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
+from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 
 
@@ -45,7 +46,7 @@ def mart(context: dg.AssetExecutionContext) -> None:
 DEFS = dg.Definitions(
     assets=[landing, mart, pipeline_task_health],
     jobs=[nightly, dg.define_asset_job("marts_job", selection=[landing, mart]), task_health_job],
-    resources={"warehouse": WarehouseResource()},
+    resources=pipeline_resources(),
 )
 
 

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from analytics_pipeline.settings import Settings
-
 
 @dataclass(frozen=True)
 class MailServer:
@@ -30,21 +28,6 @@ class MailServer:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-def report_mail_server(settings: Settings) -> MailServer:
-    return MailServer(
-        settings.report_smtp_host,
-        settings.report_smtp_port,
-        settings.report_smtp_user,
-        settings.report_smtp_password,
-        settings.report_smtp_starttls,
-        settings_hint="ANALYTICS_REPORT_SMTP_STARTTLS / _USER",
-    )
-
-
-def alert_mail_server(settings: Settings) -> MailServer:
-    return MailServer(settings.alert_smtp_host, settings.alert_smtp_port, timeout_seconds=10.0)
 
 
 class MailError(RuntimeError):

@@ -13,7 +13,7 @@ avoids it (``bench/RESULTS.md`` has the figures):
   this project does not fetch. ``dbt_cli_fixed_costs.py`` (the one module that overrides
   dagster-dbt's private methods) reads the version from the installed package and skips the adapter.
 * dbt re-parses the whole project when its command-line ``--vars`` differ from the saved parse's,
-  and a partition window differs every day. :func:`dbt_window` hands the window to dbt in the
+  and a partition window differs every day. :func:`window_env` hands the window to dbt in the
   environment instead; the macros in ``dbt_project/macros/partition_window.sql`` read it only while
   executing, so it is not part of the parse state. ``--vars '{min_date: ..., max_date: ...}'``
   still works (and wins) when dbt is run by hand.
@@ -34,20 +34,24 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliInvocation, DbtProject
+from pydantic import Field
 
+from analytics_pipeline.resources.dbt_cli_environment import environment_for_dbt_cli
 from analytics_pipeline.resources.dbt_cli_fixed_costs import DbtCliWithoutFixedCosts
-from analytics_pipeline.settings import DBT_PROJECT_DIR, get_settings
+from analytics_pipeline.resources.warehouse import WarehouseResource
+from analytics_pipeline.settings import DBT_PROJECT_DIR, Settings, get_settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 # The partition window: dbt var name -> the environment variable that carries it to dbt.
 WINDOW_ENV = {"min_date": "ANALYTICS_DBT_MIN_DATE", "max_date": "ANALYTICS_DBT_MAX_DATE"}
+_WINDOW = frozenset(WINDOW_ENV.values())
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 SAVED_PARSES_KEPT = 16  # connections whose saved parse is kept (tests make one per warehouse)
 RUN_DIRS_KEPT = 50  # per-run dbt target folders (logs, run_results.json) kept for inspection
@@ -66,43 +70,66 @@ def dbt_executable() -> str:
 
 class AnalyticsDbtCliResource(DbtCliWithoutFixedCosts):
     """dagster-dbt's ``DbtCliResource`` without its per-run fixed costs (``dbt_cli_fixed_costs.py``),
-    starting each invocation from the saved parse of the current warehouse connection."""
+    handing each invocation its environment (the warehouse connection, the partition window) and
+    starting it from the saved parse of that connection."""
+
+    reorder_lead_time_days: int = Field(
+        default=14,
+        description="Days between placing a reorder and receiving it, for mart_reorder_recommendations "
+        "(ANALYTICS_REORDER_LEAD_TIME_DAYS, at most the 28-day forecast horizon).",
+    )
 
     def cli(
-        self, args: Any, *, target_path: Path | None = None, context: Any = None, **kwargs: Any
+        self,
+        args: Any,
+        *,
+        env: Mapping[str, str] | None = None,
+        target_path: Path | None = None,
+        context: Any = None,
+        **kwargs: Any,
     ) -> DbtCliInvocation:
-        """``DbtCliResource.cli``, starting from the saved parse of the current connection."""
+        """``DbtCliResource.cli`` with ``env`` (:meth:`WarehouseResource.dbt_env` and
+        :func:`window_env`) in the dbt process's environment, from the saved parse of its connection."""
+        dbt_env = self.dbt_env(env)
         target_path = target_path or run_target_path(context)
-        _restore_saved_parse(_absolute(target_path))
-        # dagster-dbt echoes dbt's messages to the step's stdout (the run's logs, and the console of
-        # whatever started the run: the daemon's): dbt's colours there would be raw ANSI codes.
-        colours = os.environ.get("DBT_USE_COLORS")
-        os.environ["DBT_USE_COLORS"] = colours or "false"
-        try:
+        _restore_saved_parse(_absolute(target_path), dbt_env)
+        with environment_for_dbt_cli(dbt_env):
             return super().cli(args, target_path=target_path, context=context, **kwargs)  # starts dbt
-        finally:
-            if colours is None:
-                os.environ.pop("DBT_USE_COLORS", None)
+
+    def dbt_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What a dbt process of this resource gets on top of this process's environment."""
+        return {
+            # dagster-dbt echoes dbt's messages to the step's stdout (the run's logs, and the console of
+            # whatever started the run: the daemon's): dbt's colours there would be raw ANSI codes.
+            "DBT_USE_COLORS": os.environ.get("DBT_USE_COLORS") or "false",
+            "ANALYTICS_REORDER_LEAD_TIME_DAYS": str(self.reorder_lead_time_days),
+            **window_env(None),
+            **(env or {}),
+        }
+
+    def keep_saved_parse(self, invocation: DbtCliInvocation, env: Mapping[str, str] | None = None) -> None:
+        """After an invocation started with ``env``: keep dbt's parse for the next one on its connection."""
+        keep_saved_parse(invocation, self.dbt_env(env))
 
 
-def dbt_resource() -> AnalyticsDbtCliResource:
-    return AnalyticsDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+def dbt_resource(settings: Settings) -> AnalyticsDbtCliResource:
+    return AnalyticsDbtCliResource(
+        project_dir=dbt_project,
+        dbt_executable=dbt_executable(),
+        reorder_lead_time_days=settings.reorder_lead_time_days,
+    )
 
 
-@contextmanager
-def dbt_window(window: Mapping[str, str] | None) -> Iterator[None]:
-    """Hand the partition window (``{"min_date": ..., "max_date": ...}``, or None for every day)
-    to the dbt process started inside the block, without changing dbt's parse state."""
-    saved = {name: os.environ.get(name) for name in WINDOW_ENV.values()}
-    os.environ.update({name: str((window or {}).get(var, "")) for var, name in WINDOW_ENV.items()})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The environment the pipeline's dbt processes get with ``settings`` (for dbt run outside a
+    Dagster step: by hand, the CLI's checks, benchmarks)."""
+    return dbt_resource(settings).dbt_env(WarehouseResource.from_settings(settings).dbt_env())
+
+
+def window_env(window: Mapping[str, str] | None) -> dict[str, str]:
+    """The partition window (``{"min_date": ..., "max_date": ...}``, or None for every day) as the
+    dbt process's environment, which dbt's parse state does not include (``--vars`` would)."""
+    return {name: str((window or {}).get(var, "")) for var, name in WINDOW_ENV.items()}
 
 
 # -- each invocation's own target folder ------------------------------------------------------------
@@ -137,16 +164,19 @@ def _absolute(path: Path) -> Path:
     return path if path.is_absolute() else dbt_project.project_dir / path
 
 
-def _saved_parse_path() -> Path:
-    """The saved parse for the warehouse the current settings point at (dbt's own check decides
-    whether it is still valid: a changed file is re-parsed, a mismatch means a full parse)."""
-    connection = json.dumps(get_settings().dbt_env(), sort_keys=True)
+def _saved_parse_path(dbt_env: Mapping[str, str]) -> Path:
+    """The saved parse for the warehouse a dbt process's environment points at (dbt's own check
+    decides whether it is still valid: a changed file is re-parsed, a mismatch means a full parse)."""
+    connection = json.dumps(
+        {name: value for name, value in dbt_env.items() if name.startswith("ANALYTICS_") and name not in _WINDOW},
+        sort_keys=True,
+    )
     key = hashlib.sha256(connection.encode()).hexdigest()[:16]
     return _target_root() / "partial_parse" / f"{key}.msgpack"
 
 
-def _restore_saved_parse(target_path: Path) -> None:
-    saved, destination = _saved_parse_path(), target_path / PARTIAL_PARSE_FILE
+def _restore_saved_parse(target_path: Path, dbt_env: Mapping[str, str]) -> None:
+    saved, destination = _saved_parse_path(dbt_env), target_path / PARTIAL_PARSE_FILE
     if destination.exists() or not saved.exists():
         return  # dagster-dbt then copies <target>/partial_parse.msgpack (from `make dbt-parse`)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -155,10 +185,10 @@ def _restore_saved_parse(target_path: Path) -> None:
         os.utime(saved)  # recently used: kept by the pruning below
 
 
-def keep_saved_parse(invocation: DbtCliInvocation) -> None:
-    """After a dbt run: keep the parse dbt saved for the next run on this connection, and prune
-    old per-run target folders (each holds a few MB of logs and artifacts)."""
-    written, saved = Path(invocation.target_path) / PARTIAL_PARSE_FILE, _saved_parse_path()
+def keep_saved_parse(invocation: DbtCliInvocation, dbt_env: Mapping[str, str]) -> None:
+    """After a dbt run with ``dbt_env``: keep the parse dbt saved for the next run on its connection,
+    and prune old per-run target folders (each holds a few MB of logs and artifacts)."""
+    written, saved = Path(invocation.target_path) / PARTIAL_PARSE_FILE, _saved_parse_path(dbt_env)
     if written.exists() and (not saved.exists() or written.stat().st_mtime_ns != saved.stat().st_mtime_ns):
         saved.parent.mkdir(parents=True, exist_ok=True)
         partial = saved.with_name(f".{saved.name}.{os.getpid()}")
@@ -196,13 +226,13 @@ def prepare_manifest() -> None:
     the pipeline's connection (absolute paths) differs from a hand run's, and each would make the
     other parse the whole project again.
     """
-    os.environ.update(get_settings().dbt_env())
+    settings = get_settings()
+    dbt, env = dbt_resource(settings), WarehouseResource.from_settings(settings).dbt_env()
     scratch = _target_root() / f".prepare-{os.getpid()}"
     try:
-        with dbt_window(None):
-            invocation = dbt_resource().cli(["parse", "--quiet"], target_path=scratch)
+        invocation = dbt.cli(["parse", "--quiet"], target_path=scratch, env=env)
         invocation.wait()
-        keep_saved_parse(invocation)
+        dbt.keep_saved_parse(invocation, env)
         manifest = dbt_project.manifest_path
         manifest.parent.mkdir(parents=True, exist_ok=True)
         partial = manifest.with_name(f".{manifest.name}.{os.getpid()}")

@@ -29,13 +29,13 @@ from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partition_metadata import add_partition_metadata
-from analytics_pipeline.partitions import daily_partitions
+from analytics_pipeline.partitions import START_DATE, daily_partitions
+from analytics_pipeline.resources.landing_zone import LandingZoneResource
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
 from analytics_pipeline.resources.warehouse import (
     Warehouse,
     WarehouseResource,
 )
-from analytics_pipeline.settings import get_settings
 
 # the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
 log = get_logger("analytics_pipeline.ingestion")
@@ -79,17 +79,17 @@ def _reasons_table(reports: list[LoadReport]) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(["reason", "records"], rows or [("(none)", 0)]))
 
 
-def _load(context: dg.AssetExecutionContext, client: Warehouse, dataset: Dataset, partition: date | None) -> LoadReport:
+def _load(client: Warehouse, landing: LandingZoneResource, dataset: Dataset, partition: date | None) -> LoadReport:
     with failures_are_final(f"Loading {dataset.name} {partition or 'snapshot'}", LandingZoneMissing):
-        report = load_partition(client, get_settings().landing_dir, dataset, partition)
+        report = load_partition(client, landing.location, dataset, partition)
     _log_report(report)
     return report
 
 
-def _load_days(client: Warehouse, dataset: Dataset, days: list[date]) -> list[LoadReport]:
+def _load_days(client: Warehouse, landing: LandingZoneResource, dataset: Dataset, days: list[date]) -> list[LoadReport]:
     window = f"{days[0]}" if len(days) == 1 else f"{days[0]} .. {days[-1]}"
     with failures_are_final(f"Loading {dataset.name} {window}", LandingZoneMissing):
-        reports = load_partitions(client, get_settings().landing_dir, dataset, days)
+        reports = load_partitions(client, landing.location, dataset, days)
     for report in reports:
         _log_report(report)
     return reports
@@ -122,17 +122,16 @@ def _day_list(days: list[date]) -> str:
     return (named + (f" and {len(days) - DAYS_LISTED} more" if len(days) > DAYS_LISTED else "")) or "none"
 
 
-def _snapshot_reject_check(report: LoadReport) -> dg.AssetCheckResult:
+def _snapshot_reject_check(landing: LandingZoneResource, report: LoadReport) -> dg.AssetCheckResult:
     """A dimension's check: its one snapshot, as just loaded."""
-    settings = get_settings()
     rejected, lines = report.rows_rejected + report.files_rejected, report.lines_read + report.files_rejected
-    failing = reject_rate_fails(rejected, lines, settings)
+    failing = reject_rate_fails(rejected, lines, landing)
     return dg.AssetCheckResult(
         check_name=REJECT_RATE_CHECK,
         passed=not failing,
         metadata={
-            "threshold": settings.max_reject_rate,
-            "confidence": settings.reject_rate_confidence,
+            "threshold": landing.max_reject_rate,
+            "confidence": landing.reject_rate_confidence,
             "worst_reject_rate": round(report.reject_rate, 6),
             "worst_partition": "snapshot",
             "partitions_over_threshold": "snapshot" if failing else "none",
@@ -141,21 +140,22 @@ def _snapshot_reject_check(report: LoadReport) -> dg.AssetCheckResult:
     )
 
 
-def _ledger_reject_check(client: Warehouse, dataset: Dataset, reports: list[LoadReport]) -> dg.AssetCheckResult:
+def _ledger_reject_check(
+    client: Warehouse, landing: LandingZoneResource, dataset: Dataset, reports: list[LoadReport]
+) -> dg.AssetCheckResult:
     """A daily dataset's check over every day in the ledger, not only this run's: a bad day keeps
     the check failing until that day is reloaded clean."""
-    settings = get_settings()
     with failures_are_final("Reading the file ledger"):
         days_checked, with_rejects = days_with_rejects(client, dataset.name)
-    failing = [d for d in with_rejects if reject_rate_fails(d.rejected, d.lines, settings)]
+    failing = [d for d in with_rejects if reject_rate_fails(d.rejected, d.lines, landing)]
     worst = max(failing or with_rejects, key=lambda d: d.rate, default=None)
     run_days = {r.partition for r in reports}
     return dg.AssetCheckResult(
         check_name=REJECT_RATE_CHECK,
         passed=not failing,
         metadata={
-            "threshold": settings.max_reject_rate,
-            "confidence": settings.reject_rate_confidence,
+            "threshold": landing.max_reject_rate,
+            "confidence": landing.reject_rate_confidence,
             "days_checked": days_checked,
             "days_over_threshold": len(failing),
             "worst_reject_rate": round(worst.rate, 6) if worst else 0.0,
@@ -176,13 +176,12 @@ def _ledger_reject_check(client: Warehouse, dataset: Dataset, reports: list[Load
     )
 
 
-def _files_present_check(dataset: Dataset) -> dg.AssetCheckResult:
+def _files_present_check(landing: LandingZoneResource, dataset: Dataset) -> dg.AssetCheckResult:
     """WARN while a day has landing files of other daily datasets and none of this one."""
     others = tuple(d.name for d in DAILY_DATASETS if d.name != dataset.name)
-    settings = get_settings()
     # up to yesterday: today (UTC) is still in progress, its end-of-day files have not had their chance
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    missing = days_without_files(settings.landing_dir, dataset.name, others, settings.start_date, yesterday)
+    missing = days_without_files(landing.location, dataset.name, others, START_DATE, yesterday)
     return dg.AssetCheckResult(
         check_name=FILES_PRESENT_CHECK,
         passed=not missing,
@@ -235,9 +234,12 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
             ),
         ],
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing_zone: LandingZoneResource
+    ) -> dg.MaterializeResult:
         client = _ready_client(warehouse)
-        reports = _load_days(client, dataset, [date.fromisoformat(key) for key in context.partition_keys])
+        days = [date.fromisoformat(key) for key in context.partition_keys]
+        reports = _load_days(client, landing_zone, dataset, days)
         # partition-scoped: on that day's materialization only, no event added
         add_partition_metadata(
             context,
@@ -254,7 +256,10 @@ def _daily_ingestion_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 "run_window": f"{context.partition_keys[0]} .. {context.partition_keys[-1]}",
                 "run_days": len(reports),
             },
-            check_results=[_ledger_reject_check(client, dataset, reports), _files_present_check(dataset)],
+            check_results=[
+                _ledger_reject_check(client, landing_zone, dataset, reports),
+                _files_present_check(landing_zone, dataset),
+            ],
         )
 
     return _asset
@@ -273,13 +278,13 @@ def _dimension_asset(dataset: Dataset) -> dg.AssetsDefinition:
         description=f"Latest version of every {dataset.name} key (full snapshot; latest updated_at wins).",
         check_specs=[dg.AssetCheckSpec(REJECT_RATE_CHECK, asset=key)],
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def _asset(warehouse: WarehouseResource, landing_zone: LandingZoneResource) -> dg.MaterializeResult:
         client = _ready_client(warehouse)
-        report = _load(context, client, dataset, None)
+        report = _load(client, landing_zone, dataset, None)
         _analyze(client, dataset)
         return dg.MaterializeResult(
             metadata={**_report_metadata(report), "file_accounting": _files_table([report])},
-            check_results=[_snapshot_reject_check(report)],
+            check_results=[_snapshot_reject_check(landing_zone, report)],
         )
 
     return _asset

@@ -22,11 +22,11 @@ import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
 from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL
 from analytics_pipeline.resources.warehouse import Warehouse
-from analytics_pipeline.settings import Settings
 
 
 def binomial_upper_tail(rejected: int, lines: int, rate: float) -> float:
@@ -50,11 +50,20 @@ def binomial_upper_tail(rejected: int, lines: int, rate: float) -> float:
     return max(0.0, 1.0 - below)
 
 
-def reject_rate_fails(rejected: int, lines: int, settings: Settings) -> bool:
+class RejectPolicy(Protocol):
+    """The reject-rate check's threshold (the landing zone resource, or the settings)."""
+
+    @property
+    def max_reject_rate(self) -> float: ...
+    @property
+    def reject_rate_confidence(self) -> float: ...
+
+
+def reject_rate_fails(rejected: int, lines: int, policy: RejectPolicy) -> bool:
     """The day's reject rate is over the threshold, beyond what chance explains at the confidence."""
-    if lines <= 0 or rejected / lines <= settings.max_reject_rate:
+    if lines <= 0 or rejected / lines <= policy.max_reject_rate:
         return False
-    return binomial_upper_tail(rejected, lines, settings.max_reject_rate) < 1 - settings.reject_rate_confidence
+    return binomial_upper_tail(rejected, lines, policy.max_reject_rate) < 1 - policy.reject_rate_confidence
 
 
 @dataclass(frozen=True)

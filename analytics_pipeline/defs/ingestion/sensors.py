@@ -31,7 +31,7 @@ from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
 from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS
 from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
 from analytics_pipeline.jobs import DAILY_DBT_KEYS, daily_pipeline_job
-from analytics_pipeline.settings import get_settings
+from analytics_pipeline.resources.landing_zone import LandingZoneResource
 
 # A file modified more recently than this may still be being written; the next tick takes it.
 SETTLE_SECONDS = 10
@@ -197,8 +197,8 @@ def _days_wait_for_dimensions(instance: dg.DagsterInstance, new: list[LandingVer
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    zone = LandingZone.at(get_settings().landing_dir)
+def landing_file_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZoneResource) -> dg.SensorResult:
+    zone = LandingZone.at(landing_zone.location)
     if not zone.exists():
         return dg.SensorResult(skip_reason=f"landing directory {zone.url} does not exist (ANALYTICS_LANDING_DIR)")
     settled_before = time.time_ns() - SETTLE_SECONDS * 1_000_000_000

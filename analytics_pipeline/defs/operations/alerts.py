@@ -17,47 +17,44 @@ from typing import Any
 import dagster as dg
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.lib.mail import MailError, alert_mail_server, send_mail
-from analytics_pipeline.settings import Settings, get_settings
+from analytics_pipeline.lib.mail import MailError, send_mail
+from analytics_pipeline.resources.alerting import AlertingResource
 
 log = get_logger("analytics_pipeline.alerts")
-
-
-def alerts_dir(settings: Settings) -> Path:
-    return settings.output_dir / "alerts"
 
 
 def _safe_name(job_name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in job_name)
 
 
-def _deliver(settings: Settings, alert: dict[str, Any]) -> list[str]:
+def _deliver(alerting: AlertingResource, alert: dict[str, Any]) -> list[str]:
     """Send the alert to the configured channels; returns the delivery errors (never raises)."""
     errors: list[str] = []
     subject = f"[analytics-pipeline] {alert['state']}: {alert['job_name']}"
-    if settings.alert_webhook_url:
+    if alerting.webhook_url:
         request = urllib.request.Request(
-            settings.alert_webhook_url, data=json.dumps(alert).encode(), headers={"Content-Type": "application/json"}
+            alerting.webhook_url, data=json.dumps(alert).encode(), headers={"Content-Type": "application/json"}
         )
         try:
             urllib.request.urlopen(request, timeout=5).close()
         except OSError as error:
-            errors.append(f"webhook {settings.alert_webhook_url}: {error}")
-    if settings.alert_smtp_host and settings.alert_email_to:
+            errors.append(f"webhook {alerting.webhook_url}: {error}")
+    server = alerting.mail_server()
+    if server is not None:
         message = EmailMessage()
-        message["Subject"], message["From"] = subject, settings.alert_email_from
-        message["To"] = ", ".join(settings.alert_email_to)
+        message["Subject"], message["From"] = subject, alerting.email_from
+        message["To"] = ", ".join(alerting.email_to)
         message.set_content(json.dumps(alert, indent=2))
-        server = alert_mail_server(settings)
         try:
-            send_mail(server, message, settings.alert_email_to)
+            send_mail(server, message, alerting.email_to)
         except MailError as error:
             errors.append(f"smtp {server.address}: {error}")
     return errors
 
 
-def raise_alert(job_name: str, run_id: str, error: str, tags: dict[str, str] | None = None) -> Path:
-    settings = get_settings()
+def raise_alert(
+    alerting: AlertingResource, job_name: str, run_id: str, error: str, tags: dict[str, str] | None = None
+) -> Path:
     alert = {
         "state": "open",
         "job_name": job_name,
@@ -66,27 +63,26 @@ def raise_alert(job_name: str, run_id: str, error: str, tags: dict[str, str] | N
         "partition": (tags or {}).get("dagster/partition") or (tags or {}).get("dagster/asset_partition_range_start"),
         "raised_at": datetime.now(UTC).isoformat(),
     }
-    path = alerts_dir(settings) / "open" / f"{_safe_name(job_name)}.json"
+    path = alerting.folder / "open" / f"{_safe_name(job_name)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    alert["delivery_errors"] = _deliver(settings, alert)
+    alert["delivery_errors"] = _deliver(alerting, alert)
     path.write_text(json.dumps(alert, indent=2))
     log.error("ALERT %s", json.dumps(alert), extra={"run_id": run_id, "partition": alert["partition"]})
     return path
 
 
-def clear_alert(job_name: str, run_id: str) -> Path | None:
+def clear_alert(alerting: AlertingResource, job_name: str, run_id: str) -> Path | None:
     """Resolve the job's open alert, if any; returns where the resolved alert was filed."""
-    settings = get_settings()
-    path = alerts_dir(settings) / "open" / f"{_safe_name(job_name)}.json"
+    path = alerting.folder / "open" / f"{_safe_name(job_name)}.json"
     if not path.exists():
         return None
     alert = json.loads(path.read_text())
     alert |= {"state": "resolved", "resolved_by_run_id": run_id, "resolved_at": datetime.now(UTC).isoformat()}
     resolved = (
-        alerts_dir(settings) / "resolved" / f"{_safe_name(job_name)}-{alert['resolved_at'][:19].replace(':', '')}.json"
+        alerting.folder / "resolved" / f"{_safe_name(job_name)}-{alert['resolved_at'][:19].replace(':', '')}.json"
     )
     resolved.parent.mkdir(parents=True, exist_ok=True)
-    alert["delivery_errors"] = _deliver(settings, alert)
+    alert["delivery_errors"] = _deliver(alerting, alert)
     resolved.write_text(json.dumps(alert, indent=2))
     path.unlink()
     log.warning(
@@ -103,9 +99,11 @@ def clear_alert(job_name: str, run_id: str) -> Path | None:
     description="A failed run raises an alert (log line, file under the output dir, optional webhook / SMTP).",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+def run_failure_alert(context: dg.RunFailureSensorContext, alerting: AlertingResource) -> None:
     error = context.failure_event.message or "run failed"
-    path = raise_alert(context.dagster_run.job_name, context.dagster_run.run_id, error, dict(context.dagster_run.tags))
+    path = raise_alert(
+        alerting, context.dagster_run.job_name, context.dagster_run.run_id, error, dict(context.dagster_run.tags)
+    )
     context.log.info(f"alert raised: {path}")
 
 
@@ -115,7 +113,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     description="A successful run of a job clears that job's open alert.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def run_success_clears_alert(context: dg.RunStatusSensorContext) -> None:
-    resolved = clear_alert(context.dagster_run.job_name, context.dagster_run.run_id)
+def run_success_clears_alert(context: dg.RunStatusSensorContext, alerting: AlertingResource) -> None:
+    resolved = clear_alert(alerting, context.dagster_run.job_name, context.dagster_run.run_id)
     if resolved:
         context.log.info(f"alert cleared: {resolved}")

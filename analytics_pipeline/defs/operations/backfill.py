@@ -112,9 +112,10 @@ def resolve_window(
 
 
 def _definitions() -> dg.Definitions:
-    from analytics_pipeline.definitions import defs  # imported late: loading dbt assets takes a moment
+    """The code location with the current settings (a CLI process's)."""
+    from analytics_pipeline.definitions import build_definitions  # imported late: loading dbt assets takes a moment
 
-    return defs
+    return build_definitions(get_settings())
 
 
 def _is_daily(graph, key: dg.AssetKey) -> bool:

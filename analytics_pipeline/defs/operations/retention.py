@@ -21,8 +21,8 @@ import dagster as dg
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
+from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
-from analytics_pipeline.settings import Settings, get_settings
 
 # a run's folder of step outputs is named by its run id; nothing else there is touched
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -52,9 +52,9 @@ def _ops_tables(warehouse: Warehouse) -> list[str]:
     return [row["name"] for row in rows]
 
 
-def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> RetentionReport:
+def apply_retention(warehouse: Warehouse, retention: RetentionResource, today: date) -> RetentionReport:
     report = RetentionReport()
-    activity_cutoff = today - timedelta(days=settings.retention_activity_days)
+    activity_cutoff = today - timedelta(days=retention.activity_days)
     if warehouse.table_exists("raw.activity_events"):
         report.rows_deleted["raw.activity_events"] = _count_and_delete(
             warehouse, "raw.activity_events", "_partition_date < ?", (activity_cutoff,)
@@ -63,25 +63,25 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
             report.rows_deleted[table] = _count_and_delete(
                 warehouse, table, "dataset = 'activity_events' and partition_date < ?", (activity_cutoff,)
             )
-    ops_cutoff = datetime.combine(today - timedelta(days=settings.retention_ops_days), datetime.min.time())
+    ops_cutoff = datetime.combine(today - timedelta(days=retention.ops_days), datetime.min.time())
     for table in _ops_tables(warehouse):
         report.rows_deleted[table] = _count_and_delete(warehouse, table, "recorded_at < ?", (ops_cutoff,))
-    resolved = settings.output_dir / "alerts" / "resolved"
+    resolved = retention.output / "alerts" / "resolved"
     if resolved.is_dir():
         for path in sorted(resolved.glob("*.json")):
             if datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date() < ops_cutoff.date():
                 path.unlink()
-                report.files_deleted.append(str(path.relative_to(settings.output_dir)))
+                report.files_deleted.append(str(path.relative_to(retention.output)))
     # Step outputs Dagster keeps per run under $DAGSTER_HOME/storage/<run id>/ (the forecasting range
     # steps hand their results to the writer through them): a run folder past the ops period goes.
-    storage = settings.dagster_home / "storage"
+    storage = retention.storage
     if storage.is_dir():
         for folder in sorted(p for p in storage.iterdir() if p.is_dir() and _RUN_ID.match(p.name)):
             if datetime.fromtimestamp(folder.stat().st_mtime, tz=UTC).date() < ops_cutoff.date():
                 shutil.rmtree(folder)
                 report.files_deleted.append(f"$DAGSTER_HOME/storage/{folder.name}/")
-    report_cutoff = today - timedelta(days=settings.retention_report_days)
-    reports = settings.output_dir / "reports"
+    report_cutoff = today - timedelta(days=retention.report_days)
+    reports = retention.output / "reports"
     if reports.is_dir():
         for folder in sorted(p for p in reports.iterdir() if p.is_dir()):
             try:
@@ -90,7 +90,7 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
                 continue  # not a week folder: never delete what we did not write
             if week < report_cutoff:
                 shutil.rmtree(folder)
-                report.files_deleted.append(str(folder.relative_to(settings.output_dir)) + "/")
+                report.files_deleted.append(str(folder.relative_to(retention.output)) + "/")
     return report
 
 
@@ -99,17 +99,18 @@ def apply_retention(warehouse: Warehouse, settings: Settings, today: date) -> Re
     pool=WAREHOUSE_POOL,
     tags=on_queue(WAREHOUSE_QUEUE),
 )
-def apply_retention_policies(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
-    settings = get_settings()
-    report = apply_retention(warehouse.get_client(), settings, datetime.now(UTC).date())
+def apply_retention_policies(
+    context: dg.OpExecutionContext, warehouse: WarehouseResource, retention: RetentionResource
+) -> None:
+    report = apply_retention(warehouse.get_client(), retention, datetime.now(UTC).date())
     log.info(f"retention: {report.rows_deleted}, {len(report.files_deleted)} files")
     context.add_output_metadata(
         {
             **{f"rows_deleted.{table}": count for table, count in report.rows_deleted.items()},
             "files_deleted": len(report.files_deleted),
-            "activity_days": settings.retention_activity_days,
-            "ops_days": settings.retention_ops_days,
-            "report_days": settings.retention_report_days,
+            "activity_days": retention.activity_days,
+            "ops_days": retention.ops_days,
+            "report_days": retention.report_days,
         }
     )
 

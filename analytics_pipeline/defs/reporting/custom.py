@@ -21,15 +21,15 @@ import dagster as dg
 from pydantic import Field
 
 from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.defs.reporting.weekly import reports_dir, staging_folder
+from analytics_pipeline.defs.reporting.weekly import staging_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.lib.reporting import charts
 from analytics_pipeline.lib.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.lib.reporting.figures import ALL_SCHOOLS, frame, school_names
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
+from analytics_pipeline.resources.reports import ReportsResource
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
-from analytics_pipeline.settings import Settings, get_settings
 
 # the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
 log = get_logger("analytics_pipeline.reporting")
@@ -192,7 +192,7 @@ def _html(request: dict[str, Any], daily: "pd.DataFrame | None", mix: "pd.DataFr
 
 
 def build_custom_report(
-    warehouse: Warehouse, settings: Settings, config: CustomReportConfig, run_id: str, today: date
+    warehouse: Warehouse, reports_dir: Path, config: CustomReportConfig, run_id: str, today: date
 ) -> list[Path]:
     """Validate the request, query the marts and write the files; returns the written paths."""
     start, end = resolve_window(config, today)
@@ -224,7 +224,7 @@ def build_custom_report(
         "format": config.format,
         "run_id": run_id,
     }
-    final = reports_dir(settings) / "custom" / run_id
+    final = reports_dir / "custom" / run_id
     staging = staging_folder(final)
     try:
         (staging / "request.json").write_text(json.dumps(request, indent=2))
@@ -250,11 +250,12 @@ def build_custom_report(
     description="Write a custom report (date range, schools, metrics, format) under reports/custom/<run_id>/.",
 )
 def write_custom_report(
-    context: dg.OpExecutionContext, config: CustomReportConfig, warehouse: WarehouseResource
+    context: dg.OpExecutionContext, config: CustomReportConfig, warehouse: WarehouseResource, reports: ReportsResource
 ) -> None:
-    settings = get_settings()
     with failures_are_final("The custom report", CustomReportError):
-        files = build_custom_report(warehouse.get_client(), settings, config, context.run_id, datetime.now(UTC).date())
+        files = build_custom_report(
+            warehouse.get_client(), reports.folder, config, context.run_id, datetime.now(UTC).date()
+        )
     log.info(f"custom report: {', '.join(str(path) for path in files)}")
     context.add_output_metadata(
         {

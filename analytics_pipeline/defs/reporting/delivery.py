@@ -24,13 +24,13 @@ import dagster as dg
 from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
-from analytics_pipeline.lib.mail import MailError, report_mail_server, send_mail
+from analytics_pipeline.lib.mail import MailError, send_mail
 from analytics_pipeline.lib.reporting.documents import cell, label
 from analytics_pipeline.lib.reporting.figures import Week
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY
-from analytics_pipeline.settings import Settings, get_settings
+from analytics_pipeline.resources.reports import ReportDeliveryResource, ReportsResource
 
 DELIVERY_KEY = dg.AssetKey(["reporting", "weekly_report_delivery"])
 DELIVERY_LOG = "delivery.json"
@@ -74,11 +74,11 @@ def _headline_lines(folder: Path) -> list[str]:
     return lines
 
 
-def build_message(settings: Settings, entry: dict[str, Any], week: Week, folder: Path, to: list[str]) -> EmailMessage:
+def build_message(sender: str, entry: dict[str, Any], week: Week, folder: Path, to: list[str]) -> EmailMessage:
     """The e-mail for one report: headline numbers in the body, every file of the report attached."""
     message = EmailMessage()
     message["Subject"] = f"Weekly report {week.start} to {week.end}: {entry['name']}"
-    message["From"] = settings.report_email_from
+    message["From"] = sender
     message["To"] = ", ".join(to)
     files = [folder / name for name in entry["files"]]
     message.set_content(
@@ -129,40 +129,41 @@ def _save_log(folder: Path, run_id: str, deliveries: list[Delivery]) -> None:
     partial.replace(path)
 
 
-def deliver_week(settings: Settings, week: Week, run_id: str) -> list[Delivery]:
-    """Mail every report of ``week`` that has recipients; never raises for a delivery failure."""
-    folder = week_folder(settings, week)
+def deliver_week(delivery: ReportDeliveryResource, folder: Path, week: Week, run_id: str) -> list[Delivery]:
+    """Mail every report of ``week`` (in ``folder``) that has recipients; never raises for a delivery
+    failure."""
+    sender, server = delivery.email_from, delivery.mail_server()
     manifest = json.loads((folder / MANIFEST).read_text())
     earlier = _load_log(folder, run_id)
     deliveries = []
     for entry in manifest["reports"]:
-        recipients = list(settings.report_recipients_for(entry["target"]))
-        delivery = Delivery(entry["target"], entry["name"], recipients)
+        recipients = delivery.recipients_for(entry["target"])
+        report = Delivery(entry["target"], entry["name"], recipients)
         previous = earlier.get(entry["target"])
         if previous and previous.recipients == recipients:
-            delivery.sent_to = previous.sent_to
-        deliveries.append(delivery)
+            report.sent_to = previous.sent_to
+        deliveries.append(report)
         if not recipients:
-            delivery.status = "no recipients"
+            report.status = "no recipients"
             continue
-        pending = delivery.pending
+        pending = report.pending
         if pending:
-            message = build_message(settings, entry, week, folder / entry["folder"], pending)
+            message = build_message(sender, entry, week, folder / entry["folder"], pending)
             try:
-                delivery.sent_to += send_mail(report_mail_server(settings), message, pending)
+                report.sent_to += send_mail(server, message, pending)
             except MailError as error:
-                delivery.sent_to += error.accepted
-                delivery.error, delivery.transient = str(error), error.transient
-            delivery.at = datetime.now(UTC).isoformat(timespec="seconds")
-        delivery.status = "sent" if not delivery.pending else "failed"
+                report.sent_to += error.accepted
+                report.error, report.transient = str(error), error.transient
+            report.at = datetime.now(UTC).isoformat(timespec="seconds")
+        report.status = "sent" if not report.pending else "failed"
     _save_log(folder, run_id, deliveries)
     return deliveries
 
 
-def unknown_targets(settings: Settings, deliveries: list[Delivery]) -> list[str]:
+def unknown_targets(delivery: ReportDeliveryResource, deliveries: list[Delivery]) -> list[str]:
     """Targets in ANALYTICS_REPORT_RECIPIENTS that have no report this week (a typo, or a new school)."""
-    known = {delivery.target for delivery in deliveries}
-    return sorted(target for target, _ in settings.report_recipients if target not in known)
+    known = {report.target for report in deliveries}
+    return sorted(target for target in delivery.recipients if target not in known)
 
 
 # -- the asset -------------------------------------------------------------------------------------
@@ -184,23 +185,24 @@ def _table(deliveries: list[Delivery]) -> dg.MetadataValue:
     description="Mails each school's weekly report (files attached) to its recipients in "
     "ANALYTICS_REPORT_RECIPIENTS; off unless ANALYTICS_REPORT_SMTP_HOST is set.",
 )
-def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    settings = get_settings()
+def weekly_report_delivery(
+    context: dg.AssetExecutionContext, reports: ReportsResource, report_delivery: ReportDeliveryResource
+) -> dg.MaterializeResult:
     week = Week.from_key(context.partition_key)
-    if not settings.report_smtp_host:
+    if not report_delivery.enabled:
         return dg.MaterializeResult(
             metadata={
                 "delivery": "off: set ANALYTICS_REPORT_SMTP_HOST and ANALYTICS_REPORT_RECIPIENTS to mail the reports",
             }
         )
-    folder = week_folder(settings, week)
+    folder = week_folder(reports.folder, week)
     if not (folder / MANIFEST).exists():
         raise dg.Failure(
             description=f"No reports for the week {week} in {folder}; materialize reporting/weekly_reports "
             "for this week first.",
             allow_retries=False,
         )
-    deliveries = deliver_week(settings, week, context.run_id)
+    deliveries = deliver_week(report_delivery, folder, week, context.run_id)
     metadata: dict[str, Any] = {
         "week": str(week),
         "deliveries": _table(deliveries),
@@ -208,7 +210,7 @@ def weekly_report_delivery(context: dg.AssetExecutionContext) -> dg.MaterializeR
         "failed": sum(d.status == "failed" for d in deliveries),
         "delivery_log": dg.MetadataValue.path(str(folder / DELIVERY_LOG)),
     }
-    unknown = unknown_targets(settings, deliveries)
+    unknown = unknown_targets(report_delivery, deliveries)
     if unknown:
         metadata["recipients_without_report"] = ", ".join(unknown)
         logger.warning(f"ANALYTICS_REPORT_RECIPIENTS names {', '.join(unknown)}, which have no report this week")

@@ -41,11 +41,8 @@ from analytics_pipeline.lib.reporting.figures import (
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import weekly_partitions
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
-from analytics_pipeline.resources.warehouse import (
-    Warehouse,
-    WarehouseResource,
-)
-from analytics_pipeline.settings import Settings, get_settings
+from analytics_pipeline.resources.reports import ReportsResource
+from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 
 # the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
 log = get_logger("analytics_pipeline.reporting")
@@ -70,12 +67,8 @@ REPORT_DEPS = [
 ]
 
 
-def reports_dir(settings: Settings) -> Path:
-    return settings.output_dir / "reports"
-
-
-def week_folder(settings: Settings, week: Week) -> Path:
-    return reports_dir(settings) / week.start.isoformat()
+def week_folder(reports_dir: Path, week: Week) -> Path:
+    return reports_dir / week.start.isoformat()
 
 
 @dataclass
@@ -127,7 +120,7 @@ def _manifest(build: WeeklyBuild, run_id: str) -> dict[str, Any]:
     }
 
 
-def build_weekly_reports(warehouse: Warehouse, settings: Settings, week: Week, run_id: str = "manual") -> WeeklyBuild:
+def build_weekly_reports(warehouse: Warehouse, reports_dir: Path, week: Week, run_id: str = "manual") -> WeeklyBuild:
     """Read the week's numbers and write every school's report and the platform's, replacing the week."""
     data = read_week(warehouse, week)
     schools = [school_report(data, org) for org in data.schools]
@@ -136,7 +129,7 @@ def build_weekly_reports(warehouse: Warehouse, settings: Settings, week: Week, r
     platform.extra["forecast"], platform.extra["reorder"], notes = forecast_highlights(warehouse, week)
     platform.notes += notes
 
-    final = week_folder(settings, week)
+    final = week_folder(reports_dir, week)
     build = WeeklyBuild(week, final, platform, schools)
     staging = staging_folder(final)
     try:
@@ -201,10 +194,12 @@ def _metadata(build: WeeklyBuild) -> dict[str, Any]:
     description="Weekly report per school and for the platform (CSV, XLSX, HTML with charts) under "
     "<ANALYTICS_OUTPUT_DIR>/reports/<week start>/.",
 )
-def weekly_reports(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def weekly_reports(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportsResource
+) -> dg.MaterializeResult:
     week = Week.from_key(context.partition_key)
     with failures_are_final(f"Writing the weekly reports for {week}", ReportDataError):
-        build = build_weekly_reports(warehouse.get_client(), get_settings(), week, context.run_id)
+        build = build_weekly_reports(warehouse.get_client(), reports.folder, week, context.run_id)
     log.info(f"weekly reports for {week}: {len(build.schools)} schools and the platform in {build.folder}")
     for note in build.platform.notes:
         log.warning(note)

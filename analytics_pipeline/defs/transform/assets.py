@@ -7,14 +7,13 @@ whole range (``BackfillPolicy.single_run()``).
 """
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from analytics_pipeline.defs.operations.log_context import get_logger
@@ -22,10 +21,9 @@ from analytics_pipeline.defs.transform.previews import daily_numbers, partition_
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
-from analytics_pipeline.resources.dbt import dbt_project, dbt_window, keep_saved_parse
+from analytics_pipeline.resources.dbt import AnalyticsDbtCliResource, dbt_project, window_env
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 from analytics_pipeline.resources.warehouse import WarehouseResource
-from analytics_pipeline.settings import get_settings
 
 # the step's log lines, prefixed with [run=… asset=… partition=…] (log_context.py)
 log = get_logger("analytics_pipeline.transform")
@@ -86,19 +84,19 @@ def _dbt_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
 
 def _run_dbt(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: AnalyticsDbtCliResource,
     warehouse: WarehouseResource,
     dbt_vars: Mapping[str, str] | None,
 ) -> Iterator[Any]:
-    os.environ.update(get_settings().dbt_env())
+    # dbt reaches the warehouse through its environment (profiles.yml); the window travels there
+    # too: as --vars it would make dbt re-parse the project
+    env = {**warehouse.dbt_env(), **window_env(dbt_vars)}
     if dbt_vars:
         log.info(f"dbt window {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
     # dbt opens the DuckDB file itself: the step holds the warehouse for the whole invocation, so
     # readers (export, health, metrics) wait for it instead of making dbt fail on the file's lock.
     with warehouse.get_client().writing(f"dbt build in step {context.op_def.name}, run {context.run_id[:8]}"):
-        # The window travels in the environment: as --vars it would make dbt re-parse the project.
-        with dbt_window(dbt_vars):
-            invocation = dbt.cli(["build"], context=context)
+        invocation = dbt.cli(["build"], context=context, env=env)
         # Collected before previews are queried: a DuckDB file takes one writer process at a time, and
         # dbt holds it until it exits.
         events, failure = [], None
@@ -107,7 +105,7 @@ def _run_dbt(
         except DagsterDbtCliRuntimeError as error:
             failure = error  # raised after the events: the checks that ran, failed ones included, are reported
         invocation.process.wait()
-    keep_saved_parse(invocation)
+    dbt.keep_saved_parse(invocation, env)
     yield from _with_previews(events, context, warehouse, dbt_vars)
     if failure is not None:
         failed = _failed_tests(invocation)
@@ -183,7 +181,7 @@ def _with_previews(
     op_tags=on_queue(WAREHOUSE_QUEUE),
 )
 def daily_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, dbt: AnalyticsDbtCliResource, warehouse: WarehouseResource
 ) -> Iterator[Any]:
     """Daily dbt models for the partition window (one run covers a whole backfill range)."""
     yield from _run_dbt(context, dbt, warehouse, _dbt_vars(context))
@@ -199,6 +197,8 @@ def daily_dbt_models(
     pool=WAREHOUSE_POOL,
     op_tags=on_queue(WAREHOUSE_QUEUE),
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator[Any]:
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: AnalyticsDbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
     """Unpartitioned dbt models: dimension views and full-rebuild tables."""
     yield from _run_dbt(context, dbt, warehouse, None)

@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from analytics_pipeline.executors import run_executor
 from analytics_pipeline.jobs import DAILY_ASSETS, daily_pipeline_job
 from analytics_pipeline.partitions import last_complete_day_schedule
 
@@ -10,7 +9,6 @@ hourly_refresh_job = dg.define_asset_job(
     name="hourly_refresh",
     selection=dg.AssetSelection.assets(["marts", "fct_hourly_usage"], ["marts", "kpi_snapshots"]).upstream()
     & DAILY_ASSETS,
-    executor_def=run_executor(),  # as the daily pipeline
     description="Today's partition of hourly usage and the KPI snapshots, with what they are built from.",
 )
 

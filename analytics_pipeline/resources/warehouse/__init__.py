@@ -20,17 +20,18 @@ each waits for the other for a bounded time instead of failing. A program outsid
 that holds the file (a BI tool) is waited out the same way, by retrying DuckDB's lock error.
 
 Modules: ``tables`` (schemas, tables, the rows of a bulk write, the session interface), ``errors``,
-``duckdb_engine`` and ``postgres_engine`` (what only one engine does), ``client`` (:class:`Warehouse`
-and :class:`WarehouseResource`).
+``duckdb_engine`` and ``postgres_engine`` (what only one engine does), ``client`` (:class:`Warehouse`),
+``resource`` (:class:`WarehouseResource`, its Dagster configuration).
 """
 
-from analytics_pipeline.resources.warehouse.client import Warehouse, WarehouseResource
+from analytics_pipeline.resources.warehouse.client import Warehouse
 from analytics_pipeline.resources.warehouse.errors import (
     MissingDatabaseError,
     TransientWarehouseError,
     WarehouseBusyError,
     WarehouseError,
 )
+from analytics_pipeline.resources.warehouse.resource import WarehouseResource
 from analytics_pipeline.resources.warehouse.tables import SCHEMAS, Column, Rows, ScratchQuery, Session, Table
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""The warehouse client assets call (:class:`Warehouse`) and the Dagster resource that gives it to them."""
+"""The warehouse client assets call (:class:`Warehouse`); ``resource.py`` is the Dagster resource that
+configures it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-import dagster as dg
 import duckdb
 import psycopg2
 import psycopg2.errors
@@ -39,22 +40,49 @@ from analytics_pipeline.resources.warehouse.tables import (
     _checked_identifier,
     _filter_clause,
 )
-from analytics_pipeline.settings import Settings, get_settings
+from analytics_pipeline.settings import WAREHOUSES, SettingsError, resolved
 
 log = logging.getLogger("analytics_pipeline.warehouse")
+
+
+class WarehouseConfig(Protocol):
+    """Where the warehouse is: :class:`~analytics_pipeline.resources.warehouse.WarehouseResource`
+    (in Dagster) or :class:`~analytics_pipeline.settings.Settings` (the CLI) describe it alike."""
+
+    @property
+    def engine(self) -> str: ...
+    @property
+    def duckdb_path(self) -> Path | str: ...
+    @property
+    def pg_host(self) -> str: ...
+    @property
+    def pg_port(self) -> int: ...
+    @property
+    def pg_user(self) -> str: ...
+    @property
+    def pg_password(self) -> str: ...
+    @property
+    def pg_database(self) -> str: ...
+    @property
+    def read_wait_seconds(self) -> float: ...
 
 
 class Warehouse:
     """The analytics warehouse behind one small interface."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.engine = settings.warehouse
+    def __init__(self, config: WarehouseConfig):
+        if config.engine not in WAREHOUSES:
+            raise SettingsError(f"warehouse engine {config.engine!r} is not supported; use 'duckdb' or 'postgres'.")
+        self.engine = config.engine
+        self.duckdb_path = Path(config.duckdb_path)
+        self.pg_host, self.pg_port, self.pg_user = config.pg_host, config.pg_port, config.pg_user
+        self.pg_password, self.pg_database = resolved(config.pg_password), config.pg_database
+        self.read_wait_seconds = config.read_wait_seconds
 
     # -- connections -------------------------------------------------------------------------
 
     def describe(self) -> str:
-        s = self.settings
+        s = self
         if self.engine == "duckdb":
             return f"DuckDB file {s.duckdb_path}"
         return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
@@ -64,7 +92,7 @@ class Warehouse:
     ) -> duckdb.DuckDBPyConnection:
         """A connection to the DuckDB file; DuckDB's own lock error (a process outside this pipeline
         holds the file) is tried again until ``deadline`` (``time.monotonic()``; default: at once)."""
-        path = self.settings.duckdb_path
+        path = self.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = self._retrying_lock_errors(
             lambda: duckdb.connect(str(path), read_only=read_only), deadline, progress
@@ -74,7 +102,7 @@ class Warehouse:
         return connection
 
     def _log_wait(self, holder: str, waited: float) -> None:
-        log.warning(f"waiting for the DuckDB file {self.settings.duckdb_path}, held by {holder} ({waited:.0f} s)")
+        log.warning(f"waiting for the DuckDB file {self.duckdb_path}, held by {holder} ({waited:.0f} s)")
 
     def _retrying_lock_errors(
         self, open_file: Any, deadline: float | None, progress: warehouse_lock.Progress | None = None
@@ -105,7 +133,7 @@ class Warehouse:
     def _holding_exclusively(self, what: str = "") -> Iterator[float]:
         """The DuckDB file held exclusively by this thread (waiting for readers up to
         :data:`WRITE_WAIT_SECONDS`); yields the deadline for waiting out a program outside the pipeline."""
-        path = self.settings.duckdb_path
+        path = self.duckdb_path
         try:
             with warehouse_lock.hold(
                 path, exclusive=True, wait_seconds=WRITE_WAIT_SECONDS, what=what, progress=self._log_wait
@@ -120,7 +148,7 @@ class Warehouse:
             ) from None
 
     def _duckdb_open_error(self, error: duckdb.Error, waited: float = 0.0) -> WarehouseError:
-        path = self.settings.duckdb_path
+        path = self.duckdb_path
         if "lock" in str(error).lower():
             return WarehouseBusyError(
                 f"The DuckDB file {path} is in use by {_conflicting_holder(error)}"
@@ -133,7 +161,7 @@ class Warehouse:
     def _attached(self, scratch: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
         """``scratch`` with the warehouse file attached as its default catalog (its temp tables still
         resolve first), detached afterwards."""
-        path = self.settings.duckdb_path
+        path = self.duckdb_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._holding_exclusively() as deadline:
             self._retrying_lock_errors(
@@ -174,13 +202,13 @@ class Warehouse:
                 session.execute("set transaction read only")
                 yield session
             return
-        path = self.settings.duckdb_path
+        path = self.duckdb_path
         if not path.exists():
             raise WarehouseError(
                 f"The DuckDB file {path} does not exist; load data with "
                 "`analytics-pipeline backfill` or fix ANALYTICS_DUCKDB_PATH."
             )
-        wait = self.settings.read_wait_seconds if wait_seconds is None else wait_seconds
+        wait = self.read_wait_seconds if wait_seconds is None else wait_seconds
         try:
             with warehouse_lock.hold(path, exclusive=False, wait_seconds=wait, progress=progress):
                 connection = self._connect_duckdb(read_only=True, deadline=time.monotonic() + wait, progress=progress)
@@ -211,7 +239,7 @@ class Warehouse:
                 connection.close()
 
     def _pg_params(self, database: str, connect_timeout: int = 5) -> dict[str, Any]:
-        s = self.settings
+        s = self
         return {
             "host": s.pg_host,
             "port": s.pg_port,
@@ -223,7 +251,7 @@ class Warehouse:
         }
 
     def _connect_postgres(self, database: str | None = None, connect_timeout: int = 5) -> Any:
-        s = self.settings
+        s = self
         try:
             return psycopg2.connect(**self._pg_params(database or s.pg_database, connect_timeout))
         except psycopg2.OperationalError as error:
@@ -336,7 +364,7 @@ class Warehouse:
                 cursor.fetchall()
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
             raise TransientWarehouseError(
-                f"PostgreSQL at {self.settings.pg_host}:{self.settings.pg_port} dropped the connection "
+                f"PostgreSQL at {self.pg_host}:{self.pg_port} dropped the connection "
                 f"({str(error).strip()}); check the server."
             ) from error
         finally:
@@ -359,7 +387,7 @@ class Warehouse:
                         session.execute(f"create index if not exists {index} on {table.name} ({column})")
 
     def _ensure_postgres_database(self) -> None:
-        database = self.settings.pg_database
+        database = self.pg_database
         try:
             self._connect_postgres().close()
             return
@@ -399,10 +427,3 @@ class Warehouse:
                     else (rows.select(table.column_names))
                 )
                 session.insert_arrow(table.name, selected)
-
-
-class WarehouseResource(dg.ConfigurableResource):
-    """Dagster resource giving assets the warehouse chosen by ``ANALYTICS_WAREHOUSE``."""
-
-    def get_client(self) -> Warehouse:
-        return Warehouse(get_settings())
