@@ -93,6 +93,22 @@ def landing(env: dict[str, str]) -> Landing:
     return Landing(Path(env["ANALYTICS_LANDING_DIR"]))
 
 
+# The order lines' CSV header as the product writes it (SPEC's landing-zone contract).
+ORDER_HEADER = [
+    "order_id",
+    "line_no",
+    "ordered_at",
+    "org_id",
+    "user_id",
+    "item_id",
+    "quantity",
+    "unit_price",
+    "unit_cost",
+    "currency",
+    "status",
+]
+
+
 class Landing:
     """Writes files into the landing zone the way the product does."""
 

@@ -28,23 +28,10 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from conftest import Landing, run_pipeline, run_unpartitioned, table_rows
+from conftest import ORDER_HEADER, Landing, run_pipeline, run_unpartitioned, table_rows
 
 D1, D2, D3, D4, D5 = (date(2025, 1, day) for day in range(6, 11))
 
-ORDER_HEADER = [
-    "order_id",
-    "line_no",
-    "ordered_at",
-    "org_id",
-    "user_id",
-    "item_id",
-    "quantity",
-    "unit_price",
-    "unit_cost",
-    "currency",
-    "status",
-]
 SNAPSHOT_HEADER = ["snapshot_date", "item_id", "on_hand", "on_order", "reorder_point"]
 ITEM_HEADER = ["item_id", "name", "category", "unit_cost", "list_price", "active", "updated_at"]
 

@@ -1,5 +1,6 @@
 """The code location's shape as a reviewed file: every asset (group, partitions, backfill policy,
-dependencies, queue), asset check, job, schedule and sensor, compared with
+dependencies, queue, resources), asset check, job, schedule, sensor and resource (its type and
+configuration fields), compared with
 ``tests/snapshots/definitions.json``. A change to the graph shows up as a diff of that file in the
 change that makes it; after reviewing it, rewrite the file with
 
@@ -50,6 +51,7 @@ for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_strin
         "kinds": sorted(node.kinds - {"duckdb", "postgres"}),
         "checks": sorted(c.name for c in node.check_keys),
         "has_freshness_policy": node.freshness_policy is not None,
+        "resources": sorted(defs.resolve_assets_def(key).required_resource_keys - {"io_manager"}),
     }
 jobs = {}
 for job in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name):
@@ -63,8 +65,13 @@ for job in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name):
 schedules = {s.name: {"cron": s.cron_schedule, "timezone": s.execution_timezone, "job": s.job_name,
                       "default_status": s.default_status.value}
              for s in sorted(defs.schedules or [], key=lambda s: s.name)}
-sensors = {s.name: {"default_status": s.default_status.value} for s in sorted(defs.sensors or [], key=lambda s: s.name)}
-print(json.dumps({"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}, indent=2, sort_keys=True))
+sensors = {s.name: {"default_status": s.default_status.value, "resources": sorted(s.required_resource_keys)}
+           for s in sorted(defs.sensors or [], key=lambda s: s.name)}
+# a resource's type and typed fields (not their values: those are this machine's settings)
+resources = {name: {"type": type(r).__name__, "fields": sorted(type(r).model_fields)}
+             for name, r in sorted((defs.resources or {}).items())}
+print(json.dumps({"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors,
+                  "resources": resources}, indent=2, sort_keys=True))
 """
 
 
@@ -85,7 +92,7 @@ def test_the_definitions_match_the_reviewed_snapshot() -> None:
         pytest.skip(f"rewrote {SNAPSHOT.relative_to(PROJECT_ROOT)}: review its diff")
     assert SNAPSHOT.exists(), f"no snapshot yet: run UPDATE_SNAPSHOTS=1 pytest {Path(__file__).name}"
     expected = json.loads(SNAPSHOT.read_text())
-    for part in ("assets", "jobs", "schedules", "sensors"):
+    for part in ("assets", "jobs", "schedules", "sensors", "resources"):
         added = sorted(set(described[part]) - set(expected[part]))
         removed = sorted(set(expected[part]) - set(described[part]))
         assert not added and not removed, f"{part}: added {added}, removed {removed} (review, then UPDATE_SNAPSHOTS=1)"

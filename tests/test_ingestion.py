@@ -40,7 +40,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import Landing, event, pipeline_resources
+from conftest import ORDER_HEADER, Landing, event, pipeline_resources
 
 from analytics_pipeline.defs.ingestion import readers
 from analytics_pipeline.defs.ingestion.assets import FILES_PRESENT_CHECK, REJECT_RATE_CHECK, ingestion_assets
@@ -295,19 +295,6 @@ def test_first_occurrence_of_a_duplicate_key_wins_by_file_then_line(warehouse, l
 
 # -- 2. bad records of the CSV datasets ----------------------------------------------------------
 
-ORDER_HEADER = [
-    "order_id",
-    "line_no",
-    "ordered_at",
-    "org_id",
-    "user_id",
-    "item_id",
-    "quantity",
-    "unit_price",
-    "unit_cost",
-    "currency",
-    "status",
-]
 AT = "2025-01-02T10:00:00Z"
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import Landing, event, pipeline_resources, run_pipeline, run_unpartitioned, table_rows
+from conftest import ORDER_HEADER, Landing, event, pipeline_resources, run_pipeline, run_unpartitioned, table_rows
 from test_ingestion import ledger as ingestion_ledger
 from test_ingestion import load, select
 
@@ -50,19 +50,6 @@ D2 = date(2025, 1, 2)
 EVENTS_DIR = "activity_events/date=2025-01-02"
 ORDERS_DIR = "order_lines/date=2025-01-02"
 AT = "2025-01-02T10:00:00Z"
-ORDER_HEADER = [
-    "order_id",
-    "line_no",
-    "ordered_at",
-    "org_id",
-    "user_id",
-    "item_id",
-    "quantity",
-    "unit_price",
-    "unit_cost",
-    "currency",
-    "status",
-]
 
 
 def rejects(warehouse: Warehouse, dataset: str) -> list[tuple[Any, ...]]:

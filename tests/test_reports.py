@@ -41,7 +41,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import Landing, definitions, event, run_pipeline, run_unpartitioned
+from conftest import ORDER_HEADER, Landing, definitions, event, run_pipeline, run_unpartitioned
 from tests_support import free_port
 
 from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, TRANSIENT_RETRY_POLICY, deliver_week
@@ -55,19 +55,6 @@ from analytics_pipeline.settings import get_settings
 WEEK = Week(date(2025, 1, 13))
 FIRST_DAY, LAST_DAY = date(2025, 1, 6), date(2025, 1, 19)
 ORG_HEADER = ["org_id", "name", "plan", "region", "created_at", "updated_at"]
-ORDER_HEADER = [
-    "order_id",
-    "line_no",
-    "ordered_at",
-    "org_id",
-    "user_id",
-    "item_id",
-    "quantity",
-    "unit_price",
-    "unit_cost",
-    "currency",
-    "status",
-]
 NAMES = {"A": "Alder School", "B": "Birch Academy", "C": "Cedar College"}
 
 

@@ -43,11 +43,14 @@ def mart(context: dg.AssetExecutionContext) -> None:
         raise dg.Failure(description="mart broke: fix ANALYTICS_SOMETHING")
 
 
-DEFS = dg.Definitions(
-    assets=[landing, mart, pipeline_task_health],
-    jobs=[nightly, dg.define_asset_job("marts_job", selection=[landing, mart]), task_health_job],
-    resources=pipeline_resources(),
-)
+def job(name: str) -> dg.JobDefinition:
+    """A job of a small code location with the project's resources for this test's settings."""
+    defs = dg.Definitions(
+        assets=[landing, mart, pipeline_task_health],
+        jobs=[nightly, dg.define_asset_job("marts_job", selection=[landing, mart]), task_health_job],
+        resources=pipeline_resources(),
+    )
+    return defs.resolve_job_def(name)
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -59,7 +62,7 @@ def test_percentile_interpolates_between_ranks() -> None:
 
 def _history(instance: dg.DagsterInstance) -> dict[str, list[dg.ExecuteInProcessResult]]:
     """nightly: ok, ok, FAILED, ok, + one never started; marts_job: ok, FAILED (mart), ok."""
-    nightly_job, marts_job = DEFS.resolve_job_def("nightly"), DEFS.resolve_job_def("marts_job")
+    nightly_job, marts_job = job("nightly"), job("marts_job")
     runs: dict[str, list[dg.ExecuteInProcessResult]] = {"nightly": [], "marts_job": []}
     for tags in ({"sleep": "0.05"}, {"sleep": "0.2"}, {"fail": "yes"}, {"sleep": "0.1"}):
         runs["nightly"].append(nightly_job.execute_in_process(instance=instance, tags=tags, raise_on_error=False))
@@ -85,7 +88,7 @@ def test_task_health_from_real_runs(env: dict[str, str]) -> None:
     assert [r.success for r in runs["nightly"]] == [True, True, False, True]
     assert [r.success for r in runs["marts_job"]] == [True, False, True]
 
-    refresh = DEFS.resolve_job_def("task_health_refresh").execute_in_process(instance=instance)
+    refresh = job("task_health_refresh").execute_in_process(instance=instance)
     assert refresh.success
     warehouse = Warehouse(get_settings())
     table = _table(warehouse)
@@ -132,7 +135,7 @@ def test_task_health_from_real_runs(env: dict[str, str]) -> None:
     assert "| job | nightly | 5 | 3 | 1 | 0.75 |" in meta["preview"].value
 
     # a second refresh replaces the snapshot and now sees the first refresh's run
-    assert DEFS.resolve_job_def("task_health_refresh").execute_in_process(instance=instance).success
+    assert job("task_health_refresh").execute_in_process(instance=instance).success
     again = _table(warehouse)
     assert set(again) == set(table) | {("job", "task_health_refresh"), ("asset", "ops/pipeline_task_health")}
     assert again[("job", "task_health_refresh")]["successes"] == 1
@@ -143,7 +146,7 @@ def test_task_health_from_real_runs(env: dict[str, str]) -> None:
 @pytest.mark.parametrize("warehouse_engine", ["duckdb"], indirect=True)
 def test_the_window_and_the_schedule(env: dict[str, str]) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    nightly_job = DEFS.resolve_job_def("nightly")
+    nightly_job = job("nightly")
     nightly_job.execute_in_process(instance=instance, tags={"fail": "yes"}, raise_on_error=False)
     cut = datetime.now(UTC)
     nightly_job.execute_in_process(instance=instance)
@@ -152,7 +155,7 @@ def test_the_window_and_the_schedule(env: dict[str, str]) -> None:
     [row] = [r for r in compute_task_health(instance, cut - timedelta(days=1)) if r.kind == "job"]
     assert (row.runs, row.successes, row.failures) == (2, 1, 1)
 
-    result = DEFS.resolve_job_def("task_health_refresh").execute_in_process(
+    result = job("task_health_refresh").execute_in_process(
         instance=instance,
         run_config={"ops": {"ops__pipeline_task_health": {"config": {"window_days": 0}}}},
         raise_on_error=False,
