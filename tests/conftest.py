@@ -23,6 +23,14 @@ from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests first (processes, daemons, a browser: up to a few minutes each). Under
+    ``-n 2`` a long test that starts last keeps one worker busy after the other has run out of tests;
+    started first, the short tests fill in beside them. The order is otherwise kept (a stable sort)."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 PG = {
     "host": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
     "port": int(os.environ.get("TEST_PG_PORT", "5432")),

@@ -56,6 +56,11 @@ WORKSPACE = """
 { workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
     __typename ... on PythonError { message } } } } } }
 """
+RESOURCES = """
+{ allTopLevelResourceDetailsOrError(repositorySelector: {repositoryLocationName: "analytics_pipeline",
+                                                         repositoryName: "__repository__"}) {
+    __typename ... on ResourceDetailsList { results { name configuredValues { key value type } } } } }
+"""
 LAUNCH_BACKFILL = """
 mutation($partitions: [String!]) {
   launchPartitionBackfill(backfillParams: {partitionNames: $partitions, assetSelection: [{path: ["raw", "activity_events"]}]}) {
@@ -140,6 +145,8 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(
     monkeypatch.setenv("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
 
+    # a password the UI must name (the variable) and never show
+    monkeypatch.setenv("ANALYTICS_PG_PASSWORD", "never-shown-in-the-ui")
     _materialize_two_days(env, landing)
     port = free_port()
     log = (tmp_path / "dagster_dev.log").open("w")
@@ -168,6 +175,15 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(
                 pass
             assert time.monotonic() < deadline, "dagster dev did not load the code location in time"
             time.sleep(1)
+        # the configuration is the code location's resources, typed and with the password as a variable
+        resources = {
+            r["name"]: {v["key"]: (v["type"], v["value"]) for v in r["configuredValues"]}
+            for r in _graphql(port, RESOURCES)["allTopLevelResourceDetailsOrError"]["results"]
+        }
+        assert {"warehouse", "dbt", "landing_zone", "reports", "report_delivery", "alerting"} <= set(resources)
+        assert resources["warehouse"]["pg_password"] == ("ENV_VAR", "ANALYTICS_PG_PASSWORD")
+        assert resources["warehouse"]["engine"] == ("VALUE", '"duckdb"'), resources["warehouse"]
+        assert "never-shown-in-the-ui" not in json.dumps(resources)
         _graphql(port, "mutation { setNuxSeen }")  # the first-visit newsletter dialog would cover the pages
         launched = _graphql(port, LAUNCH_BACKFILL, {"partitions": [d.isoformat() for d in DAYS[2:]]})
         assert launched["launchPartitionBackfill"]["__typename"] == "LaunchBackfillSuccess", launched
@@ -193,6 +209,7 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(
             "asset_graph": ("/asset-groups", "operations"),  # the groups, ours among them
             "asset_partitions": ("/assets/raw/activity_events?view=partitions", "Materialized (4)"),
             "backfill": (f"/runs/b/{backfill_id}", re.compile(f"{DAYS[2]}(…|\\.\\.\\.){DAYS[3]}")),  # its partitions
+            "resource": ("/locations/analytics_pipeline/resources/warehouse", "ANALYTICS_PG_PASSWORD"),
         }
         problems: list[str] = []
         with sync_playwright() as playwright:
@@ -214,7 +231,12 @@ def test_dagster_ui_pages_load_in_chromium_without_errors(
             finally:
                 browser.close()
         assert not problems, "\n".join(problems)
-        assert sorted(p.name for p in shots.iterdir()) == ["asset_graph.png", "asset_partitions.png", "backfill.png"]
+        assert sorted(p.name for p in shots.iterdir()) == [
+            "asset_graph.png",
+            "asset_partitions.png",
+            "backfill.png",
+            "resource.png",
+        ]
         if os.environ.get("ANALYTICS_TEST_ARTIFACTS"):
             shutil.copytree(shots, Path(os.environ["ANALYTICS_TEST_ARTIFACTS"]) / "browser_ui", dirs_exist_ok=True)
     finally:
