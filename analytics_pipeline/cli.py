@@ -16,7 +16,7 @@ from analytics_pipeline.resources.warehouse import WarehouseError
 from analytics_pipeline.settings import SettingsError, get_settings
 
 if TYPE_CHECKING:
-    from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
+    from analytics_pipeline.lib.ingestion.landing_zone import LandingZone
 
 
 def _date(value: str) -> date:
@@ -40,7 +40,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.start, args.end = _last_complete_days(args.days)
     elif not (args.start and args.end):
         raise ValueError("Give --days N, or both --start and --end (YYYY-MM-DD).")
-    from analytics_pipeline.defs.ingestion.landing_zone import LandingZone, ObjectStoreLandingZone
+    from analytics_pipeline.lib.ingestion.landing_zone import LandingZone, ObjectStoreLandingZone
 
     landing = LandingZone.at(args.landing_dir or get_settings().landing_dir)
     options = dict(
@@ -66,7 +66,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _first_landing_day(landing: LandingZone) -> date | None:
     """The earliest ``date=`` folder of the daily datasets in the landing zone (the data's first day)."""
-    from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS
+    from analytics_pipeline.lib.ingestion.datasets import DAILY_DATASETS
 
     return min((day for dataset in DAILY_DATASETS for _, day in landing.day_folders(dataset.name)), default=None)
 

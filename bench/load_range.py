@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psycopg2
 
-from analytics_pipeline.defs.ingestion import loader
-from analytics_pipeline.defs.ingestion.datasets import ALL_DATASETS, RAW_TABLES
+from analytics_pipeline.lib.ingestion import loader
+from analytics_pipeline.lib.ingestion.datasets import ALL_DATASETS, RAW_TABLES
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import Settings
 

@@ -64,7 +64,7 @@ def _settings():
 
 
 def _ready_warehouse() -> None:
-    from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
+    from analytics_pipeline.lib.ingestion.datasets import RAW_TABLES
     from analytics_pipeline.resources.warehouse import Warehouse
 
     Warehouse(_settings()).ensure_ready(RAW_TABLES)
@@ -222,8 +222,8 @@ def _plain_load(days: list[date], datasets: tuple[str, ...]) -> float:
 
 
 def ingest(day: str) -> None:
-    from analytics_pipeline.defs.ingestion.datasets import ACTIVITY_EVENTS
-    from analytics_pipeline.defs.ingestion.loader import load_partition
+    from analytics_pipeline.lib.ingestion.datasets import ACTIVITY_EVENTS
+    from analytics_pipeline.lib.ingestion.loader import load_partition
     from analytics_pipeline.resources.warehouse import Warehouse
 
     _ready_warehouse()

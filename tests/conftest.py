@@ -19,7 +19,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
+from analytics_pipeline.lib.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 

@@ -13,8 +13,8 @@ import dagster as dg
 from dagster._daemon.types import DaemonHeartbeat
 from prometheus_client.parser import text_string_to_metric_families
 
-from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.defs.operations.freshness import KEY_MARTS
+from analytics_pipeline.lib.ingestion.datasets import RAW_TABLES
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings
 

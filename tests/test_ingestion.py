@@ -42,9 +42,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ORDER_HEADER, Landing, event, pipeline_resources
 
-from analytics_pipeline.defs.ingestion import readers
 from analytics_pipeline.defs.ingestion.assets import FILES_PRESENT_CHECK, REJECT_RATE_CHECK, ingestion_assets
-from analytics_pipeline.defs.ingestion.datasets import (
+from analytics_pipeline.lib.ingestion import readers
+from analytics_pipeline.lib.ingestion.datasets import (
     ACTIVITY_EVENTS,
     INVENTORY_SNAPSHOTS,
     ORDER_LINES,
@@ -52,8 +52,8 @@ from analytics_pipeline.defs.ingestion.datasets import (
     USERS,
     Dataset,
 )
-from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
-from analytics_pipeline.defs.ingestion.quality import binomial_upper_tail
+from analytics_pipeline.lib.ingestion.loader import LandingZoneMissing, LoadReport, load_partition
+from analytics_pipeline.lib.ingestion.quality import binomial_upper_tail
 from analytics_pipeline.resources.warehouse import (
     TransientWarehouseError,
     Warehouse,

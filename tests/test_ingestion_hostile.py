@@ -34,7 +34,8 @@ from conftest import ORDER_HEADER, Landing, event, pipeline_resources, run_pipel
 from test_ingestion import ledger as ingestion_ledger
 from test_ingestion import load, select
 
-from analytics_pipeline.defs.ingestion.datasets import (
+from analytics_pipeline.defs.ingestion.sensors import scan_landing
+from analytics_pipeline.lib.ingestion.datasets import (
     ACTIVITY_EVENTS,
     INVENTORY_SNAPSHOTS,
     ITEMS,
@@ -43,7 +44,6 @@ from analytics_pipeline.defs.ingestion.datasets import (
     ORGANIZATIONS,
     USERS,
 )
-from analytics_pipeline.defs.ingestion.sensors import scan_landing
 from analytics_pipeline.resources.warehouse import Warehouse
 
 D2 = date(2025, 1, 2)

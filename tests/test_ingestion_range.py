@@ -30,9 +30,9 @@ import pytest
 from conftest import Landing, event
 from test_ingestion import ACCOUNTING, SecondInsertFails, materialize_events, metadata_values, select, snapshot
 
-from analytics_pipeline.defs.ingestion import loader, validation
-from analytics_pipeline.defs.ingestion.datasets import ACTIVITY_EVENTS
-from analytics_pipeline.defs.ingestion.loader import LoadReport, load_partition, load_partitions
+from analytics_pipeline.lib.ingestion import loader, validation
+from analytics_pipeline.lib.ingestion.datasets import ACTIVITY_EVENTS
+from analytics_pipeline.lib.ingestion.loader import LoadReport, load_partition, load_partitions
 from analytics_pipeline.resources.warehouse import Warehouse
 
 D1, D2, D3, D4 = date(2025, 1, 1), date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 4)

@@ -29,9 +29,9 @@ from conftest import pipeline_resources, run_pipeline, run_unpartitioned
 
 from analytics_pipeline import cli
 from analytics_pipeline.defs.ingestion import sensors
-from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS
-from analytics_pipeline.defs.ingestion.landing_zone import LandingZone, ObjectStoreLandingZone
 from analytics_pipeline.defs.ingestion.sensors import landing_file_sensor, scan_landing
+from analytics_pipeline.lib.ingestion.datasets import DAILY_DATASETS
+from analytics_pipeline.lib.ingestion.landing_zone import LandingZone, ObjectStoreLandingZone
 from analytics_pipeline.lib.sample_data import generate
 from analytics_pipeline.resources.warehouse import Warehouse
 from analytics_pipeline.settings import get_settings

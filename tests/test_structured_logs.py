@@ -13,8 +13,8 @@ from dagster import build_reconstructable_job
 from ops_support import seed_dagster_home
 
 from analytics_pipeline.defs.operations.alerts import raise_alert
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.instance import get_instance
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.resources.alerting import AlertingResource
 from analytics_pipeline.settings import get_settings
 

@@ -24,10 +24,10 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import FORECASTING_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
 from analytics_pipeline.lib.forecasting.horizon import CV_WINDOWS, HISTORY_DAYS, HORIZON
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, failures_are_final

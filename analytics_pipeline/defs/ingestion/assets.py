@@ -15,7 +15,8 @@ from typing import Any
 
 import dagster as dg
 
-from analytics_pipeline.defs.ingestion.datasets import (
+from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
+from analytics_pipeline.lib.ingestion.datasets import (
     DAILY_DATASETS,
     DIMENSIONS,
     INGESTED_FILES,
@@ -23,10 +24,9 @@ from analytics_pipeline.defs.ingestion.datasets import (
     REJECTED_RECORDS,
     Dataset,
 )
-from analytics_pipeline.defs.ingestion.loader import LandingZoneMissing, LoadReport, load_partition, load_partitions
-from analytics_pipeline.defs.ingestion.quality import days_with_rejects, days_without_files, reject_rate_fails
-from analytics_pipeline.defs.operations.log_context import get_logger
-from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
+from analytics_pipeline.lib.ingestion.loader import LandingZoneMissing, LoadReport, load_partition, load_partitions
+from analytics_pipeline.lib.ingestion.quality import days_with_rejects, days_without_files, reject_rate_fails
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import START_DATE, daily_partitions

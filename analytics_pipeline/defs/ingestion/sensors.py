@@ -28,9 +28,9 @@ from pathlib import Path
 import dagster as dg
 
 from analytics_pipeline.defs.ingestion.assets import daily_ingestion_assets
-from analytics_pipeline.defs.ingestion.datasets import DAILY_DATASETS, DIMENSIONS
-from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
 from analytics_pipeline.jobs import DAILY_DBT_KEYS, daily_pipeline_job
+from analytics_pipeline.lib.ingestion.datasets import DAILY_DATASETS, DIMENSIONS
+from analytics_pipeline.lib.ingestion.landing_zone import LandingZone
 from analytics_pipeline.resources.landing_zone import LandingZoneResource
 
 # A file modified more recently than this may still be being written; the next tick takes it.

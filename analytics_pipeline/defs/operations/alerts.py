@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from analytics_pipeline.defs.operations.log_context import get_logger
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.lib.mail import MailError, send_mail
 from analytics_pipeline.resources.alerting import AlertingResource
 

@@ -28,11 +28,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from analytics_pipeline.defs.ingestion.datasets import RAW_TABLES
-from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
-from analytics_pipeline.defs.ingestion.quality import reject_rate_fails
 from analytics_pipeline.defs.operations.dead_runs import release_dead_runs
 from analytics_pipeline.instance import get_instance
+from analytics_pipeline.lib.ingestion.datasets import RAW_TABLES
+from analytics_pipeline.lib.ingestion.landing_zone import LandingZone
+from analytics_pipeline.lib.ingestion.quality import reject_rate_fails
 from analytics_pipeline.partitions import daily_partitions, partition_dates
 from analytics_pipeline.resources.policies import retry_transient
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError

@@ -23,11 +23,11 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL
 from analytics_pipeline.defs.operations import health
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.operations.run_history import runs_since
 from analytics_pipeline.defs.operations.task_health import summarize
+from analytics_pipeline.lib.ingestion.readers import UNREADABLE_FILE_SQL
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseError
 from analytics_pipeline.settings import Settings, get_settings
 

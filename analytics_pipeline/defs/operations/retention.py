@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
 from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource

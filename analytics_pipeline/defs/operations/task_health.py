@@ -27,9 +27,9 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.operations.run_history import RunFacts, runs_since
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.metadata import markdown_table
 from analytics_pipeline.resources.policies import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, failures_are_final
 from analytics_pipeline.resources.warehouse import (

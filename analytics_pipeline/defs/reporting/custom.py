@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.weekly import staging_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
 from analytics_pipeline.lazy import LazyModule
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.lib.reporting import charts
 from analytics_pipeline.lib.reporting.documents import html_table, image, label, page, write_csv, write_xlsx
 from analytics_pipeline.lib.reporting.figures import ALL_SCHOOLS, frame, school_names

@@ -21,9 +21,9 @@ from typing import Any
 
 import dagster as dg
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.reporting.weekly import MANIFEST, WEEKLY_REPORTS_KEY, week_folder
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.lib.mail import MailError, send_mail
 from analytics_pipeline.lib.reporting.documents import cell, label
 from analytics_pipeline.lib.reporting.figures import Week

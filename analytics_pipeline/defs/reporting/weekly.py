@@ -25,8 +25,8 @@ from typing import Any
 
 import dagster as dg
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.executors import REPORTS_QUEUE, on_queue
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.lib.reporting.documents import cell, write_report
 from analytics_pipeline.lib.reporting.figures import (
     ReportDataError,

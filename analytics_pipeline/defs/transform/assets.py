@@ -16,9 +16,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
-from analytics_pipeline.defs.operations.log_context import get_logger
 from analytics_pipeline.defs.transform.previews import daily_numbers, partition_preview
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.partition_metadata import add_partition_metadata
 from analytics_pipeline.partitions import daily_partitions
 from analytics_pipeline.resources.dbt import AnalyticsDbtCliResource, dbt_project, window_env

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analytics_pipeline.defs.ingestion.quality import reject_rate_fails
+from analytics_pipeline.lib.ingestion.quality import reject_rate_fails
 from analytics_pipeline.lib.sample_data.catalogue import (
     _DEFAULT_CHECK,
     EVENT_DEFECTS,

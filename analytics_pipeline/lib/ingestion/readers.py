@@ -8,7 +8,7 @@ rows of a SQL ``select`` over the loader's scratch DuckDB, in the common raw-rec
     _error (varchar) why the record could not even be parsed, else null
     <field> (varchar) one column per contract field, as text; null when absent
 
-The writer (validation's :meth:`~analytics_pipeline.defs.ingestion.validation.Checker.write`)
+The writer (validation's :meth:`~analytics_pipeline.lib.ingestion.validation.Checker.write`)
 checks them as they come, so a large day is never held whole: JSON Lines files are read in blocks
 of whole lines, Parquet files in batches of rows. :class:`RecordBatches` gathers the blocks of
 JSON Lines and CSV files, of many files and days, into statements of about :data:`BATCH_BYTES`:
@@ -16,7 +16,7 @@ planning the validation statement costs about as much as checking 2,000 records,
 small files paid per file.
 
 Every file is opened by its exact name from Python, in a local folder or an object store
-(:mod:`~analytics_pipeline.defs.ingestion.landing_zone`); never handed to DuckDB as a path, which
+(:mod:`~analytics_pipeline.lib.ingestion.landing_zone`); never handed to DuckDB as a path, which
 DuckDB would read as a glob pattern: ``x[1].parquet`` or ``snap-*.parquet``.
 
 Files are split and parsed by Arrow and DuckDB, never line by line in Python. A file that cannot be
@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from analytics_pipeline.defs.ingestion.landing_zone import FORMATS, LandingFile
+from analytics_pipeline.lib.ingestion.landing_zone import FORMATS, LandingFile
 
 
 class UnreadableFile(Exception):

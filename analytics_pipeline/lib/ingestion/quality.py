@@ -24,8 +24,8 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from analytics_pipeline.defs.ingestion.landing_zone import LandingZone
-from analytics_pipeline.defs.ingestion.readers import UNREADABLE_FILE_SQL
+from analytics_pipeline.lib.ingestion.landing_zone import LandingZone
+from analytics_pipeline.lib.ingestion.readers import UNREADABLE_FILE_SQL
 from analytics_pipeline.resources.warehouse import Warehouse
 
 

@@ -1,7 +1,7 @@
 """Set-based validation of raw records: SQL decides, for every record of a range of partitions,
 whether it is loaded, rejected (and why) or dropped as a duplicate.
 
-The rules come from the :class:`~analytics_pipeline.defs.ingestion.datasets.Dataset` declaration;
+The rules come from the :class:`~analytics_pipeline.lib.ingestion.datasets.Dataset` declaration;
 the first rule a record breaks is its reason. A :class:`Checker` runs in the loader's scratch DuckDB,
 whatever the warehouse engine is: the readers hand it records in batches (of many files and days),
 each batch is checked by one statement into the ``_checked`` table (typed values, the reason, and the original line only
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from analytics_pipeline.defs.ingestion.datasets import DECIMAL_SCALE, Dataset, Field
+from analytics_pipeline.lib.ingestion.datasets import DECIMAL_SCALE, Dataset, Field
 
 # ISO-8601 date-time with an explicit offset or Z (the contract requires one).
 _TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"

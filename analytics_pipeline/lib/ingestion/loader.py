@@ -16,11 +16,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from analytics_pipeline.defs.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
-from analytics_pipeline.defs.ingestion.landing_zone import LandingFile, LandingZone
-from analytics_pipeline.defs.ingestion.readers import SKIPPED, RecordBatches, UnreadableFile, read_records
-from analytics_pipeline.defs.ingestion.validation import Checker
-from analytics_pipeline.defs.operations.log_context import get_logger
+from analytics_pipeline.lib.ingestion.datasets import INGESTED_FILES, REJECTED_RECORDS, Dataset
+from analytics_pipeline.lib.ingestion.landing_zone import LandingFile, LandingZone
+from analytics_pipeline.lib.ingestion.readers import SKIPPED, RecordBatches, UnreadableFile, read_records
+from analytics_pipeline.lib.ingestion.validation import Checker
+from analytics_pipeline.lib.log_context import get_logger
 from analytics_pipeline.resources.warehouse import ScratchQuery, Warehouse
 
 log = get_logger("analytics_pipeline.ingestion")
