@@ -1,6 +1,6 @@
 """Partition definitions shared by every domain.
 
-Days are UTC dates starting at ``ANALYTICSSTART_DATE_DATE``. Today is a partition as well (the hourly
+Days are UTC dates starting at ``ANALYTICS_START_DATE``. Today is a partition as well (the hourly
 schedule refreshes it while the day is in progress); the daily schedule and ``backfill --days``
 work on complete days only.
 """
@@ -14,14 +14,14 @@ import dagster as dg
 from analytics_pipeline.settings import get_settings
 
 # Partitions are part of the definitions, so the start date is read when they load (every process
-# that loads the code location reads the same ANALYTICSSTART_DATE_DATE).
+# that loads the code location reads the same ANALYTICS_START_DATE).
 START_DATE = get_settings().start_date
 
 # end_offset=1: today is a partition too, refreshed hourly while the day is in progress.
 daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE.isoformat(), timezone="UTC", end_offset=1)
 
 # Weeks run Monday to Sunday (UTC; day_offset=1 is Monday). The first week is the one holding
-# ANALYTICSSTART_DATE_DATE (its days before the start date are simply empty); a week becomes a partition
+# ANALYTICS_START_DATE (its days before the start date are simply empty); a week becomes a partition
 # once it is complete.
 weekly_partitions = dg.WeeklyPartitionsDefinition(
     start_date=(START_DATE - timedelta(days=START_DATE.weekday())).isoformat(), day_offset=1, timezone="UTC"

@@ -238,10 +238,6 @@ class Settings:
         """The warehouse engine, under the name :class:`~analytics_pipeline.resources.warehouse.Warehouse` reads."""
         return self.warehouse
 
-    def report_recipients_for(self, target: str) -> tuple[str, ...]:
-        """Who receives the weekly report of ``target`` (a school's org_id, or ``platform``)."""
-        return dict(self.report_recipients).get(target, ())
-
 
 def write_env_setting(name: str, value: str, env_file: Path | None = None) -> None:
     """Set ``name=value`` in ``env_file`` (default: the project's ``.env``; created if missing),

@@ -306,14 +306,9 @@ def adapter_init() -> None:
 
 def prepare_dbt() -> None:
     """dbt's saved parse for this warehouse, where the pipeline's dbt resource looks for it."""
-    from analytics_pipeline.resources.dbt import dbt_resource
-    from analytics_pipeline.resources.warehouse import WarehouseResource
+    from analytics_pipeline.resources.dbt import save_parse
 
-    settings = _settings()
-    dbt, env = dbt_resource(settings), WarehouseResource.from_settings(settings).dbt_env()
-    invocation = dbt.cli(["parse", "--quiet"], env=env)
-    invocation.wait()
-    dbt.keep_saved_parse(invocation, env)
+    save_parse(_settings())
 
 
 def forecasting(items: str, days: str, repeat: str) -> None:

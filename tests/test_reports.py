@@ -41,7 +41,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import ORDER_HEADER, Landing, definitions, event, run_pipeline, run_unpartitioned
+from conftest import ORDER_HEADER, Landing, definitions, event, pipeline_resources, run_pipeline, run_unpartitioned
 from tests_support import free_port
 
 from analytics_pipeline.defs.reporting.delivery import DELIVERY_KEY, TRANSIENT_RETRY_POLICY, deliver_week
@@ -49,7 +49,6 @@ from analytics_pipeline.defs.reporting.weekly import WEEKLY_REPORTS_KEY, build_w
 from analytics_pipeline.jobs import DAILY_ASSETS
 from analytics_pipeline.lib.reporting.figures import Week
 from analytics_pipeline.resources.reports import ReportDeliveryResource, ReportsResource
-from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.settings import get_settings
 
 WEEK = Week(date(2025, 1, 13))
@@ -607,7 +606,10 @@ def test_custom_report_job_from_run_config(env, warehouse) -> None:
     from analytics_pipeline.defs.operations.retention import apply_retention
 
     build_weekly_reports(warehouse, ReportsResource.from_settings(get_settings()).folder, WEEK)
-    report = apply_retention(warehouse, RetentionResource.from_settings(get_settings()), date(2026, 1, 1))
+    resources = pipeline_resources()
+    report = apply_retention(
+        warehouse, resources["retention"], resources["alerting"], resources["reports"], date(2026, 1, 1)
+    )
     assert f"reports/{WEEK.start.isoformat()}/" in report.files_deleted
     assert custom_dir(csv).exists() and not week_dir().exists()
 
@@ -631,8 +633,8 @@ def test_recipients_setting_is_checked() -> None:
     from analytics_pipeline.settings import Settings, SettingsError
 
     settings = Settings.from_env({"ANALYTICS_REPORT_RECIPIENTS": "A=a@x.org, b@x.org; platform=ops@x.org"})
-    assert settings.report_recipients_for("A") == ("a@x.org", "b@x.org")
-    assert settings.report_recipients_for("C") == ()
+    assert dict(settings.report_recipients).get("A") == ("a@x.org", "b@x.org")
+    assert dict(settings.report_recipients).get("C", ()) == ()
     assert not Settings.from_env({}).report_smtp_host  # delivery is off by default
     with pytest.raises(SettingsError, match="ANALYTICS_REPORT_RECIPIENTS"):
         Settings.from_env({"ANALYTICS_REPORT_RECIPIENTS": "A=not-an-address"})

@@ -10,11 +10,10 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-from conftest import Landing, event, run_pipeline, table_rows
+from conftest import Landing, event, pipeline_resources, run_pipeline, table_rows
 
 from analytics_pipeline.defs.operations.retention import apply_retention
 from analytics_pipeline.resources.dbt import dbt_env
-from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.settings import DBT_PROJECT_DIR, get_settings
 
 OLD, RECENT = date(2025, 1, 2), date(2025, 3, 30)
@@ -55,7 +54,8 @@ def test_retention_deletes_only_what_is_past_its_period(env, warehouse, landing:
     long_ago = time.mktime((2025, 2, 1, 0, 0, 0, 0, 0, -1))
     os.utime(old_alert, (long_ago, long_ago))
 
-    report = apply_retention(warehouse, RetentionResource.from_settings(get_settings()), TODAY)
+    resources = pipeline_resources()
+    report = apply_retention(warehouse, resources["retention"], resources["alerting"], resources["reports"], TODAY)
 
     assert report.rows_deleted == {
         "raw.activity_events": 2,
@@ -101,6 +101,9 @@ def test_run_step_outputs_past_the_ops_period_are_deleted(env, warehouse) -> Non
     long_ago = time.time() - (settings.retention_ops_days + 2) * 86_400
     for name in (old_run, "not-a-run"):
         os.utime(storage / name, (long_ago, long_ago))
-    report = apply_retention(warehouse, RetentionResource.from_settings(settings), date.today())
+    resources = pipeline_resources()
+    report = apply_retention(
+        warehouse, resources["retention"], resources["alerting"], resources["reports"], date.today()
+    )
     assert f"$DAGSTER_HOME/storage/{old_run}/" in report.files_deleted
     assert sorted(p.name for p in storage.iterdir()) == sorted([new_run, "not-a-run"])

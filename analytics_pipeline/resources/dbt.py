@@ -20,7 +20,7 @@ avoids it (``bench/RESULTS.md`` has the figures):
 * dbt also re-parses when the warehouse connection differs from the saved parse's (a new test or
   benchmark warehouse, a switch between DuckDB and PostgreSQL). The saved parse is kept per
   connection under ``<target>/partial_parse/``; :meth:`AnalyticsDbtCliResource.cli` hands dbt the
-  one for the current connection and :func:`keep_saved_parse` keeps what dbt wrote.
+  one for the current connection and :meth:`AnalyticsDbtCliResource.keep_saved_parse` keeps what dbt wrote.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class AnalyticsDbtCliResource(DbtCliWithoutFixedCosts):
 
     def keep_saved_parse(self, invocation: DbtCliInvocation, env: Mapping[str, str] | None = None) -> None:
         """After an invocation started with ``env``: keep dbt's parse for the next one on its connection."""
-        keep_saved_parse(invocation, self.dbt_env(env))
+        _keep_saved_parse(invocation, self.dbt_env(env))
 
 
 def dbt_resource(settings: Settings) -> AnalyticsDbtCliResource:
@@ -185,7 +185,7 @@ def _restore_saved_parse(target_path: Path, dbt_env: Mapping[str, str]) -> None:
         os.utime(saved)  # recently used: kept by the pruning below
 
 
-def keep_saved_parse(invocation: DbtCliInvocation, dbt_env: Mapping[str, str]) -> None:
+def _keep_saved_parse(invocation: DbtCliInvocation, dbt_env: Mapping[str, str]) -> None:
     """After a dbt run with ``dbt_env``: keep the parse dbt saved for the next run on its connection,
     and prune old per-run target folders (each holds a few MB of logs and artifacts)."""
     written, saved = Path(invocation.target_path) / PARTIAL_PARSE_FILE, _saved_parse_path(dbt_env)
@@ -218,6 +218,15 @@ def _prune(oldest_first: list[Path], keep: int) -> None:
             path.unlink(missing_ok=True)
 
 
+def save_parse(settings: Settings, target_path: Path | None = None) -> None:
+    """``dbt parse`` with the pipeline's environment for ``settings``, kept as the saved parse of
+    that connection (the one a step on it starts from)."""
+    dbt, env = dbt_resource(settings), WarehouseResource.from_settings(settings).dbt_env()
+    invocation = dbt.cli(["parse", "--quiet"], target_path=target_path, env=env)
+    invocation.wait()
+    dbt.keep_saved_parse(invocation, env)
+
+
 def prepare_manifest() -> None:
     """Write ``target/manifest.json`` with ``dbt parse``, and keep that parse for this connection.
 
@@ -226,13 +235,9 @@ def prepare_manifest() -> None:
     the pipeline's connection (absolute paths) differs from a hand run's, and each would make the
     other parse the whole project again.
     """
-    settings = get_settings()
-    dbt, env = dbt_resource(settings), WarehouseResource.from_settings(settings).dbt_env()
     scratch = _target_root() / f".prepare-{os.getpid()}"
     try:
-        invocation = dbt.cli(["parse", "--quiet"], target_path=scratch, env=env)
-        invocation.wait()
-        dbt.keep_saved_parse(invocation, env)
+        save_parse(get_settings(), target_path=scratch)
         manifest = dbt_project.manifest_path
         manifest.parent.mkdir(parents=True, exist_ok=True)
         partial = manifest.with_name(f".{manifest.name}.{os.getpid()}")

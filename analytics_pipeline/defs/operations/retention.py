@@ -20,7 +20,9 @@ import dagster as dg
 
 from analytics_pipeline.executors import WAREHOUSE_QUEUE, on_queue
 from analytics_pipeline.lib.log_context import get_logger
+from analytics_pipeline.resources.alerting import AlertingResource
 from analytics_pipeline.resources.policies import WAREHOUSE_POOL
+from analytics_pipeline.resources.reports import ReportsResource
 from analytics_pipeline.resources.retention import RetentionResource
 from analytics_pipeline.resources.warehouse import Warehouse, WarehouseResource
 
@@ -52,7 +54,14 @@ def _ops_tables(warehouse: Warehouse) -> list[str]:
     return [row["name"] for row in rows]
 
 
-def apply_retention(warehouse: Warehouse, retention: RetentionResource, today: date) -> RetentionReport:
+def apply_retention(
+    warehouse: Warehouse,
+    retention: RetentionResource,
+    alerting: AlertingResource,
+    reports: ReportsResource,
+    today: date,
+) -> RetentionReport:
+    """Delete what is past its period; files are named relative to the output folder that holds them."""
     report = RetentionReport()
     activity_cutoff = today - timedelta(days=retention.activity_days)
     if warehouse.table_exists("raw.activity_events"):
@@ -66,12 +75,12 @@ def apply_retention(warehouse: Warehouse, retention: RetentionResource, today: d
     ops_cutoff = datetime.combine(today - timedelta(days=retention.ops_days), datetime.min.time())
     for table in _ops_tables(warehouse):
         report.rows_deleted[table] = _count_and_delete(warehouse, table, "recorded_at < ?", (ops_cutoff,))
-    resolved = retention.output / "alerts" / "resolved"
+    resolved = alerting.folder / "resolved"
     if resolved.is_dir():
         for path in sorted(resolved.glob("*.json")):
             if datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date() < ops_cutoff.date():
                 path.unlink()
-                report.files_deleted.append(str(path.relative_to(retention.output)))
+                report.files_deleted.append(str(path.relative_to(alerting.folder.parent)))
     # Step outputs Dagster keeps per run under $DAGSTER_HOME/storage/<run id>/ (the forecasting range
     # steps hand their results to the writer through them): a run folder past the ops period goes.
     storage = retention.storage
@@ -81,16 +90,15 @@ def apply_retention(warehouse: Warehouse, retention: RetentionResource, today: d
                 shutil.rmtree(folder)
                 report.files_deleted.append(f"$DAGSTER_HOME/storage/{folder.name}/")
     report_cutoff = today - timedelta(days=retention.report_days)
-    reports = retention.output / "reports"
-    if reports.is_dir():
-        for folder in sorted(p for p in reports.iterdir() if p.is_dir()):
+    if reports.folder.is_dir():
+        for folder in sorted(p for p in reports.folder.iterdir() if p.is_dir()):
             try:
                 week = date.fromisoformat(folder.name)
             except ValueError:
                 continue  # not a week folder: never delete what we did not write
             if week < report_cutoff:
                 shutil.rmtree(folder)
-                report.files_deleted.append(str(folder.relative_to(retention.output)) + "/")
+                report.files_deleted.append(str(folder.relative_to(reports.folder.parent)) + "/")
     return report
 
 
@@ -100,9 +108,13 @@ def apply_retention(warehouse: Warehouse, retention: RetentionResource, today: d
     tags=on_queue(WAREHOUSE_QUEUE),
 )
 def apply_retention_policies(
-    context: dg.OpExecutionContext, warehouse: WarehouseResource, retention: RetentionResource
+    context: dg.OpExecutionContext,
+    warehouse: WarehouseResource,
+    retention: RetentionResource,
+    alerting: AlertingResource,
+    reports: ReportsResource,
 ) -> None:
-    report = apply_retention(warehouse.get_client(), retention, datetime.now(UTC).date())
+    report = apply_retention(warehouse.get_client(), retention, alerting, reports, datetime.now(UTC).date())
     log.info(f"retention: {report.rows_deleted}, {len(report.files_deleted)} files")
     context.add_output_metadata(
         {

@@ -82,10 +82,9 @@ class Warehouse:
     # -- connections -------------------------------------------------------------------------
 
     def describe(self) -> str:
-        s = self
         if self.engine == "duckdb":
-            return f"DuckDB file {s.duckdb_path}"
-        return f"PostgreSQL database {s.pg_database!r} at {s.pg_host}:{s.pg_port} as {s.pg_user!r}"
+            return f"DuckDB file {self.duckdb_path}"
+        return f"PostgreSQL database {self.pg_database!r} at {self.pg_host}:{self.pg_port} as {self.pg_user!r}"
 
     def _connect_duckdb(
         self, read_only: bool = False, deadline: float | None = None, progress: warehouse_lock.Progress | None = None
@@ -239,30 +238,28 @@ class Warehouse:
                 connection.close()
 
     def _pg_params(self, database: str, connect_timeout: int = 5) -> dict[str, Any]:
-        s = self
         return {
-            "host": s.pg_host,
-            "port": s.pg_port,
-            "user": s.pg_user,
-            "password": s.pg_password or None,
+            "host": self.pg_host,
+            "port": self.pg_port,
+            "user": self.pg_user,
+            "password": self.pg_password or None,
             "dbname": database,
             "connect_timeout": connect_timeout,
             "options": "-c timezone=UTC",
         }
 
     def _connect_postgres(self, database: str | None = None, connect_timeout: int = 5) -> Any:
-        s = self
         try:
-            return psycopg2.connect(**self._pg_params(database or s.pg_database, connect_timeout))
+            return psycopg2.connect(**self._pg_params(database or self.pg_database, connect_timeout))
         except psycopg2.OperationalError as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
             if "does not exist" in reason:
                 raise MissingDatabaseError(
-                    f"PostgreSQL database {database or s.pg_database!r} does not exist; run any "
+                    f"PostgreSQL database {database or self.pg_database!r} does not exist; run any "
                     "analytics-pipeline command to create it or fix ANALYTICS_PG_DATABASE."
                 ) from error
             raise TransientWarehouseError(
-                f"Cannot connect to PostgreSQL at {s.pg_host}:{s.pg_port} as {s.pg_user!r} ({reason}); "
+                f"Cannot connect to PostgreSQL at {self.pg_host}:{self.pg_port} as {self.pg_user!r} ({reason}); "
                 "start the server or fix ANALYTICS_PG_HOST / ANALYTICS_PG_PORT / ANALYTICS_PG_USER / "
                 "ANALYTICS_PG_PASSWORD."
             ) from error
