@@ -29,8 +29,26 @@ from analytics_pipeline.defs.transform.schedules import (
 )
 from analytics_pipeline.executors import run_executor
 from analytics_pipeline.jobs import daily_pipeline_job
-from analytics_pipeline.resources import build_resources
+from analytics_pipeline.resources.alerting import AlertingResource
+from analytics_pipeline.resources.dbt import dbt_resource
+from analytics_pipeline.resources.landing_zone import LandingZoneResource
+from analytics_pipeline.resources.reports import ReportDeliveryResource, ReportsResource
+from analytics_pipeline.resources.retention import RetentionResource
+from analytics_pipeline.resources.warehouse import WarehouseResource
 from analytics_pipeline.settings import Settings, get_settings
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every resource of the code location, by the name steps and sensors ask for it."""
+    return {
+        "warehouse": WarehouseResource.from_settings(settings),
+        "dbt": dbt_resource(settings),
+        "landing_zone": LandingZoneResource.from_settings(settings),
+        "reports": ReportsResource.from_settings(settings),
+        "report_delivery": ReportDeliveryResource.from_settings(settings),
+        "alerting": AlertingResource.from_settings(settings),
+        "retention": RetentionResource.from_settings(settings),
+    }
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

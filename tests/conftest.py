@@ -183,7 +183,7 @@ def definitions() -> dg.Definitions:
 
 def pipeline_resources() -> dict[str, Any]:
     """The code location's resources with this test's settings."""
-    from analytics_pipeline.resources import build_resources
+    from analytics_pipeline.definitions import build_resources
 
     return build_resources(get_settings())
 
